@@ -1,0 +1,35 @@
+# The README's commands. Every target starts from a bare Python 3.11.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+DEVSTAMP := $(VENV)/.installed-dev
+
+.PHONY: demo test test-slow lint bench figures clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e .
+	touch $@
+
+$(DEVSTAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@ $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/fesr-sim demo
+
+test: $(DEVSTAMP)
+	$(BIN)/python -m pytest -n 2 -q
+
+test-slow: $(DEVSTAMP)
+	$(BIN)/python -m pytest -q -m slow
+
+lint: $(DEVSTAMP)
+	$(BIN)/ruff check simulator tests
+
+clean:
+	rm -rf $(VENV) build *.egg-info

@@ -1,0 +1,3 @@
+"""fesr-sim: Monte Carlo simulator of a FESR mixed financial instrument."""
+
+__version__ = "0.1.0"
