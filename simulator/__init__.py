@@ -1,3 +1,17 @@
-"""fesr-sim: Monte Carlo simulator of a FESR mixed financial instrument."""
+"""fesr-sim: Monte Carlo simulator of a FESR mixed financial instrument.
+
+Notebook use::
+
+    import simulator
+    scenario = simulator.load_scenario("scenarios/wecare_fesr_2018.toml")
+    results = simulator.run(scenario, replications=200)
+    results.summary          # one row per KPI
+    results.save("results/my-run")
+"""
 
 __version__ = "0.1.0"
+
+from .runner import run  # noqa: E402
+from .scenario import load_scenario  # noqa: E402
+
+__all__ = ["__version__", "load_scenario", "run"]

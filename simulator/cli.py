@@ -61,3 +61,101 @@ def validate(files: tuple[Path, ...], overrides: tuple[str, ...]) -> None:
             continue
         console.print(f"OK {path}  [dim]({scenario.name}, hash {scenario.hash()[:12]})[/dim]")
     sys.exit(EXIT_INPUT if failed else 0)
+
+
+def _print_summary(summary, title: str) -> None:
+    from rich.table import Table
+
+    from .labels import kpi_label, kpi_value
+
+    table = Table(title=title, title_justify="left", header_style="bold")
+    table.add_column("KPI")
+    table.add_column("media", justify="right")
+    table.add_column("P5", justify="right")
+    table.add_column("P50", justify="right")
+    table.add_column("P95", justify="right")
+    for row in summary.itertuples(index=False):
+        table.add_row(kpi_label(row.kpi, row.unit),
+                      *(kpi_value(getattr(row, c), row.unit) for c in ("mean", "p5", "p50",
+                                                                      "p95")))
+    console.print(table)
+
+
+@main.command()
+@click.argument("scenario_file", type=click.Path(path_type=Path))
+@click.option("--out", type=click.Path(path_type=Path), default=None,
+              help="Run folder to write (default: results/<name>-<timestamp>).")
+@click.option("--replications", "-n", type=click.IntRange(min=1), default=None,
+              help="Number of replications (default: the scenario's).")
+@click.option("--replication", "only", type=click.IntRange(min=0), multiple=True,
+              help="Run only this replication (repeatable): same numbers as in a full run.")
+@click.option("--seed", type=click.IntRange(min=0), default=None,
+              help="Master seed (default: the scenario's).")
+@click.option("--set", "overrides", multiple=True, metavar="PATH=VALUE",
+              help="Override a scenario value, e.g. --set lines.A.risk.default_rate=0.06")
+@click.option("--check", is_flag=True,
+              help="Assert the ledger invariants at every month of every replication.")
+@click.option("--no-report", is_flag=True, help="Do not write charts and reports.")
+@_input_errors_exit
+def run(scenario_file: Path, out: Path | None, replications: int | None, only: tuple[int, ...],
+        seed: int | None, overrides: tuple[str, ...], check: bool, no_report: bool) -> None:
+    """Run a scenario and write a run folder; print the KPI summary."""
+    from .results import default_folder
+    from .runner import run as run_scenario
+    from .scenario import load_scenario
+
+    scenario = load_scenario(scenario_file, list(overrides))
+    folder = out or default_folder(scenario)
+    if folder.exists():
+        from .errors import Problem
+        raise InputError([Problem("--out", str(folder), "already exists: choose another "
+                                  "folder")])
+    count = len(only) or replications or scenario.scenario.replications
+    try:
+        with _progress(count) as advance:
+            results = run_scenario(scenario, replications=replications, seed=seed, check=check,
+                                   replication_ids=sorted(set(only)) or None,
+                                   command=sys.argv, progress=advance)
+        results.save(folder)
+    except KeyboardInterrupt:
+        err_console.print("interrupted: no run folder was written")
+        sys.exit(130)
+    _print_summary(results.summary, f"{scenario.title} - {count} replicazioni")
+    console.print(f"Risultati in [bold]{folder}[/bold]")
+
+
+def _progress(total: int):
+    """A progress bar on a terminal; nothing in logs and CI."""
+    import contextlib
+
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    @contextlib.contextmanager
+    def bar():
+        if not err_console.is_terminal:
+            yield lambda done: None
+            return
+        with Progress("replicazioni", BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                      TimeRemainingColumn(), console=err_console, transient=True) as progress:
+            task = progress.add_task("run", total=total)
+            yield lambda done: progress.update(task, completed=done)
+    return bar()
+
+
+@main.command()
+@click.option("--replications", "-n", type=click.IntRange(min=1), default=200,
+              help="Replications for the demo run.")
+@click.pass_context
+def demo(ctx: click.Context, replications: int) -> None:
+    """Run the reference scenario (scenarios/wecare_fesr_2018.toml)."""
+    reference = Path(__file__).resolve().parent.parent / "scenarios" / "wecare_fesr_2018.toml"
+    if not reference.exists():
+        reference = Path("scenarios/wecare_fesr_2018.toml")
+    ctx.invoke(run, scenario_file=reference, out=None, replications=replications, only=(),
+               seed=None, overrides=(), check=False, no_report=False)

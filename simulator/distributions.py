@@ -6,10 +6,14 @@ model that knows how to draw a numpy array of values from a
 ``numpy.random.Generator``; the model never calls numpy's global random state,
 so a replication's draws depend on its own seed stream only.
 
-Costs are truncated to the line's bounds ``[min_cost, max_cost]``; durations
-to ``[0, inf)``.  Truncation of the lognormal is exact (inverse CDF on the
-truncated range, Devroye 1986, ch. 2), not rejection sampling, so a draw costs
-the same whatever the bounds.
+``draw(rng, size, low, high)`` returns values of the distribution *truncated*
+to ``[low, high]`` (costs: the line's ``[min_cost, max_cost]``; durations:
+``[0, inf)``), that is drawn from the distribution conditioned on lying in the
+bounds.  Truncation is exact (inverse CDF on the truncated range, Devroye
+1986, ch. 2), not rejection sampling, so a draw costs the same whatever the
+bounds, and each draw uses exactly one uniform number of the stream.  Only
+when the distribution puts no probability at all inside the bounds are the
+values clipped to the nearest bound (the scenario checks refuse such costs).
 """
 
 from __future__ import annotations
@@ -21,7 +25,16 @@ import numpy as np
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 from scipy.special import ndtr, ndtri
 
-_CONFIG = ConfigDict(extra="forbid", strict=True, frozen=True)
+_CONFIG = ConfigDict(extra="forbid", strict=True, frozen=True, allow_inf_nan=False)
+
+
+def _text(value: float) -> str:
+    """A number as a person would write it: 12, 1.5, 1400000."""
+    return str(int(value)) if float(value).is_integer() and abs(value) < 1e15 else repr(value)
+
+
+def _clip(values: np.ndarray, low: float, high: float) -> np.ndarray:
+    return np.clip(values, low, high)
 
 
 class Fixed(BaseModel):
@@ -38,6 +51,10 @@ class Fixed(BaseModel):
     def bounds(self) -> tuple[float, float]:
         return self.value, self.value
 
+    def mass_inside(self, low: float, high: float) -> float:
+        """Probability of a value in ``[low, high]`` (before truncation)."""
+        return 1.0 if low <= self.value <= high else 0.0
+
 
 class Uniform(BaseModel):
     """Uniform on [low, high]."""
@@ -50,15 +67,26 @@ class Uniform(BaseModel):
     @model_validator(mode="after")
     def _ordered(self) -> Uniform:
         if not self.low <= self.high:
-            raise ValueError(f"low must not exceed high, got low={self.low}, high={self.high}")
+            raise ValueError(f"needs low <= high, got low = {_text(self.low)}, "
+                             f"high = {_text(self.high)}")
         return self
 
     def draw(self, rng: np.random.Generator, size: int, low: float = 0.0,
              high: float = math.inf) -> np.ndarray:
-        return np.clip(rng.uniform(self.low, self.high, size), low, high)
+        lo, hi = max(self.low, low), min(self.high, high)
+        u = rng.uniform(0.0, 1.0, size)
+        if lo > hi:  # no overlap with the bounds: clip to the nearest one
+            return _clip(self.low + (self.high - self.low) * u, low, high)
+        return _clip(lo + (hi - lo) * u, low, high)
 
     def bounds(self) -> tuple[float, float]:
         return self.low, self.high
+
+    def mass_inside(self, low: float, high: float) -> float:
+        if self.low == self.high:
+            return 1.0 if low <= self.low <= high else 0.0
+        overlap = min(self.high, high) - max(self.low, low)
+        return max(overlap, 0.0) / (self.high - self.low)
 
 
 class Triangular(BaseModel):
@@ -74,18 +102,44 @@ class Triangular(BaseModel):
     def _ordered(self) -> Triangular:
         if not self.low <= self.mode <= self.high:
             raise ValueError(
-                f"needs low <= mode <= high, got low={self.low}, mode={self.mode}, "
-                f"high={self.high}")
+                f"needs low <= mode <= high, got low = {_text(self.low)}, "
+                f"mode = {_text(self.mode)}, high = {_text(self.high)}")
         return self
+
+    def cdf(self, x: np.ndarray | float) -> np.ndarray:
+        a, c, b = self.low, self.mode, self.high
+        x = np.clip(np.asarray(x, dtype=float), a, b)
+        if a == b:
+            return np.ones_like(x)
+        left = (x - a) ** 2 / ((b - a) * (c - a)) if c > a else np.ones_like(x)
+        right = 1.0 - (b - x) ** 2 / ((b - a) * (b - c)) if b > c else np.ones_like(x)
+        return np.where(x <= c, left if c > a else 0.0, right)
+
+    def ppf(self, p: np.ndarray) -> np.ndarray:
+        a, c, b = self.low, self.mode, self.high
+        split = (c - a) / (b - a)
+        p = np.asarray(p, dtype=float)
+        left = a + np.sqrt(p * (b - a) * (c - a))
+        right = b - np.sqrt((1.0 - p) * (b - a) * (b - c))
+        return np.where(p < split, left, right)
 
     def draw(self, rng: np.random.Generator, size: int, low: float = 0.0,
              high: float = math.inf) -> np.ndarray:
+        u = rng.uniform(0.0, 1.0, size)
         if self.low == self.high:
-            return np.full(size, self.low, dtype=float)
-        return np.clip(rng.triangular(self.low, self.mode, self.high, size), low, high)
+            return _clip(np.full(size, self.low, dtype=float), low, high)
+        p_low, p_high = float(self.cdf(low)), float(self.cdf(high))
+        if p_high <= p_low:  # no overlap with the bounds
+            return _clip(self.ppf(u), low, high)
+        return _clip(self.ppf(p_low + (p_high - p_low) * u), low, high)
 
     def bounds(self) -> tuple[float, float]:
         return self.low, self.high
+
+    def mass_inside(self, low: float, high: float) -> float:
+        if self.low == self.high:
+            return 1.0 if low <= self.low <= high else 0.0
+        return max(float(self.cdf(high)) - float(self.cdf(low)), 0.0)
 
 
 class Lognormal(BaseModel):
@@ -94,21 +148,52 @@ class Lognormal(BaseModel):
     model_config = _CONFIG
     dist: Literal["lognormal"]
     median: float = Field(gt=0)
-    sigma: float = Field(ge=0)
+    sigma: float = Field(ge=0, le=10)
+
+    def _z(self, x: float) -> float:
+        """Standard normal quantile of ``x`` (``-inf`` at 0, ``inf`` at ``inf``)."""
+        if x <= 0:
+            return -math.inf
+        if math.isinf(x):
+            return math.inf
+        return (math.log(x) - math.log(self.median)) / self.sigma
 
     def draw(self, rng: np.random.Generator, size: int, low: float = 0.0,
              high: float = math.inf) -> np.ndarray:
+        u = rng.uniform(0.0, 1.0, size)
         if self.sigma == 0:
             return np.full(size, min(max(self.median, low), high), dtype=float)
-        mu = math.log(self.median)
-        # Inverse CDF restricted to [F(low), F(high)]: exact truncation.
-        p_low = float(ndtr((math.log(low) - mu) / self.sigma)) if low > 0 else 0.0
-        p_high = float(ndtr((math.log(high) - mu) / self.sigma)) if math.isfinite(high) else 1.0
-        u = rng.uniform(p_low, p_high, size)
-        return np.clip(np.exp(mu + self.sigma * ndtri(u)), low, high)
+        z_low, z_high = self._z(low), self._z(high)
+        # Inverse CDF restricted to [F(low), F(high)]: exact truncation.  In the
+        # upper tail the survival function keeps the precision the CDF loses.
+        if z_low > 0:
+            s_high, s_low = float(ndtr(-z_high)), float(ndtr(-z_low))
+            z = -ndtri(s_high + (s_low - s_high) * u) if s_low > s_high else \
+                np.full(size, z_low)
+        else:
+            p_low, p_high = float(ndtr(z_low)), float(ndtr(z_high))
+            z = ndtri(p_low + (p_high - p_low) * u) if p_high > p_low else \
+                np.full(size, z_high)
+        return _clip(self.median * np.exp(self.sigma * z), low, high)
 
     def bounds(self) -> tuple[float, float]:
         return 0.0, math.inf
+
+    def mass_inside(self, low: float, high: float) -> float:
+        if self.sigma == 0:
+            return 1.0 if low <= self.median <= high else 0.0
+        z_low, z_high = self._z(low), self._z(high)
+        if z_low > 0:
+            return max(float(ndtr(-z_low)) - float(ndtr(-z_high)), 0.0)
+        return max(float(ndtr(z_high)) - float(ndtr(z_low)), 0.0)
+
+    def truncated_median(self, low: float = 0.0, high: float = math.inf) -> float:
+        """The median of the distribution truncated to ``[low, high]``."""
+        if self.sigma == 0:
+            return min(max(self.median, low), high)
+        p_low, p_high = float(ndtr(self._z(low))), float(ndtr(self._z(high)))
+        z = float(ndtri((p_low + p_high) / 2))
+        return min(max(self.median * math.exp(self.sigma * z), low), high)
 
 
 class Empirical(BaseModel):
@@ -127,30 +212,48 @@ class Empirical(BaseModel):
                     f"weights must have as many entries as values ({len(self.values)}), "
                     f"got {len(self.weights)}")
             if any(w < 0 for w in self.weights) or sum(self.weights) <= 0:
-                raise ValueError("weights must be non-negative and not all zero")
+                raise ValueError("weights must be 0 or more and not all 0, got "
+                                 f"{', '.join(_text(w) for w in self.weights)}")
         return self
+
+    def _probabilities(self) -> np.ndarray:
+        if self.weights is None:
+            return np.full(len(self.values), 1.0 / len(self.values))
+        w = np.asarray(self.weights, dtype=float)
+        return w / w.sum()
 
     def draw(self, rng: np.random.Generator, size: int, low: float = 0.0,
              high: float = math.inf) -> np.ndarray:
         values = np.asarray(self.values, dtype=float)
-        p = None
-        if self.weights is not None:
-            w = np.asarray(self.weights, dtype=float)
-            p = w / w.sum()
-        return np.clip(rng.choice(values, size=size, p=p), low, high)
+        p = self._probabilities()
+        inside = (values >= low) & (values <= high)
+        if (p * inside).sum() > 0:  # truncation: renormalise over the values inside
+            p = p * inside / (p * inside).sum()
+        u = rng.uniform(0.0, 1.0, size)
+        index = np.searchsorted(np.cumsum(p), u, side="right")
+        return _clip(values[np.minimum(index, len(values) - 1)], low, high)
 
     def bounds(self) -> tuple[float, float]:
         return min(self.values), max(self.values)
 
+    def mass_inside(self, low: float, high: float) -> float:
+        values = np.asarray(self.values, dtype=float)
+        return float((self._probabilities() * ((values >= low) & (values <= high))).sum())
+
 
 def _number_is_fixed(value: object) -> object:
-    # A plain number in the file means "fixed"; booleans are not numbers here.
+    # A plain number in the file means "fixed"; booleans and texts are not numbers here.
     if isinstance(value, bool):
+        raise ValueError("expected a number or a distribution table, "
+                         f"got {str(value).lower()}")
+    if isinstance(value, str):
         raise ValueError(f"expected a number or a distribution table, got {value!r}")
     if isinstance(value, int | float):
         return {"dist": "fixed", "value": float(value)}
     return value
 
+
+DISTRIBUTIONS = (Fixed, Uniform, Triangular, Lognormal, Empirical)
 
 Distribution = Annotated[
     Fixed | Uniform | Triangular | Lognormal | Empirical,
@@ -164,4 +267,12 @@ def to_file_value(dist: BaseModel) -> object:
     if isinstance(dist, Fixed):
         value = dist.value
         return int(value) if float(value).is_integer() else value
-    return dist.model_dump(exclude_none=True)
+
+    def plain(value: object) -> object:
+        if isinstance(value, list):
+            return [plain(v) for v in value]
+        if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
+            return int(value)
+        return value
+
+    return {k: plain(v) for k, v in dist.model_dump(exclude_none=True).items()}

@@ -31,7 +31,7 @@ from __future__ import annotations
 import math
 import re
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
-from functools import lru_cache
+from functools import cache
 from numbers import Integral, Real
 
 import numpy as np
@@ -181,7 +181,7 @@ def round_half_away(a: np.ndarray) -> np.ndarray:
 
 
 def cents_to_euros(cents: int) -> Decimal:
-    """Exact amount in euros of an integer number of cents (``123456`` -> ``Decimal('1234.56')``)."""
+    """Exact amount in euros of integer cents: ``123456`` -> ``Decimal('1234.56')``."""
     # Built from a tuple so no decimal context (precision, rounding) is involved.
     c = _as_cents(cents)
     digits = tuple(int(d) for d in str(abs(c)))
@@ -191,7 +191,7 @@ def cents_to_euros(cents: int) -> Decimal:
 # --------------------------------------------------------------------------- formatting
 
 
-@lru_cache(maxsize=None)
+@cache
 def _currency_pattern(locale: str, decimals: bool) -> str:
     """The locale's euro pattern, with or without the cents part."""
     pattern = Locale.parse(locale).currency_formats["standard"].pattern
@@ -237,7 +237,9 @@ def format_eur(cents: int, lang: str = "it", decimals: bool = True) -> str:
     return _ascii(text)
 
 
-def _format_scaled(cents: int, scale: int, lang: str, digits: int, it_unit: str, en_unit: str) -> str:
+def _format_scaled(
+    cents: int, scale: int, lang: str, digits: int, it_unit: str, en_unit: str
+) -> str:
     digits = _check_digits(digits)
     value = _quantize(Decimal(_as_cents(cents)) / scale, digits)
     number = _fmt_decimal(value.copy_abs(), lang, digits)

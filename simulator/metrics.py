@@ -1,0 +1,140 @@
+"""KPIs: the numbers a deliberation cites, one value per replication.
+
+Names are a contract (``DESIGN.md``); the README's KPI section defines each
+with its formula and unit, from the same table as :data:`KPI_DEFINITIONS`.
+Money KPIs are in euros (floats, exact to the cent: they are computed from
+integer cents and divided by 100 only at the end).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+# name -> (unit, formula in words)
+KPI_DEFINITIONS: dict[str, tuple[str, str]] = {
+    "projects_financed_<line>": (
+        "count", "projects committed on the line over the horizon"),
+    "public_committed_eur": (
+        "EUR", "sum over committed projects of the fund's exposure (public loan + grant)"),
+    "loans_disbursed_eur": ("EUR", "fund loan tranches paid to final recipients"),
+    "grants_paid_eur": ("EUR", "grants paid to final recipients"),
+    "private_cofinancing_eur": (
+        "EUR", "bank loans + recipients' own funds of committed projects "
+        "(eligible cost - public loan - grant)"),
+    "leverage": (
+        "ratio", "(loans disbursed + grants paid + private co-financing) / endowment: "
+        "finance reaching final recipients per euro of the fund (Financial Regulation "
+        "variant, with the whole endowment as the public contribution)"),
+    "revolving_multiplier": (
+        "ratio", "cumulative fund loans disbursed / loan resources endowed, where loan "
+        "resources = sum over lines of allocation x public loan / (public loan + grant) "
+        "of the line's instrument"),
+    "absorption_at_eligibility_end": (
+        "share", "(loans disbursed + grants paid) by the end of the month of the "
+        "eligibility deadline / endowment"),
+    "desk_exhausted_month": (
+        "months", "months from the start until the first admitted application found its "
+        "line without money (rejected or queued); empty when it never happened"),
+    "rejected_no_funds": (
+        "count", "admitted applications rejected for lack of funds, including those that "
+        "left the waiting list after max_wait_months"),
+    "losses_eur": ("EUR", "loan principal written off (defaults, failures) - recoveries"),
+    "fees_eur": ("EUR", "management fees charged over the horizon (paid from the fund or "
+                 "by the Region, as the scenario says)"),
+    "net_public_cost_eur": (
+        "EUR", "grants paid - grants recovered + losses + fees - interest received - "
+        "treasury interest"),
+    "fund_value_end_eur": (
+        "EUR", "cash + performing loans outstanding at the horizon (legacy excluded)"),
+    "legacy_eur": ("EUR", "returns set aside after revolving_until, at the horizon"),
+    "esl_mean_pct": (
+        "%", "mean over financed projects of the gross grant equivalent (ESL) as a "
+        "percentage of the eligible cost"),
+    "esl_total_eur": ("EUR", "sum of the gross grant equivalents of financed projects"),
+    "projects_failed": ("count", "committed projects that failed before completion"),
+    "projects_defaulted": ("count", "loans that defaulted during grace or repayment"),
+}
+
+
+def kpi_unit(name: str) -> str:
+    if name.startswith("projects_financed_"):
+        return KPI_DEFINITIONS["projects_financed_<line>"][0]
+    return KPI_DEFINITIONS[name][0]
+
+
+def replication_kpis(scenario, total: dict[str, np.ndarray], loans: dict[str, np.ndarray],
+                     first_dry_months: float, eligibility_month: int) -> dict[str, float]:
+    """Every KPI of one replication from its total series and its loan book."""
+    endowment = round(scenario.fund.endowment * 100)
+    end = -1
+    line_of = loans["line"]
+    kpis: dict[str, float] = {}
+    for line_id in scenario.lines:
+        kpis[f"projects_financed_{line_id}"] = float(np.count_nonzero(line_of == line_id))
+    exposure = loans["public_loan"] + loans["grant"]
+    committed = int(exposure.sum())
+    private = int((loans["eligible_cost"] - loans["public_loan"] - loans["grant"]).sum())
+    disbursed = int(total["loans_disbursed"][end])
+    grants = int(total["grants_paid"][end])
+    losses = int(total["principal_written_off"][end] - total["recoveries"][end])
+    fees = int(total["fees_charged"][end])
+    kpis["public_committed_eur"] = committed / 100
+    kpis["loans_disbursed_eur"] = disbursed / 100
+    kpis["grants_paid_eur"] = grants / 100
+    kpis["private_cofinancing_eur"] = private / 100
+    kpis["leverage"] = (disbursed + grants + private) / endowment
+    kpis["revolving_multiplier"] = disbursed / max(loan_resources(scenario), 1)
+    m = min(eligibility_month, len(total["loans_disbursed"]) - 1)
+    paid_by_deadline = int(total["loans_disbursed"][m] + total["grants_paid"][m]) if m >= 0 \
+        else 0
+    kpis["absorption_at_eligibility_end"] = paid_by_deadline / endowment
+    kpis["desk_exhausted_month"] = first_dry_months
+    kpis["rejected_no_funds"] = float(total["rejected_no_funds"][end])
+    kpis["losses_eur"] = losses / 100
+    kpis["fees_eur"] = fees / 100
+    kpis["net_public_cost_eur"] = (
+        grants - int(total["grants_recovered"][end]) + losses + fees
+        - int(total["interest_received"][end]) - int(total["treasury_interest"][end])) / 100
+    kpis["fund_value_end_eur"] = int(total["cash"][end] + total["loans_outstanding"][end]) / 100
+    kpis["legacy_eur"] = int(total["legacy"][end]) / 100
+    esl = loans["esl"]
+    cost = loans["eligible_cost"]
+    kpis["esl_mean_pct"] = float(np.mean(esl / cost) * 100) if len(esl) else math.nan
+    kpis["esl_total_eur"] = int(esl.sum()) / 100
+    status = loans["status"]
+    kpis["projects_failed"] = float(np.count_nonzero(status == "failed"))
+    kpis["projects_defaulted"] = float(np.count_nonzero(status == "defaulted"))
+    return kpis
+
+
+def loan_resources(scenario) -> int:
+    """Cents of the endowment meant for loans: each line's allocation x loan share of its mix."""
+    total = 0.0
+    for line in scenario.lines.values():
+        i = line.instrument
+        loan = i.coverage * i.public_loan_share
+        grant = i.grant_share if i.grant_base == "eligible_cost" else i.grant_share * loan
+        share = loan / (loan + grant) if loan + grant > 0 else 0.0
+        total += line.allocation * 100 * share
+    return round(total)
+
+
+def summarise(kpis: pd.DataFrame) -> pd.DataFrame:
+    """One row per KPI: unit, mean, P5, P50, P95 and how many replications define it."""
+    rows = []
+    for name in kpis.columns:
+        if name == "replication":
+            continue
+        values = kpis[name].to_numpy(dtype=float)
+        defined = values[~np.isnan(values)]
+        if len(defined):
+            p5, p50, p95 = np.percentile(defined, [5, 50, 95])
+            mean = float(defined.mean())
+        else:
+            mean = p5 = p50 = p95 = math.nan
+        rows.append({"kpi": name, "unit": kpi_unit(name), "mean": mean, "p5": float(p5),
+                     "p50": float(p50), "p95": float(p95), "replications": len(defined)})
+    return pd.DataFrame(rows)

@@ -1,0 +1,323 @@
+"""The SimPy model of the fund: applications, evaluation, commitment, waiting lists.
+
+One call of :func:`simulate` runs one replication.  SimPy carries the
+decisions, the events whose order matters: applications arriving and being
+evaluated, commitments on the desk (*sportello*, first come first served) or
+at the close of a call (*graduatoria*, ranked by score), the waiting list
+served at each month end as money comes back, reallocations between lines.
+Everything that follows a commitment (tranches, grant, instalments,
+failure, default, prepayment, recovery) is known in closed form and booked
+by the ledger (see ``loanbook``), so a replication costs about one SimPy
+event per application, not one per instalment.
+
+Draws: every line has two random streams spawned from the master seed, the
+replication number and the line id (not its position): one for the
+applications (arrival times, costs, admission, evaluation, score), one for
+the projects' fates (signing and implementation times, failure, default and
+prepayment draws).  Each application carries its fate from the moment it is
+drawn, so two scenarios run with the same seed see the same applications
+with the same fates (common random numbers), whatever they change in the
+instrument.
+"""
+
+from __future__ import annotations
+
+import math
+import zlib
+from collections import deque
+from dataclasses import dataclass
+
+import numpy as np
+import simpy
+
+from .ledger import LineLedger
+from .loanbook import Fate, Flows, Terms, project_flows, project_terms
+from .money import round_half_away
+from .scenario import Line, Scenario, date_to_months, month_end
+
+ARRIVALS, FATES = 0, 1
+
+
+@dataclass(slots=True)
+class Application:
+    """One application to a line, with every draw it will ever need."""
+
+    project_id: str
+    line_id: str
+    arrival: float            # months since the start
+    eligible_cost: int        # cents
+    admitted: bool
+    evaluation_months: float
+    score: float
+    fate: Fate
+    decided: float = math.nan
+    queued_at: float = math.nan
+
+
+@dataclass(slots=True)
+class Loan:
+    """A committed project: its application, terms, commitment time and flows."""
+
+    application: Application
+    terms: Terms
+    commit_time: float
+    flows: Flows
+
+
+def line_rng(seed: int, replication: int, line_id: str, purpose: int) -> np.random.Generator:
+    """The random stream of one line and purpose in one replication."""
+    key = (replication, zlib.crc32(line_id.encode()), purpose)
+    return np.random.Generator(np.random.PCG64(np.random.SeedSequence(seed, spawn_key=key)))
+
+
+def _windows(line: Line, scenario: Scenario) -> list[tuple[float, float]]:
+    """When the line takes applications, in months since the start."""
+    horizon = float(scenario.scenario.horizon_months)
+    start = scenario.scenario.start
+    if line.procedure == "graduatoria" and line.calls:
+        spans = [(date_to_months(start, c.opens), date_to_months(start, c.closes))
+                 for c in line.calls]
+    else:
+        opens = date_to_months(start, line.desk_opens) if line.desk_opens else 0.0
+        closes = date_to_months(start, line.desk_closes) if line.desk_closes else horizon
+        spans = [(opens, closes)]
+    return [(max(0.0, a), min(b, horizon)) for a, b in spans if min(b, horizon) > max(0.0, a)]
+
+
+def draw_applications(scenario: Scenario, line_id: str, replication: int,
+                      seed: int) -> list[Application]:
+    """Every application of a line in one replication, in arrival order."""
+    line = scenario.lines[line_id]
+    apps = line.applications
+    rng = line_rng(seed, replication, line_id, ARRIVALS)
+    if apps.mode == "pipeline":
+        rows = scenario.pipeline(line_id)
+        n = len(rows)
+        arrival = rows["t"].to_numpy(dtype=float)
+        cost = rows["eligible_cost"].to_numpy(dtype=float)
+        drawn_admitted = rng.random(n) < apps.admission_rate
+        given = rows["admitted"].to_numpy(dtype=object)
+        admitted = np.array([bool(g) if g is not None else d
+                             for g, d in zip(given, drawn_admitted, strict=True)], dtype=bool)
+        evaluation = _override(rows["evaluation_months"], apps.evaluation_months.draw(rng, n))
+        score = _override(rows["score"], apps.score.draw(rng, n, low=-math.inf))
+        ids = rows["id"].astype(str).tolist()
+        implementation_given = rows["implementation_months"].to_numpy(dtype=float)
+    else:
+        times = []
+        for opens, closes in _windows(line, scenario):
+            count = rng.poisson(apps.per_month * (closes - opens))
+            times.append(np.sort(rng.uniform(opens, closes, count)))
+        arrival = np.concatenate(times) if times else np.zeros(0)
+        n = len(arrival)
+        cost = apps.cost.draw(rng, n, low=line.min_cost, high=line.max_cost)
+        admitted = rng.random(n) < apps.admission_rate
+        evaluation = apps.evaluation_months.draw(rng, n)
+        score = apps.score.draw(rng, n, low=-math.inf)
+        ids = [f"{line_id}-{k:05d}" for k in range(1, n + 1)]
+        implementation_given = np.full(n, np.nan)
+
+    fates = line_rng(seed, replication, line_id, FATES)
+    risk, disbursement = line.risk, line.disbursement
+    signing = disbursement.signing_months.draw(fates, n)
+    implementation = _override(implementation_given,
+                               disbursement.implementation_months.draw(fates, n))
+    fails = fates.random(n) < risk.failure_rate
+    failure_fraction = fates.random(n)
+    default_u = fates.random(n)
+    prepayment_u = fates.random(n)
+    cents = round_half_away(cost * 100.0)
+    return [
+        Application(ids[i], line_id, float(arrival[i]), int(cents[i]), bool(admitted[i]),
+                    float(evaluation[i]), float(score[i]),
+                    Fate(float(signing[i]), float(implementation[i]), bool(fails[i]),
+                         float(failure_fraction[i]), float(default_u[i]),
+                         float(prepayment_u[i])))
+        for i in range(n)
+    ]
+
+
+def _override(given, drawn: np.ndarray) -> np.ndarray:
+    """A pipeline's per-row value where given, the drawn one elsewhere."""
+    given = np.asarray(given, dtype=float)
+    return np.where(np.isnan(given), drawn, given)
+
+
+class FundModel:
+    """The fund in one replication: lines, ledgers, queues and the loan book."""
+
+    def __init__(self, scenario: Scenario, replication: int, seed: int):
+        self.scenario = scenario
+        self.replication = replication
+        self.horizon = scenario.scenario.horizon_months
+        start = scenario.scenario.start
+        self.start = start
+        # Time t lies in month floor(t + offset): the start date falls inside month 0.
+        self.offset = -date_to_months(start, start.replace(day=1))
+        fund = scenario.fund
+        legacy_from = self.horizon
+        if fund.revolving_until is not None:
+            legacy_from = math.floor(date_to_months(start, fund.revolving_until) + self.offset)
+            # Returns of the month that contains the cut-off date still revolve.
+            legacy_from = min(max(legacy_from + 1, 0), self.horizon)
+        self.ledgers = {
+            line_id: LineLedger(line_id, round(line.allocation * 100), self.horizon, fund.fees,
+                                fund.treasury_rate, legacy_from)
+            for line_id, line in scenario.lines.items()
+        }
+        self.applications = {
+            line_id: draw_applications(scenario, line_id, replication, seed)
+            for line_id in scenario.lines
+        }
+        self.queues: dict[str, deque[Application]] = {line_id: deque() for line_id in
+                                                       scenario.lines}
+        self._ticking: set[str] = set()
+        self.loans: list[Loan] = []
+        self.first_dry: float = math.nan
+        self.env = simpy.Environment(initial_time=0.0)
+
+    def month_of(self, t: float) -> int:
+        return math.floor(t + self.offset + 1e-9)
+
+    # -- processes ---------------------------------------------------------------------
+    def run(self) -> FundModel:
+        env = self.env
+        for line_id, line in self.scenario.lines.items():
+            ledger = self.ledgers[line_id]
+            for app in self.applications[line_id]:
+                ledger.count("applications", self.month_of(app.arrival))
+            if line.procedure == "graduatoria":
+                for opens, closes in _windows(line, self.scenario):
+                    env.process(self._call(line_id, opens, closes))
+            else:
+                env.process(self._desk(line_id))
+        for realloc in self.scenario.fund.reallocations:
+            env.process(self._reallocation(realloc))
+        env.run(until=self._end_time())
+        for ledger in self.ledgers.values():
+            ledger.close_until(self.horizon)
+        return self
+
+    def _end_time(self) -> float:
+        return self.horizon - self.offset
+
+    def _desk(self, line_id: str):
+        """Sportello: each admitted application is decided when its evaluation ends."""
+        env = self.env
+        admitted = [a for a in self.applications[line_id] if a.admitted]
+        admitted.sort(key=lambda a: a.arrival + a.evaluation_months)
+        for app in admitted:
+            when = app.arrival + app.evaluation_months
+            if when >= self._end_time():
+                break
+            if when > env.now:
+                yield env.timeout(when - env.now)
+            self._admit(app)
+            self._offer(app)
+
+    def _call(self, line_id: str, opens: float, closes: float):
+        """Graduatoria: the applications of a call are ranked once all are evaluated."""
+        env = self.env
+        entries = [a for a in self.applications[line_id] if opens <= a.arrival < closes]
+        ranking_time = max([closes, *(a.arrival + a.evaluation_months for a in entries)])
+        if ranking_time >= self._end_time():
+            return
+        yield env.timeout(max(0.0, ranking_time - env.now))
+        admitted = [a for a in entries if a.admitted]
+        admitted.sort(key=lambda a: (-a.score, a.arrival))
+        for app in admitted:
+            self._admit(app)
+            self._offer(app)
+
+    def _admit(self, app: Application) -> None:
+        app.decided = self.env.now
+        self.ledgers[app.line_id].count("admitted", self.month_of(self.env.now))
+
+    def _offer(self, app: Application) -> None:
+        """Commit if the line can cover the project; else reject or queue it."""
+        line = self.scenario.lines[app.line_id]
+        queue = self.queues[app.line_id]
+        if not (line.when_dry == "waiting_list" and queue) and self._try_commit(app):
+            return
+        if math.isnan(self.first_dry):
+            self.first_dry = self.env.now
+        month = self.month_of(self.env.now)
+        if line.when_dry == "reject":
+            self.ledgers[app.line_id].count("rejected_no_funds", month)
+            return
+        app.queued_at = self.env.now
+        queue.append(app)
+        if app.line_id not in self._ticking:
+            self._ticking.add(app.line_id)
+            self.env.process(self._serve_waiting_list(app.line_id))
+
+    def _try_commit(self, app: Application) -> bool:
+        line = self.scenario.lines[app.line_id]
+        ledger = self.ledgers[app.line_id]
+        now = self.env.now
+        month = self.month_of(now)
+        ledger.close_until(month)
+        terms = project_terms(app.eligible_cost, line.instrument)
+        if terms.exposure > ledger.free:
+            return False
+        flows = project_flows(terms, app.fate, now, self.month_of, line)
+        ledger.commit(month, terms.exposure, flows)
+        ledger.count("committed", month)
+        self.loans.append(Loan(app, terms, now, flows))
+        return True
+
+    def _serve_waiting_list(self, line_id: str):
+        """At every month end, serve the queue in order while money allows."""
+        env = self.env
+        queue = self.queues[line_id]
+        line = self.scenario.lines[line_id]
+        ledger = self.ledgers[line_id]
+        while queue:
+            month = self.month_of(env.now)
+            next_month_start = month + 1 - self.offset
+            ledger.set_waiting(month, len(queue))
+            if next_month_start >= self._end_time():
+                break
+            yield env.timeout(next_month_start - env.now)
+            ledger.set_waiting(month, len(queue))
+            while queue and env.now - queue[0].queued_at > line.max_wait_months:
+                queue.popleft()
+                ledger.count("rejected_no_funds", month + 1)
+            while queue and self._try_commit(queue[0]):
+                queue.popleft()
+        self._ticking.discard(line_id)
+
+    def _reallocation(self, realloc):
+        env = self.env
+        when = date_to_months(self.start, realloc.date)
+        if when >= self._end_time():
+            return
+        yield env.timeout(max(0.0, when - env.now))
+        month = self.month_of(env.now)
+        source, target = self.ledgers[realloc.from_], self.ledgers[realloc.to]
+        source.close_until(month)
+        target.close_until(month)
+        wanted = source.free if realloc.amount == "all_uncommitted" else \
+            round(realloc.amount * 100)
+        source.move(month, wanted, target)
+        queue = self.queues[realloc.to]
+        while queue and self._try_commit(queue[0]):
+            queue.popleft()
+
+    # -- calendar ----------------------------------------------------------------------------
+    def month_dates(self) -> list:
+        return [month_end(self.start, m) for m in range(self.horizon)]
+
+    def date_of(self, t: float):
+        """Calendar date of simulation time ``t``."""
+        month = self.month_of(t)
+        first = month_end(self.start, month).replace(day=1)
+        last = month_end(self.start, month)
+        frac = min(max(t + self.offset - month, 0.0), 1.0 - 1e-12)
+        return first.replace(day=1 + int(frac * last.day))
+
+
+def simulate(scenario: Scenario, replication: int, seed: int | None = None) -> FundModel:
+    """Run one replication and return the finished model (ledgers and loan book)."""
+    seed = scenario.scenario.seed if seed is None else seed
+    return FundModel(scenario, replication, seed).run()

@@ -1,0 +1,226 @@
+"""Replications: run the model, collect its tables, check the invariants.
+
+Replication ``i`` draws only from streams spawned from the scenario's master
+seed and ``i`` (see ``model.line_rng``), so any replication can be re-run
+alone (``fesr-sim run --replication 17``) and gives the same numbers, and
+the result does not depend on how replications are spread over workers.
+
+A replication's output is a :class:`ReplicationTables` of numpy columns (not
+DataFrames: building a DataFrame costs more than a small replication), and
+:func:`to_frames` turns a batch of them into the three tables of a run.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from . import state_aid
+from .ledger import (
+    COUNT_COLUMNS,
+    MONEY_COLUMNS,
+    check_invariants,
+    total_series,
+)
+from .metrics import replication_kpis
+from .model import FundModel, simulate
+from .scenario import Scenario, date_to_months
+
+LOAN_COLUMNS = (
+    "replication", "project_id", "line", "status", "application_date", "decision_date",
+    "commitment_date", "first_disbursement_date", "completion_date", "end_date",
+    "eligible_cost", "public_loan", "bank_loan", "grant", "loans_disbursed", "grant_paid",
+    "principal_repaid", "interest_paid", "written_off", "recovered", "grant_recovered",
+    "outstanding_end", "esl", "esl_pct",
+)
+
+
+@dataclass
+class ReplicationTables:
+    """The three tables of one replication as numpy columns."""
+
+    replication: int
+    series: dict[str, dict[str, np.ndarray]]   # line id (and "total") -> column -> array
+    loans: dict[str, np.ndarray]
+    kpis: dict[str, float]
+
+
+def run_replication(scenario: Scenario, replication: int, seed: int | None = None,
+                    check: bool = False) -> ReplicationTables:
+    """Simulate one replication and collect its tables (assert invariants if ``check``)."""
+    model = simulate(scenario, replication, seed)
+    return collect(model, check)
+
+
+def collect(model: FundModel, check: bool = False) -> ReplicationTables:
+    scenario = model.scenario
+    series = {line_id: ledger.series() for line_id, ledger in model.ledgers.items()}
+    total = total_series(list(series.values()))
+    if check:
+        dates = model.month_dates()
+        for line_id, s in series.items():
+            ledger = model.ledgers[line_id]
+            check_invariants(s, ledger.allocation, line_id, dates)
+        check_invariants(total, round(scenario.fund.endowment * 100), "total", dates)
+    series["total"] = total
+    loans = loan_table(model)
+    if check:
+        _check_loans(loans, model)
+    eligibility_month = math.floor(
+        date_to_months(model.start, scenario.fund.eligibility_end) + model.offset)
+    first_dry = model.first_dry
+    kpis = replication_kpis(scenario, total, loans, first_dry, eligibility_month)
+    return ReplicationTables(model.replication, series, loans, kpis)
+
+
+def loan_table(model: FundModel) -> dict[str, np.ndarray]:
+    """One row per committed project, money in cents truncated at the horizon."""
+    horizon = model.horizon
+    rates = state_aid.load_rate_table()
+    rows: dict[str, list] = {name: [] for name in LOAN_COLUMNS}
+    dates = model.month_dates()
+
+    def month_date(m: int) -> dt.date | None:
+        return dates[m] if 0 <= m < horizon else None
+
+    def within(pairs: list[tuple[int, int]]) -> int:
+        return sum(a for m, a in pairs if m < horizon)
+
+    for loan in model.loans:
+        app, terms, flows = loan.application, loan.terms, loan.flows
+        line = model.scenario.lines[app.line_id]
+        status = flows.status if 0 <= flows.end_month < horizon else "active"
+        if flows.status == "failed" and flows.end_month < horizon:
+            status = "failed"
+        disbursed = within(flows.loans_disbursed)
+        repaid = within(flows.principal_repaid)
+        written_off = within(flows.principal_written_off)
+        commit_date = model.date_of(loan.commit_time)
+        esl = _esl(terms, line, commit_date, rates)
+        values = {
+            "replication": model.replication, "project_id": app.project_id,
+            "line": app.line_id, "status": status,
+            "application_date": model.date_of(app.arrival),
+            "decision_date": model.date_of(app.decided),
+            "commitment_date": commit_date,
+            "first_disbursement_date": month_date(flows.first_disbursement_month),
+            "completion_date": month_date(flows.completion_month),
+            "end_date": month_date(flows.end_month) if status != "active" else None,
+            "eligible_cost": terms.eligible_cost, "public_loan": terms.public_loan,
+            "bank_loan": terms.bank_loan, "grant": terms.grant,
+            "loans_disbursed": disbursed, "grant_paid": within(flows.grants_paid),
+            "principal_repaid": repaid, "interest_paid": within(flows.interest_received),
+            "written_off": written_off, "recovered": within(flows.recoveries),
+            "grant_recovered": within(flows.grants_recovered),
+            "outstanding_end": disbursed - repaid - written_off,
+            "esl": esl, "esl_pct": 100.0 * esl / terms.eligible_cost,
+        }
+        for name, value in values.items():
+            rows[name].append(value)
+    out = {}
+    for name, values in rows.items():
+        if name in ("project_id", "line", "status") or name.endswith("_date"):
+            out[name] = np.array(values, dtype=object)
+        elif name == "esl_pct":
+            out[name] = np.array(values, dtype=float)
+        else:
+            out[name] = np.array(values, dtype=np.int64)
+    return out
+
+
+def _esl(terms, line, commit_date: dt.date, rates) -> int:
+    """Gross grant equivalent of a project's aid, at the rates in force at commitment."""
+    from .loanbook import schedule_of
+
+    schedule = schedule_of(terms, line)
+    grant_month = 0
+    return state_aid.grant_equivalent(
+        schedule, line.instrument.public_rate,
+        rates.reference_rate_at(commit_date), rates.discount_rate_at(commit_date),
+        grant_cents=terms.grant, grant_month=grant_month)
+
+
+def _check_loans(loans: dict[str, np.ndarray], model: FundModel) -> None:
+    """Loan-level identities: nothing repaid or written off beyond what was lent."""
+    from .ledger import InvariantError
+
+    owed = loans["loans_disbursed"] - loans["principal_repaid"] - loans["written_off"]
+    bad = (owed < 0) | (loans["loans_disbursed"] > loans["public_loan"]) | \
+        (loans["recovered"] > loans["written_off"])
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise InvariantError(
+            f"loan {loans['project_id'][i]} (replication {model.replication}): disbursed "
+            f"{loans['loans_disbursed'][i]}, repaid {loans['principal_repaid'][i]}, written off "
+            f"{loans['written_off'][i]}, recovered {loans['recovered'][i]} cents")
+
+
+def to_frames(batch: list[ReplicationTables], model_dates: list[dt.date],
+              line_ids: list[str]) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Timeseries, loans and KPI DataFrames of a batch of replications."""
+    horizon = len(model_dates)
+    names = [*line_ids, "total"]
+    dates = np.array(model_dates, dtype="datetime64[D]")
+    ts_parts = []
+    for tables in batch:
+        columns: dict[str, np.ndarray] = {
+            "replication": np.full(horizon * len(names), tables.replication, dtype=np.int32),
+            "date": np.tile(dates, len(names)),
+            "line": np.repeat(np.array(names, dtype=object), horizon),
+        }
+        for col in (*MONEY_COLUMNS, *COUNT_COLUMNS):
+            columns[col] = np.concatenate([tables.series[n][col] for n in names])
+        ts_parts.append(columns)
+    timeseries = pd.DataFrame({k: np.concatenate([p[k] for p in ts_parts])
+                               for k in ts_parts[0]}) if ts_parts else pd.DataFrame()
+    loans = pd.DataFrame({k: np.concatenate([t.loans[k] for t in batch])
+                          for k in LOAN_COLUMNS})
+    for col in loans.columns:
+        if col.endswith("_date"):
+            loans[col] = pd.to_datetime(loans[col]).dt.date
+    kpis = pd.DataFrame([{"replication": t.replication, **t.kpis} for t in batch])
+    return timeseries, loans, kpis
+
+
+def run(scenario: Scenario | str, replications: int | None = None, seed: int | None = None,
+        check: bool = False, replication_ids: list[int] | None = None,
+        command: list[str] | None = None, progress=None):
+    """Run replications of a scenario and return a :class:`~simulator.results.Results`.
+
+    ``replication_ids`` runs chosen replications only (a drill-down gives the
+    same numbers as in the full run); ``progress`` is called with the number
+    of replications done after each one.
+    """
+    from .metrics import summarise
+    from .results import Results, manifest
+    from .scenario import load_scenario
+
+    if not isinstance(scenario, Scenario):
+        scenario = load_scenario(scenario)
+    seed = scenario.scenario.seed if seed is None else seed
+    if replication_ids is None:
+        count = scenario.scenario.replications if replications is None else replications
+        replication_ids = list(range(count))
+    started = dt.datetime.now()
+    batch = []
+    for done, i in enumerate(replication_ids, start=1):
+        batch.append(run_replication(scenario, i, seed, check))
+        if progress is not None:
+            progress(done)
+    dates = [d for d in _dates(scenario)]
+    timeseries, loans, kpis = to_frames(batch, dates, list(scenario.lines))
+    ended = dt.datetime.now()
+    return Results(scenario, timeseries, loans, kpis, summarise(kpis),
+                   manifest(scenario, seed, replication_ids, started, ended, "serial",
+                            command))
+
+
+def _dates(scenario: Scenario) -> list[dt.date]:
+    from .scenario import month_end
+
+    return [month_end(scenario.scenario.start, m)
+            for m in range(scenario.scenario.horizon_months)]
