@@ -69,7 +69,7 @@ def _print_summary(summary, title: str) -> None:
     from .labels import kpi_label, kpi_value
 
     table = Table(title=title, title_justify="left", header_style="bold")
-    table.add_column("KPI")
+    table.add_column("KPI", no_wrap=True)
     table.add_column("media", justify="right")
     table.add_column("P5", justify="right")
     table.add_column("P50", justify="right")
@@ -78,6 +78,8 @@ def _print_summary(summary, title: str) -> None:
         table.add_row(kpi_label(row.kpi, row.unit),
                       *(kpi_value(getattr(row, c), row.unit) for c in ("mean", "p5", "p50",
                                                                       "p95")))
+    if not console.is_terminal:
+        console.width = max(console.width, 110)  # files and pipes: no wrapped rows
     console.print(table)
 
 

@@ -125,7 +125,11 @@ def monthly_hazard_month(u: float, annual_rate: float) -> float:
     if annual_rate >= 1:
         return 1.0
     log_survive = math.log1p(-annual_rate) / 12.0
-    return max(1.0, math.ceil(math.log1p(-u) / log_survive)) if u > 0 else 1.0
+    if u <= 0:
+        return 1.0
+    months = math.log1p(-u) / log_survive
+    # A vanishing rate puts the event beyond any horizon.
+    return max(1.0, math.ceil(months)) if months < 1e9 else math.inf
 
 
 def project_flows(terms: Terms, fate: Fate, commit_time: float, month_of, line) -> Flows:

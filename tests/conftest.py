@@ -1,0 +1,77 @@
+"""Shared fixtures: small scenarios written to a temporary folder."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+import tomli_w
+
+from simulator.scenario import Scenario, load_scenario
+
+ROOT = Path(__file__).resolve().parent.parent
+SCENARIOS = ROOT / "scenarios"
+
+# One line, one project at a time, no risk, no fees: a fund whose every euro is
+# easy to follow by hand. Tests change what they need with `deep_update`.
+BASE_TABLES: dict = {
+    "scenario": {"name": "tiny", "title": "Tiny fund", "start": "2020-01-01",
+                 "horizon_months": 60, "replications": 4, "seed": 7},
+    "fund": {"endowment": 1_000_000, "eligibility_end": "2023-12-31",
+             "treasury_rate": 0.0,
+             "fees": {"paid_from_fund": True, "base_rate": 0.0, "performance_rate": 0.0,
+                      "cap": 0.08}},
+    "lines": {"A": {
+        "title": "Linea A", "allocation": 1_000_000, "min_cost": 10_000, "max_cost": 500_000,
+        "procedure": "sportello", "when_dry": "reject",
+        "applications": {"mode": "poisson", "per_month": 0.0,
+                         "cost": 100_000, "admission_rate": 1.0, "evaluation_months": 0},
+        "instrument": {"coverage": 1.0, "public_loan_share": 0.8, "public_rate": 0.0,
+                       "bank_rate": 0.03, "grant_share": 0.0, "term_months": 24,
+                       "grace_months": 6, "frequency": "quarterly", "method": "french"},
+        "disbursement": {"tranches": [{"share": 1.0, "at": "signing"}],
+                         "signing_months": 0, "implementation_months": 3,
+                         "grant_paid_at": "completion"},
+        "risk": {"failure_rate": 0.0, "default_rate": 0.0, "recovery_rate": 0.0,
+                 "recovery_lag_months": 0, "prepayment_rate": 0.0},
+    }},
+}
+
+
+def deep_update(tables: dict, changes: dict) -> dict:
+    out = copy.deepcopy(tables)
+    for key, value in changes.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = deep_update(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def _dates_to_toml(value):
+    import datetime as dt
+    if isinstance(value, dict):
+        return {k: _dates_to_toml(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_dates_to_toml(v) for v in value]
+    if isinstance(value, str) and len(value) == 10 and value[4] == "-" and value[7] == "-":
+        return dt.date.fromisoformat(value)
+    return value
+
+
+def write_scenario(folder: Path, tables: dict, name: str = "scenario.toml") -> Path:
+    path = folder / name
+    path.write_text(tomli_w.dumps(_dates_to_toml(tables)), encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def make_scenario(tmp_path):
+    """Build a Scenario from BASE_TABLES plus changes (and an optional pipeline CSV)."""
+    def build(changes: dict | None = None, pipeline: str | None = None) -> Scenario:
+        tables = deep_update(BASE_TABLES, changes or {})
+        if pipeline is not None:
+            (tmp_path / "pipeline.csv").write_text(pipeline, encoding="utf-8")
+        return load_scenario(write_scenario(tmp_path, tables))
+    return build

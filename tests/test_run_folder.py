@@ -1,0 +1,133 @@
+"""The run folder contract, determinism and the `fesr-sim run` command."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from simulator import load_scenario
+from simulator import run as run_scenario
+from simulator.cli import main
+from simulator.results import FILES, load_results
+
+REFERENCE = "scenarios/wecare_fesr_2018.toml"
+
+
+@pytest.fixture(scope="module")
+def reference_run(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("runs") / "ref"
+    results = run_scenario(load_scenario(REFERENCE), replications=6, check=True)
+    results.save(folder)
+    return folder
+
+
+def test_run_folder_has_every_file_and_column(reference_run):
+    for name in FILES:
+        assert (reference_run / name).exists(), name
+    results = load_results(reference_run)
+    ts = results.timeseries
+    for col in ("replication", "date", "line", "cash", "committed_undisbursed",
+                "loans_outstanding", "legacy", "loans_disbursed", "grants_paid",
+                "grants_recovered", "principal_repaid", "interest_received",
+                "principal_written_off", "recoveries", "fees_paid", "treasury_interest",
+                "reallocated_in", "reallocated_out", "applications", "admitted", "committed",
+                "rejected_no_funds", "waiting"):
+        assert col in ts.columns, col
+    assert set(ts["line"]) == {"A", "B", "total"}
+    assert len(ts) == 6 * 207 * 3
+    assert ts["cash"].dtype == np.int64
+    for col in ("replication", "project_id", "line", "status", "application_date",
+                "commitment_date", "first_disbursement_date", "completion_date", "end_date",
+                "eligible_cost", "public_loan", "bank_loan", "grant", "principal_repaid",
+                "interest_paid", "written_off", "recovered", "esl"):
+        assert col in results.loans.columns, col
+    assert set(results.loans["status"]) <= {"active", "repaid", "prepaid", "defaulted",
+                                            "failed"}
+    assert list(results.summary.columns[:6]) == ["kpi", "unit", "mean", "p5", "p50", "p95"]
+    manifest = json.loads((reference_run / "manifest.json").read_text())
+    assert manifest["replications"] == 6
+    assert manifest["scenario_hash"] == results.scenario.hash()
+    assert load_scenario(REFERENCE).hash() == results.scenario.hash()
+
+
+def test_total_is_the_sum_of_lines_and_dates_are_month_ends(reference_run):
+    ts = load_results(reference_run).timeseries
+    money = [c for c in ts.columns if c not in ("replication", "date", "line")]
+    lines = ts[ts["line"] != "total"].groupby(["replication", "date"])[money].sum()
+    total = ts[ts["line"] == "total"].set_index(["replication", "date"])[money]
+    pd.testing.assert_frame_equal(lines.sort_index(), total.sort_index(), check_dtype=False)
+    dates = pd.to_datetime(ts["date"])
+    assert (dates + pd.Timedelta(days=1)).dt.day.eq(1).all()
+    assert dates.min() == pd.Timestamp("2018-10-31")
+    assert dates.max() == pd.Timestamp("2035-12-31")
+
+
+def test_kpis_match_the_timeseries(reference_run):
+    results = load_results(reference_run)
+    ts = results.timeseries
+    last = ts[(ts["line"] == "total") & (ts["date"] == ts["date"].max())].set_index(
+        "replication")
+    kpis = results.kpis.set_index("replication")
+    assert np.allclose(kpis["loans_disbursed_eur"], last["loans_disbursed"] / 100)
+    assert np.allclose(kpis["fund_value_end_eur"],
+                       (last["cash"] + last["loans_outstanding"]) / 100)
+    financed = results.loans.groupby(["replication", "line"]).size().unstack(fill_value=0)
+    assert np.array_equal(kpis["projects_financed_A"].to_numpy(),
+                          financed.reindex(kpis.index, fill_value=0)["A"].to_numpy())
+
+
+def test_same_seed_gives_identical_files_and_other_seed_differs(tmp_path):
+    runner = CliRunner()
+    for name, seed in (("a", "5"), ("b", "5"), ("c", "6")):
+        result = runner.invoke(main, ["run", REFERENCE, "-n", "3", "--seed", seed, "--out",
+                                      str(tmp_path / name), "--no-report"])
+        assert result.exit_code == 0, result.output
+    for name in ("timeseries.parquet", "loans.parquet", "kpis.parquet", "summary.csv"):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
+    assert (tmp_path / "a" / "loans.parquet").read_bytes() != \
+        (tmp_path / "c" / "loans.parquet").read_bytes()
+
+
+def test_one_replication_drill_down_gives_the_same_numbers(tmp_path, reference_run):
+    full = load_results(reference_run)
+    alone = run_scenario(load_scenario(REFERENCE), replication_ids=[4])
+    pd.testing.assert_frame_equal(
+        full.loans[full.loans["replication"] == 4].reset_index(drop=True),
+        alone.loans.reset_index(drop=True))
+    pd.testing.assert_frame_equal(
+        full.kpis[full.kpis["replication"] == 4].reset_index(drop=True), alone.kpis)
+
+
+def test_bad_scenario_writes_no_folder(tmp_path):
+    result = CliRunner().invoke(main, ["run", REFERENCE, "--set",
+                                       "lines.B.instrument.public_loan_share=1.4",
+                                       "--out", str(tmp_path / "out"), "--no-report"])
+    assert result.exit_code == 2
+    assert "lines.B.instrument.public_loan_share" in result.output
+    assert "Traceback" not in result.output
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_interrupted_save_leaves_nothing(tmp_path, monkeypatch):
+    results = run_scenario(load_scenario(REFERENCE), replications=1)
+
+    def explode(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(pd.DataFrame, "to_parquet", explode)
+    with pytest.raises(KeyboardInterrupt):
+        results.save(tmp_path / "run")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_run_prints_the_summary_table(tmp_path):
+    result = CliRunner().invoke(main, ["run", REFERENCE, "-n", "2", "--out",
+                                       str(tmp_path / "r"), "--no-report", "--check"])
+    assert result.exit_code == 0, result.output
+    assert "Progetti finanziati, linea A" in result.output
+    assert "P95" in result.output
+    assert str(tmp_path / "r") in result.output.replace("\n", "")
