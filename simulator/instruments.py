@@ -46,7 +46,7 @@ from numbers import Real
 
 import numpy as np
 
-__all__ = ["METHODS", "PERIOD_MONTHS", "Schedule", "loan_schedule"]
+__all__ = ["METHODS", "PERIOD_MONTHS", "Schedule", "loan_schedule", "periodic_rate"]
 
 PERIOD_MONTHS: dict[str, int] = {"monthly": 1, "quarterly": 3, "semiannual": 6, "annual": 12}
 METHODS = ("french", "italian", "bullet")
@@ -116,6 +116,17 @@ class Schedule:
 
     def __hash__(self) -> int:
         return hash((self.principal_amount, self.months.tobytes(), self.interest.tobytes()))
+
+
+def periodic_rate(annual_rate: float, frequency: str) -> float:
+    """Rate of one payment period: the annual nominal rate / periods per year.
+
+    Code that computes interest outside a schedule (e.g. on a partly disbursed
+    loan during grace) should use this rather than ``rate * months / 12``: the
+    two differ in the last bit for about one rate in ten, which can move a cent
+    on a rounding tie.
+    """
+    return annual_rate / (12 // PERIOD_MONTHS[frequency])
 
 
 # --------------------------------------------------------------------------- validation
@@ -302,9 +313,11 @@ def _schedule(
     rate = _check_rate(annual_rate)
     if p == 0:
         return _EMPTY
-    r = rate / plan.periods_per_year
+    r = rate / plan.periods_per_year  # = periodic_rate(rate, frequency)
     parts, interest = plan.amortise(p, r, plan.n)
-    if r > 0.0 and plan.g:
+    # Grace rows exist for any positive contractual rate, even one so small that
+    # the periodic rate underflows or the interest rounds to 0 cents.
+    if rate > 0.0 and plan.g:
         parts = [0] * plan.g + parts
         interest = [_round_pos(p * r)] * plan.g + interest
         months = plan.months_with_grace

@@ -31,7 +31,7 @@ from __future__ import annotations
 import numpy as np
 
 from .loanbook import FLOW_KINDS, Flows
-from .money import round_cents
+from .money import round_cents, round_half_away
 
 RETURN_KINDS = ("principal_repaid", "interest_received", "recoveries", "grants_recovered")
 
@@ -44,6 +44,9 @@ MONEY_COLUMNS = (
 )
 COUNT_COLUMNS = ("applications", "admitted", "committed", "rejected_no_funds", "waiting")
 STOCK_COLUMNS = ("cash", "committed_undisbursed", "loans_outstanding", "legacy", "waiting")
+
+
+_VECTOR_SPAN = 24  # months: from here on numpy beats the plain loop
 
 
 class InvariantError(AssertionError):
@@ -126,48 +129,117 @@ class LineLedger:
     def close_until(self, month: int) -> None:
         """Close every month before ``month``: returns, fees, treasury interest."""
         month = min(month, self.horizon)
+        if month <= self.closed:
+            return
+        # Short spans (between two decisions) are cheaper in plain Python.
+        if month - self.closed < _VECTOR_SPAN or not self._try_vectorised(month):
+            self._close_loop(month)
+        self.closed = month
+
+    def _try_vectorised(self, month: int) -> bool:
+        """Close months [closed, month) with numpy when no month needs the loop.
+
+        The loop is needed only when treasury interest is earned (it compounds
+        on the path of free cash) or when fees cannot be paid in full some month
+        (arrears). Otherwise every quantity is a cumulative sum, and this path
+        gives exactly the loop's numbers (same float operations, same rounding).
+        """
+        if self.treasury_rate or self._fee_arrears:
+            return False
+        k0 = self.closed
         flows = self.flows
+        span = slice(k0, month)
+        returns = (flows["principal_repaid"][span] + flows["interest_received"][span]
+                   + flows["recoveries"][span] + flows["grants_recovered"][span])
+        months = np.arange(k0, month)
+        to_legacy = months >= self.legacy_from_month
+        released = flows["released"][span]
+        paid_out = flows["loans_disbursed"][span] + flows["grants_paid"][span]
+        disbursed_to_date = self._disbursed_to_date + np.cumsum(paid_out)
         fees = self.fees
-        cap_share = fees.cap
+        cap = round_cents(fees.cap * self._resources)
+        due = round_half_away(fees.base_rate / 12.0 * self._resources
+                              + fees.performance_rate / 12.0 * disbursed_to_date)
+        charged_to_date = np.minimum(self._fees_charged_to_date + np.cumsum(np.maximum(due, 0)),
+                                     max(cap, self._fees_charged_to_date))
+        charged = np.diff(charged_to_date, prepend=self._fees_charged_to_date)
+        fee_out = charged if fees.paid_from_fund else np.zeros_like(charged)
+        inflow = np.where(to_legacy, 0, returns) + released
+        free = self.free + np.cumsum(inflow - fee_out)
+        if fees.paid_from_fund and np.any(free < 0):
+            return False
+        undisbursed = self._undisbursed + np.cumsum(
+            self.committed_amount[span] - paid_out - released)
+        legacy = self._legacy + np.cumsum(np.where(to_legacy, returns, 0))
+        self.fees_charged[span] = charged
+        self.fees_paid[span] = fee_out
+        self.cash[span] = free + undisbursed
+        self.legacy[span] = legacy
+        self.free = int(free[-1])
+        self._undisbursed = int(undisbursed[-1])
+        self._legacy = int(legacy[-1])
+        self._disbursed_to_date = int(disbursed_to_date[-1])
+        self._fees_charged_to_date = int(charged_to_date[-1])
+        return True
+
+    def _close_loop(self, month: int) -> None:
+        """Close months one by one (treasury interest, fee arrears, short spans)."""
+        k0 = self.closed
+        span = slice(k0, month)
+        flows = self.flows
+        # Plain Python ints: a loop over numpy scalars would cost several times more.
+        returns = (flows["principal_repaid"][span] + flows["interest_received"][span]
+                   + flows["recoveries"][span] + flows["grants_recovered"][span]).tolist()
+        released = flows["released"][span].tolist()
+        paid_out = (flows["loans_disbursed"][span] + flows["grants_paid"][span]).tolist()
+        committed = self.committed_amount[span].tolist()
+        fees = self.fees
+        cap = round_cents(fees.cap * self._resources)
         monthly_base = fees.base_rate / 12.0
         monthly_perf = fees.performance_rate / 12.0
         rate = self.treasury_rate / 12.0
-        for k in range(self.closed, month):
-            returns = (flows["principal_repaid"][k] + flows["interest_received"][k]
-                       + flows["recoveries"][k] + flows["grants_recovered"][k])
-            if k >= self.legacy_from_month:
-                self._legacy += int(returns)
+        free, legacy, undisbursed = self.free, self._legacy, self._undisbursed
+        disbursed_to_date, charged_to_date = self._disbursed_to_date, self._fees_charged_to_date
+        arrears = self._fee_arrears
+        charged_out, paid_fees, interest_out, cash_out, legacy_out = [], [], [], [], []
+        for i in range(month - k0):
+            if k0 + i >= self.legacy_from_month:
+                legacy += returns[i]
             else:
-                self.free += int(returns)
-            released = int(flows["released"][k])
-            self.free += released
-            paid_out = int(flows["loans_disbursed"][k] + flows["grants_paid"][k])
-            self._disbursed_to_date += paid_out
-            self._undisbursed += int(self.committed_amount[k]) - paid_out - released
+                free += returns[i]
+            free += released[i]
+            disbursed_to_date += paid_out[i]
+            undisbursed += committed[i] - paid_out[i] - released[i]
 
             # Fees: base on the resources paid in, performance on what reached recipients,
             # never past the lifetime cap; paid from free cash, the rest in arrears.
-            cap = round_cents(cap_share * self._resources)
-            due = round_cents(monthly_base * self._resources
-                              + monthly_perf * self._disbursed_to_date)
-            due = max(0, min(due, cap - self._fees_charged_to_date))
-            self._fees_charged_to_date += due
-            self.fees_charged[k] = due
+            due = round_cents(monthly_base * self._resources + monthly_perf * disbursed_to_date)
+            due = max(0, min(due, cap - charged_to_date))
+            charged_to_date += due
+            charged_out.append(due)
+            pay = 0
             if fees.paid_from_fund:
-                self._fee_arrears += due
-                pay = min(self._fee_arrears, self.free)
-                self._fee_arrears -= pay
-                self.free -= pay
-                self.fees_paid[k] = pay
+                arrears += due
+                pay = min(arrears, free)
+                arrears -= pay
+                free -= pay
+            paid_fees.append(pay)
 
-            if rate and self.free > 0:
-                interest = round_cents(self.free * rate)
-                self.free += interest
-                self.treasury_interest[k] = interest
-
-            self.cash[k] = self.free + self._undisbursed
-            self.legacy[k] = self._legacy
-        self.closed = max(self.closed, month)
+            interest = 0
+            if rate and free > 0:
+                interest = round_cents(free * rate)
+                free += interest
+            interest_out.append(interest)
+            cash_out.append(free + undisbursed)
+            legacy_out.append(legacy)
+        self.fees_charged[span] = charged_out
+        self.fees_paid[span] = paid_fees
+        self.treasury_interest[span] = interest_out
+        self.cash[span] = cash_out
+        self.legacy[span] = legacy_out
+        self.free, self._legacy, self._undisbursed = free, legacy, undisbursed
+        self._disbursed_to_date, self._fees_charged_to_date = disbursed_to_date, charged_to_date
+        self._fee_arrears = arrears
 
     # -- results -----------------------------------------------------------------
     def series(self) -> dict[str, np.ndarray]:

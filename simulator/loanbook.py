@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .instruments import PERIOD_MONTHS, Schedule, loan_schedule
+from .instruments import PERIOD_MONTHS, Schedule, loan_schedule, periodic_rate
 from .money import round_cents
 
 STATUSES = ("active", "repaid", "prepaid", "defaulted", "failed")
@@ -125,6 +125,8 @@ def monthly_hazard_month(u: float, annual_rate: float) -> float:
     if annual_rate >= 1:
         return 1.0
     log_survive = math.log1p(-annual_rate) / 12.0
+    if log_survive == 0.0:
+        return math.inf  # a rate too small to register in floating point
     if u <= 0:
         return 1.0
     months = math.log1p(-u) / log_survive
@@ -198,12 +200,13 @@ def project_flows(terms: Terms, fate: Fate, commit_time: float, month_of, line) 
     principal = schedule.principal
     interest = schedule.interest
     if len(flows.loans_disbursed) > 1 and instrument.public_rate > 0:
+        rate = periodic_rate(instrument.public_rate, instrument.frequency)
         interest = interest.copy()
         in_grace = principal == 0
         for i in np.flatnonzero(in_grace):
             period_start = months[i] - period
             owed = sum(a for m, a in flows.loans_disbursed if m <= period_start)
-            interest[i] = round_cents(owed * instrument.public_rate * period / 12)
+            interest[i] = round_cents(owed * rate)
 
     # Default and prepayment: hazards from the month after completion.
     default_at = m_done + monthly_hazard_month(fate.default_u, risk.default_rate)
@@ -240,12 +243,13 @@ def _grace_interest(paid: list[tuple[int, int]], instrument, m0: int,
     if instrument.public_rate <= 0:
         return []
     period = PERIOD_MONTHS[instrument.frequency]
+    rate = periodic_rate(instrument.public_rate, instrument.frequency)
     out = []
     month = m0 + period
     while month < until:
         owed = sum(a for m, a in paid if m <= month - period)
         if owed:
-            out.append((month, round_cents(owed * instrument.public_rate * period / 12)))
+            out.append((month, round_cents(owed * rate)))
         month += period
     return out
 

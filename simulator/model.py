@@ -22,6 +22,8 @@ instrument.
 
 from __future__ import annotations
 
+import datetime as dt
+import functools
 import math
 import zlib
 from collections import deque
@@ -305,16 +307,23 @@ class FundModel:
             queue.popleft()
 
     # -- calendar ----------------------------------------------------------------------------
-    def month_dates(self) -> list:
-        return [month_end(self.start, m) for m in range(self.horizon)]
+    def month_dates(self) -> tuple[dt.date, ...]:
+        """The last day of every simulated month."""
+        return month_dates(self.start, self.horizon)
 
-    def date_of(self, t: float):
+    def date_of(self, t: float) -> dt.date:
         """Calendar date of simulation time ``t``."""
         month = self.month_of(t)
-        first = month_end(self.start, month).replace(day=1)
-        last = month_end(self.start, month)
+        dates = self.month_dates()
+        last = dates[month] if 0 <= month < len(dates) else month_end(self.start, month)
         frac = min(max(t + self.offset - month, 0.0), 1.0 - 1e-12)
-        return first.replace(day=1 + int(frac * last.day))
+        return last.replace(day=1 + int(frac * last.day))
+
+
+@functools.lru_cache(maxsize=64)
+def month_dates(start: dt.date, horizon: int) -> tuple[dt.date, ...]:
+    """The last day of each of ``horizon`` months from ``start`` (shared by replications)."""
+    return tuple(month_end(start, m) for m in range(horizon))
 
 
 def simulate(scenario: Scenario, replication: int, seed: int | None = None) -> FundModel:

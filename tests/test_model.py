@@ -183,3 +183,18 @@ def test_grant_and_bank_share_are_split_as_the_instrument_says(make_scenario):
     assert loans["bank_loan"][0] == 2_000_000
     assert loans["grant"][0] == 1_500_000            # 20,000 capped at 15,000
     assert tables.series["A"]["grants_paid"][-1] == 1_500_000
+
+
+def test_graduatoria_funds_the_best_scores_first(make_scenario):
+    rows = ("date,line,eligible_cost,score\n2020-01-05,A,100000,10\n2020-01-06,A,100000,90\n"
+            "2020-01-07,A,100000,50\n2020-01-08,A,100000,70\n")
+    changes = _pipeline({"fund": {"endowment": 250_000},
+                         "lines": {"A": {"allocation": 250_000, "procedure": "graduatoria",
+                                         "calls": [{"opens": "2020-01-01",
+                                                    "closes": "2020-02-01"}]}}})
+    tables = run_replication(make_scenario(changes, pipeline=rows), 0, check=True)
+    # Three projects of 80,000 EUR fit in 250,000 EUR: scores 90, 70 and 50, not 10.
+    assert sorted(tables.loans["project_id"]) == ["A-3", "A-4", "A-5"]
+    assert tables.kpis["rejected_no_funds"] == 1
+    # Ranked at the call's close (1 Feb 2020), all on the same day.
+    assert set(tables.loans["commitment_date"]) == {dt.date(2020, 2, 1)}

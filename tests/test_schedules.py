@@ -11,12 +11,22 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from simulator.instruments import METHODS, PERIOD_MONTHS, Schedule, loan_schedule
+from simulator.instruments import (
+    METHODS,
+    PERIOD_MONTHS,
+    Schedule,
+    loan_schedule,
+    periodic_rate,
+)
 
 
-def _eps(principal: int) -> float:
-    """Slack for the float64 evaluation of the oracle itself (~1e-5 cents on 5 M€)."""
-    return 1e-6 + 1e-13 * principal
+def _eps(principal: int, r: float = 0.0) -> float:
+    """Slack for the float64 evaluation of the oracle itself.
+
+    npf computes (1+r)^n - 1 directly, so its relative error grows like
+    machine epsilon / r: about 1e-5 cents on 5 M€ at 0.5 % a year, monthly.
+    """
+    return 1e-6 + 1e-15 * principal * (1 + (1 / r if r > 0 else 0))
 
 
 PRINCIPALS = [100, 1_000_000, 123_456_789, 500_000_000]  # 1 €, 10,000 €, 1,234,567.89 €, 5 M€
@@ -76,9 +86,10 @@ def _split(s: Schedule, rate: float, grace: int, period: int) -> tuple[slice, sl
 # which covers the contracts the fund writes (e.g. 3 % quarterly over 8 years:
 # 1.26; 8 % monthly over 8 years: 1.88). Both statements are asserted below.
 #
-# The bounds assume no early pay-off: a tiny loan (instalment below ~n/2 cents)
-# can reach zero before the last period, after which its parts are capped at 0;
-# that case is checked separately.
+# The bounds assume no early pay-off: a loan of a few cents, whose last exact
+# principal part B_{n-1} is below the drift bound S_{n-1}, can reach zero
+# before the last period (its later parts are then 0); that case is checked
+# separately.
 
 
 def _paid_off_early(s: Schedule, amort: slice) -> bool:
@@ -94,9 +105,9 @@ def _exact_amortisation(principal: float, r: float, n: int, instalment: float):
 
 
 def _check_french(principal: int, rate: float, frequency: str, term: int, grace: int) -> None:
-    eps = _eps(principal)
     period = PERIOD_MONTHS[frequency]
     r = rate * period / 12
+    eps = _eps(principal, r)
     n = term // period
     s = loan_schedule(principal, rate, term, grace, frequency, "french")
     grace_rows, amort = _split(s, rate, grace, period)
@@ -128,20 +139,27 @@ def _check_french(principal: int, rate: float, frequency: str, term: int, grace:
     ipmt = -npf.ipmt(r, per, n, principal)
     ppmt = -npf.ppmt(r, per, n, principal)
 
-    # The constant instalment is the annuity rounded to the cent.
-    assert abs(instalment[0] - x) <= 0.5 + eps
-    if _paid_off_early(s, amort):
-        # Only a loan whose instalment is a few cents can be paid off early
-        # by rounding; until then it pays the rounded instalment.
-        assert x < n
-        live = np.flatnonzero(s.outstanding_after[amort] > 0)
-        assert (instalment[: live[-1] + 1] == instalment[0]).all()
-        return
-    assert (instalment[:-1] == instalment[0]).all()
-
-    d = abs(instalment[0] - x)
     growth = (1 + r) ** np.arange(n)  # (1+r)^(k-1) for k = 1..n
     s_n1 = (growth[-1] - 1) / r  # S_{n-1}
+    # The constant instalment A: every instalment before the last is A, or
+    # less on the one that pays a tiny loan off early (see below).
+    a = int(instalment[:-1].max()) if n > 1 else int(instalment[0])
+    if _paid_off_early(s, amort):
+        # Uncapped, the outstanding would have gone negative at some k < n:
+        # D_k < -B_k, and as B decreases and the bound on |D| grows,
+        # ppmt_n = B_{n-1} <= B_k < |D_k| <= (|d| + 1/2) S_{n-1} <= S_{n-1}.
+        # Only a loan of a few cents gets there. Until then it pays A.
+        assert ppmt[-1] < s_n1 + eps
+        k0 = int(np.flatnonzero(s.outstanding_after[amort] == 0)[0])
+        assert (instalment[:k0] == a).all() and instalment[k0] <= a
+        assert (instalment[k0 + 1 :] == 0).all()
+        assert a - x <= 0.5 + eps
+        return
+    assert (instalment[:-1] == a).all()
+    # The constant instalment is the annuity rounded to the cent.
+    assert abs(a - x) <= 0.5 + eps
+    d = abs(a - x)
+
     head = slice(0, n - 1)
     # (I) and (P) against numpy-financial, every instalment but the last.
     assert np.all(np.abs(interest - ipmt)[head] <= (d + 0.5) * (growth - 1)[head] + 0.5 + eps)
@@ -151,7 +169,7 @@ def _check_french(principal: int, rate: float, frequency: str, term: int, grace:
     assert abs(interest[-1] - ipmt[-1]) <= (d + 0.5) * (growth[-1] - 1) + 0.5 + eps
     # To the cent against the exact amortisation of the instalment charged.
     if growth[-1] <= 2:
-        ex_i, ex_p = _exact_amortisation(principal, r, n, float(instalment[0]))
+        ex_i, ex_p = _exact_amortisation(principal, r, n, float(a))
         assert np.all(np.abs(interest - ex_i)[head] <= 1 + eps)
         assert np.all(np.abs(part - ex_p)[head] <= 1 + eps)
 
@@ -162,10 +180,28 @@ def test_french_against_numpy_financial(rate: float, frequency: str) -> None:
     _over_grid(_check_french, rate, frequency)
 
 
+@settings(max_examples=100, deadline=None)
+@given(
+    principal=st.integers(1, 10**10),
+    # Rates from one basis point: below that the oracle's own float error
+    # (~ principal * 1e-16 / r) is no longer small; loan_schedule is exact for
+    # any rate (test_schedule_properties goes down to subnormal ones).
+    rate=st.one_of(st.just(0.0), st.floats(1e-4, 0.15)),
+    frequency=st.sampled_from(list(PERIOD_MONTHS)),
+    periods=st.integers(1, 120),
+    grace_periods=st.integers(0, 8),
+)
+def test_french_bounds_on_random_loans(
+    principal: int, rate: float, frequency: str, periods: int, grace_periods: int
+) -> None:
+    period = PERIOD_MONTHS[frequency]
+    _check_french(principal, rate, frequency, periods * period, grace_periods * period)
+
+
 def _check_italian(principal: int, rate: float, frequency: str, term: int, grace: int) -> None:
-    eps = _eps(principal)
     period = PERIOD_MONTHS[frequency]
     r = rate * period / 12
+    eps = _eps(principal, r)
     n = term // period
     s = loan_schedule(principal, rate, term, grace, frequency, "italian")
     grace_rows, amort = _split(s, rate, grace, period)
@@ -197,9 +233,9 @@ def test_italian_against_closed_form(rate: float, frequency: str) -> None:
 
 
 def _check_bullet(principal: int, rate: float, frequency: str, term: int, grace: int) -> None:
-    eps = _eps(principal)
     period = PERIOD_MONTHS[frequency]
     r = rate * period / 12
+    eps = _eps(principal, r)
     s = loan_schedule(principal, rate, term, grace, frequency, "bullet")
     assert s.principal[-1] == principal
     assert (s.principal[:-1] == 0).all()
@@ -249,6 +285,16 @@ def test_amounts_round_half_away_from_zero() -> None:
         assert s.interest[0] == 3
     # Equal parts: 3 cents over 2 periods is 1.5 -> 2, the last part takes 1.
     assert loan_schedule(3, 0.0, 2, 0, "monthly").principal.tolist() == [2, 1]
+
+
+def test_periodic_rate_is_the_schedule_rate() -> None:
+    assert periodic_rate(0.03, "quarterly") == 0.03 / 4
+    assert periodic_rate(0.03, "annual") == 0.03
+    for rate, frequency in itertools.product([0.0011, 0.0175, 0.03, 0.07], PERIOD_MONTHS):
+        principal = 987_654_321
+        s = loan_schedule(principal, rate, 12, 12, frequency, "bullet")
+        x = principal * periodic_rate(rate, frequency)
+        assert s.interest[0] == int(x) + (x - int(x) >= 0.5)
 
 
 def test_tiny_loans_never_go_negative() -> None:
