@@ -100,7 +100,7 @@ def loan_table(model: FundModel) -> dict[str, np.ndarray]:
         repaid = within(flows.principal_repaid)
         written_off = within(flows.principal_written_off)
         commit_date = model.date_of(loan.commit_time)
-        esl = _esl(terms, line, commit_date, rates)
+        esl = _esl(terms, flows, line, commit_date, rates)
         values = {
             "replication": model.replication, "project_id": app.project_id,
             "line": app.line_id, "status": status,
@@ -132,12 +132,19 @@ def loan_table(model: FundModel) -> dict[str, np.ndarray]:
     return out
 
 
-def _esl(terms, line, commit_date: dt.date, rates) -> int:
-    """Gross grant equivalent of a project's aid, at the rates in force at commitment."""
+def _esl(terms, flows, line, commit_date: dt.date, rates) -> int:
+    """Gross grant equivalent of the aid granted, at the rates in force at commitment.
+
+    The aid is valued as granted (the nominal schedule from the first
+    disbursement, the grant when it is due), not as it turned out after a
+    failure or a default.
+    """
     from .loanbook import schedule_of
 
     schedule = schedule_of(terms, line)
     grant_month = 0
+    if line.disbursement.grant_paid_at == "completion" and flows.first_disbursement_month >= 0:
+        grant_month = max(0, flows.completion_month - flows.first_disbursement_month)
     return state_aid.grant_equivalent(
         schedule, line.instrument.public_rate,
         rates.reference_rate_at(commit_date), rates.discount_rate_at(commit_date),
