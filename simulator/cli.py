@@ -97,13 +97,19 @@ def _print_summary(summary, title: str) -> None:
               help="Override a scenario value, e.g. --set lines.A.risk.default_rate=0.06")
 @click.option("--check", is_flag=True,
               help="Assert the ledger invariants at every month of every replication.")
+@click.option("--workers", "-w", type=click.IntRange(min=1), default=None,
+              help="Local worker processes (default: all cores; 1 = serial).")
+@click.option("--scheduler", metavar="tcp://HOST:PORT", default=None,
+              help="Run on a Dask distributed cluster instead of local processes.")
 @click.option("--no-report", is_flag=True, help="Do not write charts and reports.")
 @_input_errors_exit
 def run(scenario_file: Path, out: Path | None, replications: int | None, only: tuple[int, ...],
-        seed: int | None, overrides: tuple[str, ...], check: bool, no_report: bool) -> None:
+        seed: int | None, overrides: tuple[str, ...], check: bool, workers: int | None,
+        scheduler: str | None, no_report: bool) -> None:
     """Run a scenario and write a run folder; print the KPI summary."""
+    from .executors import connect
     from .results import default_folder
-    from .runner import run as run_scenario
+    from .runner import run_to_folder
     from .scenario import load_scenario
 
     scenario = load_scenario(scenario_file, list(overrides))
@@ -112,18 +118,41 @@ def run(scenario_file: Path, out: Path | None, replications: int | None, only: t
         from .errors import Problem
         raise InputError([Problem("--out", str(folder), "already exists: choose another "
                                   "folder")])
-    count = len(only) or replications or scenario.scenario.replications
+    count = len(set(only)) or replications or scenario.scenario.replications
+    client = connect(scheduler) if scheduler else None
     try:
         with _progress(count) as advance:
-            results = run_scenario(scenario, replications=replications, seed=seed, check=check,
-                                   replication_ids=sorted(set(only)) or None,
-                                   command=sys.argv, progress=advance)
-        results.save(folder)
+            results = run_to_folder(scenario, folder, replications=replications, seed=seed,
+                                    check=check, replication_ids=sorted(set(only)) or None,
+                                    workers=workers, client=client, command=sys.argv,
+                                    progress=advance)
     except KeyboardInterrupt:
         err_console.print("interrupted: no run folder was written")
         sys.exit(130)
+    finally:
+        if client is not None:
+            client.close()
     _print_summary(results.summary, f"{scenario.title} - {count} replicazioni")
     console.print(f"Risultati in [bold]{folder}[/bold]")
+
+
+def _plain_progress(total: int, every_s: float = 15.0):
+    """Progress for logs: one short line at most every ``every_s`` seconds."""
+    import time
+
+    started = last = time.monotonic()
+
+    def report(done: int) -> None:
+        nonlocal last
+        now = time.monotonic()
+        if now - last < every_s or done >= total:
+            return
+        last = now
+        rate = done / max(now - started, 1e-9)
+        eta = (total - done) / rate if rate else float("inf")
+        err_console.print(f"replicazioni {done}/{total} ({done / total:.0%}), "
+                          f"{rate:.0f}/s, ancora ~{eta:.0f} s", highlight=False)
+    return report
 
 
 def _progress(total: int):
@@ -141,7 +170,7 @@ def _progress(total: int):
     @contextlib.contextmanager
     def bar():
         if not err_console.is_terminal:
-            yield lambda done: None
+            yield _plain_progress(total)
             return
         with Progress("replicazioni", BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                       TimeRemainingColumn(), console=err_console, transient=True) as progress:
@@ -160,4 +189,5 @@ def demo(ctx: click.Context, replications: int) -> None:
     if not reference.exists():
         reference = Path("scenarios/wecare_fesr_2018.toml")
     ctx.invoke(run, scenario_file=reference, out=None, replications=replications, only=(),
-               seed=None, overrides=(), check=False, no_report=False)
+               seed=None, overrides=(), check=False, workers=None, scheduler=None,
+               no_report=False)

@@ -17,10 +17,11 @@ import os
 import shutil
 import tempfile
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import tomli_w
 
 from . import __version__
@@ -31,27 +32,142 @@ FILES = ("manifest.json", "scenario.toml", "timeseries.parquet", "loans.parquet"
          "kpis.parquet", "summary.csv")
 
 
-@dataclass
 class Results:
-    """What a run produced: the four tables, the scenario and the manifest."""
+    """What a run produced: the scenario, its four tables and the manifest.
 
-    scenario: Scenario
-    timeseries: pd.DataFrame
-    loans: pd.DataFrame
-    kpis: pd.DataFrame
-    summary: pd.DataFrame
-    manifest: dict = field(default_factory=dict)
-    path: Path | None = None
+    A result read from a run folder loads ``timeseries`` and ``loans`` only
+    when first used, so a 10,000-replication run can be summarised without
+    reading gigabytes.
+    """
+
+    def __init__(self, scenario: Scenario, timeseries: pd.DataFrame | None,
+                 loans: pd.DataFrame | None, kpis: pd.DataFrame, summary: pd.DataFrame,
+                 manifest: dict | None = None, path: Path | None = None):
+        self.scenario = scenario
+        self._timeseries = timeseries
+        self._loans = loans
+        self.kpis = kpis
+        self.summary = summary
+        self.manifest = manifest or {}
+        self.path = path
+
+    @property
+    def timeseries(self) -> pd.DataFrame:
+        if self._timeseries is None:
+            self._timeseries = pd.read_parquet(self.path / "timeseries.parquet")
+        return self._timeseries
+
+    @property
+    def loans(self) -> pd.DataFrame:
+        if self._loans is None:
+            self._loans = pd.read_parquet(self.path / "loans.parquet")
+        return self._loans
 
     def save(self, folder: str | Path) -> Path:
-        """Write the run folder atomically; refuse to overwrite an existing one."""
+        """Write the run folder atomically; refuse to overwrite an existing one.
+
+        Tables are written in chunks of replications exactly as a streamed
+        run writes them, so the files are the same bytes either way.
+        """
+        from .executors import CHUNK_SIZE, chunked
+
         folder = Path(folder)
-        if folder.exists():
-            raise InputError([Problem(str(folder), "", "already exists: choose another --out")])
-        with atomic_folder(folder) as tmp:
-            write_tables(self, tmp)
+        ids = sorted(self.kpis["replication"].tolist())
+        ts_groups = dict(tuple(self.timeseries.groupby("replication", sort=True)))
+        loan_groups = dict(tuple(self.loans.groupby("replication", sort=True)))
+        empty_loans = self.loans.iloc[0:0]
+        with RunWriter(self.scenario, folder) as writer:
+            for chunk in chunked(ids, CHUNK_SIZE):
+                writer.add(
+                    pd.concat([ts_groups[i] for i in chunk], ignore_index=True),
+                    pd.concat([loan_groups.get(i, empty_loans) for i in chunk],
+                              ignore_index=True),
+                    self.kpis[self.kpis["replication"].isin(chunk)])
+            writer.finish(self.manifest)
         self.path = folder
         return folder
+
+
+def _schema(columns: dict[str, pa.DataType]) -> pa.Schema:
+    return pa.schema([pa.field(name, kind) for name, kind in columns.items()])
+
+
+def timeseries_schema() -> pa.Schema:
+    from .ledger import COUNT_COLUMNS, MONEY_COLUMNS
+
+    columns = {"replication": pa.int32(), "date": pa.date32(), "line": pa.string()}
+    columns.update({c: pa.int64() for c in (*MONEY_COLUMNS, *COUNT_COLUMNS)})
+    return _schema(columns)
+
+
+def loans_schema() -> pa.Schema:
+    from .runner import LOAN_COLUMNS
+
+    columns = {}
+    for name in LOAN_COLUMNS:
+        if name == "replication":
+            columns[name] = pa.int32()
+        elif name in ("project_id", "line", "status"):
+            columns[name] = pa.string()
+        elif name.endswith("_date"):
+            columns[name] = pa.date32()
+        elif name == "esl_pct":
+            columns[name] = pa.float64()
+        else:
+            columns[name] = pa.int64()
+    return _schema(columns)
+
+
+class RunWriter:
+    """Write a run folder chunk by chunk into a temporary sibling, then rename it.
+
+    Used as a context manager: leaving it with an exception (or Ctrl-C)
+    removes the temporary folder, so no half-written run folder ever exists.
+    """
+
+    def __init__(self, scenario: Scenario, folder: str | Path):
+        self.scenario = scenario
+        self.folder = Path(folder)
+        self._kpis: list[pd.DataFrame] = []
+        self._finished = False
+
+    def __enter__(self) -> RunWriter:
+        if self.folder.exists():
+            raise InputError([Problem(str(self.folder), "",
+                                      "already exists: choose another --out")])
+        self._context = atomic_folder(self.folder)
+        self.tmp = self._context.__enter__()
+        self._ts = pq.ParquetWriter(self.tmp / "timeseries.parquet", timeseries_schema())
+        self._loans = pq.ParquetWriter(self.tmp / "loans.parquet", loans_schema())
+        return self
+
+    def add(self, timeseries: pd.DataFrame, loans: pd.DataFrame, kpis: pd.DataFrame) -> None:
+        """Append the tables of a chunk of replications (in replication order)."""
+        self._ts.write_table(pa.Table.from_pandas(timeseries, schema=self._ts.schema,
+                                                  preserve_index=False))
+        self._loans.write_table(pa.Table.from_pandas(loans, schema=self._loans.schema,
+                                                     preserve_index=False))
+        self._kpis.append(kpis)
+
+    def finish(self, manifest: dict) -> None:
+        """Close the tables and write the KPIs, summary, scenario and manifest."""
+        from .metrics import summarise
+
+        self._ts.close()
+        self._loans.close()
+        kpis = pd.concat(self._kpis, ignore_index=True)
+        # The summary is computed from exactly what is written.
+        write_tables(self.scenario, self.tmp, kpis, summarise(kpis), manifest)
+        self._finished = True
+
+    def __exit__(self, kind, value, traceback) -> bool:
+        for writer in (self._ts, self._loans):
+            if writer.is_open:
+                writer.close()
+        if kind is None and not self._finished:
+            kind = RuntimeError
+            value = RuntimeError("RunWriter left without finish()")
+        return bool(self._context.__exit__(kind, value, traceback))
 
 
 @contextlib.contextmanager
@@ -68,8 +184,9 @@ def atomic_folder(folder: Path) -> Iterator[Path]:
         raise
 
 
-def write_tables(results: Results, folder: Path) -> None:
-    scenario = results.scenario
+def write_tables(scenario: Scenario, folder: Path, kpis: pd.DataFrame, summary: pd.DataFrame,
+                 manifest: dict) -> None:
+    """Write the small files of a run folder: scenario, KPIs, summary, manifest."""
     tables = scenario.to_dict()
     # Copy pipeline files next to the resolved scenario so the folder is self-contained.
     for line_id, line in scenario.lines.items():
@@ -81,12 +198,10 @@ def write_tables(results: Results, folder: Path) -> None:
             tables["lines"][line_id]["applications"]["pipeline"] = target.name
     header = (f"# Resolved scenario '{scenario.name}' (hash {scenario.hash()[:12]}), as run.\n")
     (folder / "scenario.toml").write_text(header + tomli_w.dumps(tables), encoding="utf-8")
-    results.timeseries.to_parquet(folder / "timeseries.parquet", index=False)
-    results.loans.to_parquet(folder / "loans.parquet", index=False)
-    results.kpis.to_parquet(folder / "kpis.parquet", index=False)
-    results.summary.to_csv(folder / "summary.csv", index=False, float_format="%.6f")
+    kpis.to_parquet(folder / "kpis.parquet", index=False)
+    summary.to_csv(folder / "summary.csv", index=False, float_format="%.6f")
     (folder / "manifest.json").write_text(
-        json.dumps(results.manifest, indent=2, default=str) + "\n", encoding="utf-8")
+        json.dumps(manifest, indent=2, default=str) + "\n", encoding="utf-8")
 
 
 def default_folder(scenario: Scenario, root: Path = Path("results")) -> Path:
@@ -120,8 +235,8 @@ def manifest(scenario: Scenario, seed: int, replications: list[int], started: dt
     }
 
 
-def load_results(folder: str | Path) -> Results:
-    """Read a run folder back."""
+def load_results(folder: str | Path, lazy: bool = False) -> Results:
+    """Read a run folder back (``lazy``: timeseries and loans only when first used)."""
     folder = Path(folder)
     missing = [name for name in FILES if not (folder / name).exists()]
     if missing:
@@ -130,8 +245,8 @@ def load_results(folder: str | Path) -> Results:
     scenario = load_scenario(folder / "scenario.toml")
     return Results(
         scenario=scenario,
-        timeseries=pd.read_parquet(folder / "timeseries.parquet"),
-        loans=pd.read_parquet(folder / "loans.parquet"),
+        timeseries=None if lazy else pd.read_parquet(folder / "timeseries.parquet"),
+        loans=None if lazy else pd.read_parquet(folder / "loans.parquet"),
         kpis=pd.read_parquet(folder / "kpis.parquet"),
         summary=pd.read_csv(folder / "summary.csv"),
         manifest=json.loads((folder / "manifest.json").read_text(encoding="utf-8")),

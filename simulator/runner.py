@@ -166,12 +166,15 @@ def _check_loans(loans: dict[str, np.ndarray], model: FundModel) -> None:
             f"{loans['written_off'][i]}, recovered {loans['recovered'][i]} cents")
 
 
-def to_frames(batch: list[ReplicationTables], model_dates: list[dt.date],
-              line_ids: list[str]) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+def to_frames(batch: list[ReplicationTables],
+              scenario: Scenario) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """Timeseries, loans and KPI DataFrames of a batch of replications."""
-    horizon = len(model_dates)
+    from .model import month_dates
+
+    line_ids = list(scenario.lines)
+    horizon = scenario.scenario.horizon_months
     names = [*line_ids, "total"]
-    dates = np.array(model_dates, dtype="datetime64[D]")
+    dates = np.array(month_dates(scenario.scenario.start, horizon), dtype="datetime64[D]")
     ts_parts = []
     for tables in batch:
         columns: dict[str, np.ndarray] = {
@@ -186,22 +189,33 @@ def to_frames(batch: list[ReplicationTables], model_dates: list[dt.date],
                                for k in ts_parts[0]}) if ts_parts else pd.DataFrame()
     loans = pd.DataFrame({k: np.concatenate([t.loans[k] for t in batch])
                           for k in LOAN_COLUMNS})
-    for col in loans.columns:
-        if col.endswith("_date"):
-            loans[col] = pd.to_datetime(loans[col]).dt.date
+    loans["replication"] = loans["replication"].astype(np.int32)
     kpis = pd.DataFrame([{"replication": t.replication, **t.kpis} for t in batch])
+    kpis["replication"] = kpis["replication"].astype(np.int32)
     return timeseries, loans, kpis
+
+
+def _replication_ids(scenario: Scenario, replications: int | None,
+                     replication_ids: list[int] | None) -> list[int]:
+    if replication_ids is not None:
+        return sorted(set(replication_ids))
+    count = scenario.scenario.replications if replications is None else replications
+    return list(range(count))
 
 
 def run(scenario: Scenario | str, replications: int | None = None, seed: int | None = None,
         check: bool = False, replication_ids: list[int] | None = None,
-        command: list[str] | None = None, progress=None):
-    """Run replications of a scenario and return a :class:`~simulator.results.Results`.
+        workers: int | None = None, client=None, command: list[str] | None = None,
+        progress=None):
+    """Run replications of a scenario in memory; return a :class:`~simulator.results.Results`.
 
     ``replication_ids`` runs chosen replications only (a drill-down gives the
-    same numbers as in the full run); ``progress`` is called with the number
-    of replications done after each one.
+    same numbers as in the full run); ``workers`` local processes (default:
+    all cores; 1 = serial) or a Dask ``client`` run the chunks; ``progress``
+    is called with the number of replications done. For runs too large for
+    memory use :func:`run_to_folder`.
     """
+    from .executors import backend_name, chunked, map_chunks
     from .metrics import summarise
     from .results import Results, manifest
     from .scenario import load_scenario
@@ -209,25 +223,46 @@ def run(scenario: Scenario | str, replications: int | None = None, seed: int | N
     if not isinstance(scenario, Scenario):
         scenario = load_scenario(scenario)
     seed = scenario.scenario.seed if seed is None else seed
-    if replication_ids is None:
-        count = scenario.scenario.replications if replications is None else replications
-        replication_ids = list(range(count))
+    ids = _replication_ids(scenario, replications, replication_ids)
     started = dt.datetime.now()
-    batch = []
-    for done, i in enumerate(replication_ids, start=1):
-        batch.append(run_replication(scenario, i, seed, check))
+    parts, done = [], 0
+    for chunk in map_chunks(scenario, chunked(ids), seed, check, workers, client):
+        parts.append(chunk)
+        done += len(chunk.replications)
         if progress is not None:
             progress(done)
-    dates = [d for d in _dates(scenario)]
-    timeseries, loans, kpis = to_frames(batch, dates, list(scenario.lines))
+    timeseries = pd.concat([p.timeseries for p in parts], ignore_index=True)
+    loans = pd.concat([p.loans for p in parts], ignore_index=True)
+    kpis = pd.concat([p.kpis for p in parts], ignore_index=True)
     ended = dt.datetime.now()
     return Results(scenario, timeseries, loans, kpis, summarise(kpis),
-                   manifest(scenario, seed, replication_ids, started, ended, "serial",
-                            command))
+                   manifest(scenario, seed, ids, started, ended, backend_name(workers, client),
+                            command, workers))
 
 
-def _dates(scenario: Scenario) -> list[dt.date]:
-    from .scenario import month_end
+def run_to_folder(scenario: Scenario, folder, replications: int | None = None,
+                  seed: int | None = None, check: bool = False,
+                  replication_ids: list[int] | None = None, workers: int | None = None,
+                  client=None, command: list[str] | None = None, progress=None):
+    """Run and stream every chunk into a run folder, written atomically.
 
-    return [month_end(scenario.scenario.start, m)
-            for m in range(scenario.scenario.horizon_months)]
+    Only the KPI table (one row per replication) is kept in memory; the
+    timeseries and the loan book go to disk chunk by chunk, so memory does
+    not grow with the number of replications.
+    """
+    from .executors import backend_name, chunked, map_chunks
+    from .results import RunWriter, load_results, manifest
+
+    seed = scenario.scenario.seed if seed is None else seed
+    ids = _replication_ids(scenario, replications, replication_ids)
+    started = dt.datetime.now()
+    with RunWriter(scenario, folder) as writer:
+        done = 0
+        for chunk in map_chunks(scenario, chunked(ids), seed, check, workers, client):
+            writer.add(chunk.timeseries, chunk.loans, chunk.kpis)
+            done += len(chunk.replications)
+            if progress is not None:
+                progress(done)
+        writer.finish(manifest(scenario, seed, ids, started, dt.datetime.now(),
+                               backend_name(workers, client), command, workers))
+    return load_results(folder, lazy=True)

@@ -1,0 +1,142 @@
+"""Where replications run: in this process, on local worker processes, or on Dask.
+
+Replications are grouped in chunks of :data:`CHUNK_SIZE` consecutive ids.
+The chunking never depends on the number of workers or the backend, and
+chunks come back in order, so a run writes the same bytes whether it ran
+serially, on all local cores or on a Dask cluster.
+
+* serial: ``workers=1``;
+* local processes (the default, ``workers=None`` = all cores): a process pool
+  with at most two chunks in flight per worker, so that memory stays bounded
+  whatever the number of replications;
+* Dask distributed: pass a ``dask.distributed.Client`` (or ``--scheduler
+  tcp://host:8786`` on the command line); Dask is an optional extra
+  (``pip install 'fesr-sim[dask]'``).
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from collections import deque
+from collections.abc import Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass
+
+import pandas as pd
+
+CHUNK_SIZE = 50
+
+
+@dataclass
+class ChunkFrames:
+    """The tables of a chunk of consecutive replications."""
+
+    replications: list[int]
+    timeseries: pd.DataFrame
+    loans: pd.DataFrame
+    kpis: pd.DataFrame
+
+
+def chunked(ids: list[int], size: int = CHUNK_SIZE) -> list[list[int]]:
+    return [ids[i:i + size] for i in range(0, len(ids), size)]
+
+
+def run_chunk(scenario, ids: list[int], seed: int, check: bool) -> ChunkFrames:
+    """Run a chunk of replications and return its tables (runs in a worker)."""
+    from .runner import run_replication, to_frames
+
+    batch = [run_replication(scenario, i, seed, check) for i in ids]
+    timeseries, loans, kpis = to_frames(batch, scenario)
+    return ChunkFrames(ids, timeseries, loans, kpis)
+
+
+def default_workers() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def backend_name(workers: int | None, client=None) -> str:
+    if client is not None:
+        return f"dask ({getattr(client, 'scheduler', None) and client.scheduler.address})"
+    workers = workers or default_workers()
+    return "serial" if workers == 1 else f"local processes ({workers})"
+
+
+def map_chunks(scenario, chunks: list[list[int]], seed: int, check: bool = False,
+               workers: int | None = None, client=None) -> Iterator[ChunkFrames]:
+    """Run every chunk and yield the results in chunk order."""
+    if client is not None:
+        yield from _dask(scenario, chunks, seed, check, client)
+        return
+    workers = workers or default_workers()
+    if workers == 1 or len(chunks) == 1:
+        for ids in chunks:
+            yield run_chunk(scenario, ids, seed, check)
+        return
+    yield from _processes(scenario, chunks, seed, check, workers)
+
+
+def _processes(scenario, chunks, seed, check, workers) -> Iterator[ChunkFrames]:
+    # fork starts workers in milliseconds with the scenario already imported.
+    method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+    pool = ProcessPoolExecutor(max_workers=min(workers, len(chunks)),
+                               mp_context=multiprocessing.get_context(method))
+    pending: deque[Future] = deque()
+    todo = iter(chunks)
+    try:
+        for ids in todo:
+            pending.append(pool.submit(run_chunk, scenario, ids, seed, check))
+            if len(pending) >= 2 * workers:
+                break
+        while pending:
+            result = pending.popleft().result()
+            for ids in todo:
+                pending.append(pool.submit(run_chunk, scenario, ids, seed, check))
+                break
+            yield result
+    finally:
+        for future in pending:
+            future.cancel()
+        pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _dask(scenario, chunks, seed, check, client) -> Iterator[ChunkFrames]:
+    scattered = client.scatter(scenario, broadcast=True)
+    window = max(2, 2 * len(client.scheduler_info().get("workers", {})))
+    futures: deque = deque()
+    todo = iter(chunks)
+    try:
+        for ids in todo:
+            futures.append(client.submit(run_chunk, scattered, ids, seed, check, pure=False))
+            if len(futures) >= window:
+                break
+        while futures:
+            result = futures.popleft().result()
+            for ids in todo:
+                futures.append(client.submit(run_chunk, scattered, ids, seed, check,
+                                             pure=False))
+                break
+            yield result
+    finally:
+        for future in futures:
+            future.cancel()
+
+
+def connect(scheduler: str):
+    """A Dask client for ``tcp://host:port`` (a clear error if Dask is not installed)."""
+    from .errors import InputError, Problem
+
+    try:
+        from dask.distributed import Client
+    except ImportError:
+        raise InputError([Problem("--scheduler", scheduler,
+                                  "Dask is not installed: pip install 'fesr-sim[dask]'")]) \
+            from None
+    try:
+        return Client(scheduler, timeout="10s")
+    except OSError as exc:
+        raise InputError([Problem("--scheduler", scheduler,
+                                  f"cannot reach the Dask scheduler: {exc}")]) from None
