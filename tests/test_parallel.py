@@ -1,0 +1,89 @@
+"""Same results whatever the backend: serial, local processes, Dask; streaming runs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from simulator import load_scenario
+from simulator import run as run_in_memory
+from simulator.metrics import summarise
+from simulator.results import load_results
+from simulator.runner import run_to_folder
+
+REFERENCE = "scenarios/wecare_fesr_2018.toml"
+FILES = ("timeseries.parquet", "loans.parquet", "kpis.parquet", "summary.csv")
+
+
+@pytest.fixture(scope="module")
+def scenario():
+    return load_scenario(REFERENCE)
+
+
+def _bytes(folder):
+    return {name: (folder / name).read_bytes() for name in FILES}
+
+
+def test_serial_and_two_local_workers_write_identical_files(scenario, tmp_path):
+    # 120 replications = 3 chunks, so the pool really splits the work.
+    run_to_folder(scenario, tmp_path / "serial", replications=120, workers=1)
+    run_to_folder(scenario, tmp_path / "pool", replications=120, workers=2)
+    assert _bytes(tmp_path / "serial") == _bytes(tmp_path / "pool")
+
+
+def test_in_memory_save_writes_the_same_bytes_as_a_streamed_run(scenario, tmp_path):
+    run_to_folder(scenario, tmp_path / "streamed", replications=70, workers=1)
+    run_in_memory(scenario, replications=70, workers=1).save(tmp_path / "saved")
+    assert _bytes(tmp_path / "streamed") == _bytes(tmp_path / "saved")
+
+
+def test_dask_local_cluster_gives_the_same_files(scenario, tmp_path):
+    distributed = pytest.importorskip("dask.distributed")
+    run_to_folder(scenario, tmp_path / "serial", replications=60, workers=1)
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=None) as cluster, \
+            distributed.Client(cluster) as client:
+        results = run_to_folder(scenario, tmp_path / "dask", replications=60, client=client)
+    assert _bytes(tmp_path / "serial") == _bytes(tmp_path / "dask")
+    assert results.manifest["backend"].startswith("dask")
+
+
+def _summary_matches(folder, replications):
+    results = load_results(folder)
+    kpis = results.kpis
+    assert len(kpis) == replications
+    assert kpis["replication"].tolist() == list(range(replications))
+    recomputed = summarise(kpis)
+    pd.testing.assert_frame_equal(
+        results.summary.drop(columns=["kpi", "unit"]),
+        recomputed.drop(columns=["kpi", "unit"]), check_dtype=False, atol=1e-6, rtol=0)
+    # And the KPIs agree with the streamed timeseries, replication by replication.
+    ts = results.timeseries
+    last = ts[(ts["line"] == "total") & (ts["date"] == ts["date"].max())]
+    assert np.allclose(last["loans_disbursed"].to_numpy() / 100,
+                       kpis["loans_disbursed_eur"].to_numpy())
+
+
+def test_chunked_run_summary_equals_in_memory_computation(tmp_path):
+    scenario = load_scenario(REFERENCE, ["scenario.horizon_months=40"])
+    run_to_folder(scenario, tmp_path / "run", replications=500, workers=2)
+    _summary_matches(tmp_path / "run", 500)
+
+
+@pytest.mark.slow
+def test_ten_thousand_replications_in_chunks(tmp_path):
+    scenario = load_scenario(REFERENCE, ["scenario.horizon_months=40"])
+    run_to_folder(scenario, tmp_path / "run", replications=10_000)
+    _summary_matches(tmp_path / "run", 10_000)
+
+
+def test_interrupted_run_leaves_no_folder(scenario, tmp_path):
+    def interrupt(done):
+        if done >= 50:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_to_folder(scenario, tmp_path / "run", replications=150, workers=2,
+                      progress=interrupt)
+    assert list(tmp_path.iterdir()) == []
