@@ -33,3 +33,6 @@ lint: $(DEVSTAMP)
 
 clean:
 	rm -rf $(VENV) build *.egg-info
+
+bench: $(STAMP)
+	$(BIN)/python -m benchmarks.bench

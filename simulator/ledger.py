@@ -65,8 +65,10 @@ class LineLedger:
         self.treasury_rate = treasury_rate
         self.legacy_from_month = legacy_from_month
         zeros = lambda: np.zeros(horizon, dtype=np.int64)  # noqa: E731
-        self.flows = {kind: zeros() for kind in FLOW_KINDS}
-        self.committed_amount = zeros()
+        # Flows are plain lists during the run: commitments add to single months and
+        # closing reads single months, where list indexing beats numpy's by far.
+        self.flows = {kind: [0] * horizon for kind in FLOW_KINDS}
+        self.committed_amount = [0] * horizon
         self.reallocated_in = zeros()
         self.reallocated_out = zeros()
         # Results of closing months.
@@ -147,14 +149,15 @@ class LineLedger:
         if self.treasury_rate or self._fee_arrears:
             return False
         k0 = self.closed
-        flows = self.flows
         span = slice(k0, month)
-        returns = (flows["principal_repaid"][span] + flows["interest_received"][span]
-                   + flows["recoveries"][span] + flows["grants_recovered"][span])
+        flows = {kind: np.array(values[span], dtype=np.int64)
+                 for kind, values in self.flows.items()}
+        returns = (flows["principal_repaid"] + flows["interest_received"]
+                   + flows["recoveries"] + flows["grants_recovered"])
         months = np.arange(k0, month)
         to_legacy = months >= self.legacy_from_month
-        released = flows["released"][span]
-        paid_out = flows["loans_disbursed"][span] + flows["grants_paid"][span]
+        released = flows["released"]
+        paid_out = flows["loans_disbursed"] + flows["grants_paid"]
         disbursed_to_date = self._disbursed_to_date + np.cumsum(paid_out)
         fees = self.fees
         cap = round_cents(fees.cap * self._resources)
@@ -169,7 +172,7 @@ class LineLedger:
         if fees.paid_from_fund and np.any(free < 0):
             return False
         undisbursed = self._undisbursed + np.cumsum(
-            self.committed_amount[span] - paid_out - released)
+            np.array(self.committed_amount[span], dtype=np.int64) - paid_out - released)
         legacy = self._legacy + np.cumsum(np.where(to_legacy, returns, 0))
         self.fees_charged[span] = charged
         self.fees_paid[span] = fee_out
@@ -187,12 +190,11 @@ class LineLedger:
         k0 = self.closed
         span = slice(k0, month)
         flows = self.flows
-        # Plain Python ints: a loop over numpy scalars would cost several times more.
-        returns = (flows["principal_repaid"][span] + flows["interest_received"][span]
-                   + flows["recoveries"][span] + flows["grants_recovered"][span]).tolist()
-        released = flows["released"][span].tolist()
-        paid_out = (flows["loans_disbursed"][span] + flows["grants_paid"][span]).tolist()
-        committed = self.committed_amount[span].tolist()
+        principal, interest_in = flows["principal_repaid"], flows["interest_received"]
+        recoveries, grants_back = flows["recoveries"], flows["grants_recovered"]
+        released_all, loans_out, grants_out = (flows["released"], flows["loans_disbursed"],
+                                               flows["grants_paid"])
+        committed_all = self.committed_amount
         fees = self.fees
         cap = round_cents(fees.cap * self._resources)
         monthly_base = fees.base_rate / 12.0
@@ -202,14 +204,17 @@ class LineLedger:
         disbursed_to_date, charged_to_date = self._disbursed_to_date, self._fees_charged_to_date
         arrears = self._fee_arrears
         charged_out, paid_fees, interest_out, cash_out, legacy_out = [], [], [], [], []
-        for i in range(month - k0):
-            if k0 + i >= self.legacy_from_month:
-                legacy += returns[i]
+        for k in range(k0, month):
+            returns = principal[k] + interest_in[k] + recoveries[k] + grants_back[k]
+            if k >= self.legacy_from_month:
+                legacy += returns
             else:
-                free += returns[i]
-            free += released[i]
-            disbursed_to_date += paid_out[i]
-            undisbursed += committed[i] - paid_out[i] - released[i]
+                free += returns
+            released = released_all[k]
+            paid_out = loans_out[k] + grants_out[k]
+            free += released
+            disbursed_to_date += paid_out
+            undisbursed += committed_all[k] - paid_out - released
 
             # Fees: base on the resources paid in, performance on what reached recipients,
             # never past the lifetime cap; paid from free cash, the rest in arrears.
@@ -244,11 +249,12 @@ class LineLedger:
     # -- results -----------------------------------------------------------------
     def series(self) -> dict[str, np.ndarray]:
         """The line's timeseries columns (flows cumulative, stocks end of month)."""
-        f = {kind: np.cumsum(self.flows[kind]) for kind in FLOW_KINDS}
+        f = {kind: np.cumsum(np.array(self.flows[kind], dtype=np.int64)) for kind in FLOW_KINDS}
         paid = f["loans_disbursed"] + f["grants_paid"]
         out = {
             "cash": self.cash.copy(),
-            "committed_undisbursed": np.cumsum(self.committed_amount) - paid - f["released"],
+            "committed_undisbursed": (np.cumsum(np.array(self.committed_amount, dtype=np.int64))
+                                      - paid - f["released"]),
             "loans_outstanding": (f["loans_disbursed"] - f["principal_repaid"]
                                   - f["principal_written_off"]),
             "legacy": self.legacy.copy(),

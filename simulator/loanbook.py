@@ -103,6 +103,7 @@ class Flows:
     recoveries: list[tuple[int, int]] = field(default_factory=list)
     grants_recovered: list[tuple[int, int]] = field(default_factory=list)
     # loan-level facts
+    schedule: Schedule | None = None   # the fund loan's schedule as granted
     status: str = "active"
     first_disbursement_month: int = -1
     completion_month: int = -1
@@ -196,6 +197,7 @@ def project_flows(terms: Terms, fate: Fate, commit_time: float, month_of, line) 
     grace = max(instrument.grace_months, -(-(last_tranche - m0) // period) * period)
     schedule = loan_schedule(terms.public_loan, instrument.public_rate, instrument.term_months,
                              grace, instrument.frequency, instrument.method)
+    flows.schedule = schedule
     months = schedule.months + m0
     principal = schedule.principal
     interest = schedule.interest
@@ -255,7 +257,8 @@ def _grace_interest(paid: list[tuple[int, int]], instrument, m0: int,
 
 
 def _pairs(months: np.ndarray, amounts: np.ndarray) -> list[tuple[int, int]]:
-    return [(int(m), int(a)) for m, a in zip(months, amounts, strict=True) if a]
+    # tolist() turns numpy scalars into Python ints in one C call.
+    return list(zip(months.tolist(), amounts.tolist(), strict=True))
 
 
 def _split(total: int, shares: list[float]) -> list[int]:

@@ -54,6 +54,7 @@ class Application:
     fate: Fate
     decided: float = math.nan
     queued_at: float = math.nan
+    terms: Terms | None = None   # computed once, on the first offer
 
 
 @dataclass(slots=True)
@@ -259,7 +260,9 @@ class FundModel:
         now = self.env.now
         month = self.month_of(now)
         ledger.close_until(month)
-        terms = project_terms(app.eligible_cost, line.instrument)
+        terms = app.terms
+        if terms is None:
+            terms = app.terms = project_terms(app.eligible_cost, line.instrument)
         if terms.exposure > ledger.free:
             return False
         flows = project_flows(terms, app.fate, now, self.month_of, line)

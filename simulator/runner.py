@@ -141,7 +141,9 @@ def _esl(terms, flows, line, commit_date: dt.date, rates) -> int:
     """
     from .loanbook import schedule_of
 
-    schedule = schedule_of(terms, line)
+    # The actual schedule (grace extended if the last tranche came late); a loan that
+    # failed before its schedule began is valued on the nominal one.
+    schedule = flows.schedule or schedule_of(terms, line)
     grant_month = 0
     if line.disbursement.grant_paid_at == "completion" and flows.first_disbursement_month >= 0:
         grant_month = max(0, flows.completion_month - flows.first_disbursement_month)

@@ -1,0 +1,187 @@
+"""`make bench`: throughput, parallel efficiency, scale and memory, with targets.
+
+Every case runs in a fresh subprocess so that its peak memory (RSS) is its
+own. Times are end to end: scenario loading, simulation, and writing the run
+folder (Parquet files) into a temporary directory.
+
+The cost of a replication is also expressed in "raw SimPy timeouts": the
+replication time divided by the time of one ``yield env.timeout(1)`` in a bare
+SimPy loop on the same machine, so figures compare across machines. A
+straightforward model with one SimPy process per loan and one timeout per
+instalment costs about 7,000 of them per replication of the reference
+scenario.
+
+Writes ``results/bench-<timestamp>.json`` and prints a table.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+TARGETS = {
+    "reference_cost_timeouts": 1000,
+    "revolving_cost_timeouts": 1000,
+    "parallel_efficiency_2": 0.85,
+    "large_fund_s_per_replication": 3.0,
+    "large_fund_peak_rss_gib": 2.0,
+    "reference_10k_peak_rss_gib": 1.0,
+}
+
+
+def calibrate(seconds: float = 2.0) -> float:
+    """Raw SimPy timeouts per second on this machine."""
+    import simpy
+
+    def loop(env):
+        while True:
+            yield env.timeout(1)
+
+    best = 0.0
+    for _ in range(3):
+        env = simpy.Environment()
+        env.process(loop(env))
+        n = 200_000
+        start = time.perf_counter()
+        env.run(until=n)
+        best = max(best, n / (time.perf_counter() - start))
+    return best
+
+
+def case(scenario: str, replications: int, workers: int | None, overrides: list[str]) -> dict:
+    """Run one case in this process (called in a subprocess) and report time and memory."""
+    from simulator import load_scenario
+    from simulator.runner import run_to_folder
+
+    start = time.perf_counter()
+    loaded = load_scenario(ROOT / "scenarios" / scenario, overrides)
+    with tempfile.TemporaryDirectory() as tmp:
+        results = run_to_folder(loaded, Path(tmp) / "run", replications=replications,
+                                workers=workers)
+        loans = int(results.kpis.filter(like="projects_financed_").sum(axis=1).mean())
+    wall = time.perf_counter() - start
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20
+    return {"scenario": scenario, "replications": replications, "workers": workers,
+            "overrides": overrides, "wall_s": wall, "replications_per_s": replications / wall,
+            "s_per_replication": wall / replications, "loans_per_replication": loans,
+            "peak_rss_gib": max(own, children), "peak_rss_main_gib": own,
+            "peak_rss_worker_gib": children}
+
+
+def measure(scenario: str, replications: int, workers: int | None = None,
+            overrides: list[str] | None = None) -> dict:
+    """Run :func:`case` in a fresh Python process and return its figures."""
+    code = ("import json, sys; from benchmarks.bench import case; "
+            "print(json.dumps(case(*json.loads(sys.argv[1]))))")
+    args = json.dumps([scenario, replications, workers, overrides or []])
+    out = subprocess.run([sys.executable, "-c", code, args], cwd=ROOT, check=True,
+                         capture_output=True, text=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    cores = len(os.sched_getaffinity(0))
+    print(f"fesr-sim benchmarks on {cores} cores ...", flush=True)
+    calibration = calibrate()
+    figures: dict = {"calibration_timeouts_per_s": calibration, "cores": cores}
+
+    def cost(run: dict) -> float:
+        return calibration / run["replications_per_s"]
+
+    ref1 = measure("wecare_fesr_2018.toml", 2000, workers=1)
+    refn = measure("wecare_fesr_2018.toml", 2000, workers=cores)
+    ref_half = measure("wecare_fesr_2018.toml", 1000, workers=1)
+    revolving = measure("revolving.toml", 2000, workers=cores)
+    revolving1 = measure("revolving.toml", 500, workers=1)
+    large1 = measure("large_fund.toml", 2, workers=1)
+    large_half = measure("large_fund.toml", 2, workers=1,
+                         overrides=["lines.B.applications.per_month=750",
+                                    "lines.B.allocation=425000000",
+                                    "lines.A.allocation=75000000",
+                                    "fund.endowment=500000000"])
+    large20 = measure("large_fund.toml", 20, workers=cores)
+    ref10k = measure("wecare_fesr_2018.toml", 10_000, workers=cores)
+
+    figures.update({
+        "reference_1_worker": ref1, "reference_all_cores": refn,
+        "reference_1000_1_worker": ref_half, "revolving_all_cores": revolving,
+        "revolving_1_worker": revolving1, "large_fund_1_worker": large1,
+        "large_fund_half_size_1_worker": large_half, "large_fund_20": large20,
+        "reference_10k": ref10k,
+        "reference_cost_timeouts": cost(ref1),
+        "revolving_cost_timeouts": cost(revolving1),
+        "parallel_efficiency_2": refn["replications_per_s"] / ref1["replications_per_s"]
+        / min(cores, 2) if cores >= 2 else None,
+        "large_fund_s_per_replication": large1["s_per_replication"],
+        "large_fund_peak_rss_gib": large20["peak_rss_gib"],
+        "reference_10k_peak_rss_gib": ref10k["peak_rss_gib"],
+        "linearity_replications": (ref1["wall_s"] / ref_half["wall_s"]),
+        "linearity_loans": (large1["s_per_replication"] / large_half["s_per_replication"])
+        / (large1["loans_per_replication"] / max(large_half["loans_per_replication"], 1)),
+        "targets": TARGETS,
+    })
+    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    out = ROOT / "results" / f"bench-{stamp}.json"
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(json.dumps(figures, indent=2) + "\n")
+    print_table(figures)
+    print(f"\nwritten to {out.relative_to(ROOT)}")
+
+
+def print_table(f: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    def ok(name: str, value: float, lower_is_better: bool = True) -> str:
+        target = TARGETS[name]
+        good = value <= target if lower_is_better else value >= target
+        return "[green]met[/green]" if good else "[red]not met[/red]"
+
+    table = Table(title="fesr-sim benchmarks", title_justify="left")
+    for col in ("figure", "measured", "target", ""):
+        table.add_column(col, justify="right" if col in ("measured", "target") else "left")
+    table.add_row("SimPy calibration", f"{f['calibration_timeouts_per_s']:,.0f} timeouts/s", "",
+                  "")
+    r1, rn = f["reference_1_worker"], f["reference_all_cores"]
+    table.add_row("reference, 2,000 rep., 1 worker", f"{r1['replications_per_s']:,.0f} rep/s",
+                  "", "")
+    table.add_row("  cost per replication", f"{f['reference_cost_timeouts']:,.0f} timeouts",
+                  "<= 1,000", ok("reference_cost_timeouts", f["reference_cost_timeouts"]))
+    table.add_row(f"reference, 2,000 rep., {f['cores']} workers",
+                  f"{rn['replications_per_s']:,.0f} rep/s", "", "")
+    if f["parallel_efficiency_2"] is not None:
+        table.add_row("  parallel efficiency", f"{f['parallel_efficiency_2']:.2f}", ">= 0.85",
+                      ok("parallel_efficiency_2", f["parallel_efficiency_2"], False))
+    rv = f["revolving_1_worker"]
+    table.add_row("revolving, 1 worker", f"{rv['replications_per_s']:,.0f} rep/s", "", "")
+    table.add_row("  cost per replication", f"{f['revolving_cost_timeouts']:,.0f} timeouts",
+                  "<= 1,000", ok("revolving_cost_timeouts", f["revolving_cost_timeouts"]))
+    table.add_row("revolving, 2,000 rep., all cores",
+                  f"{f['revolving_all_cores']['wall_s']:.1f} s", "", "")
+    lf = f["large_fund_1_worker"]
+    table.add_row(f"large fund ({lf['loans_per_replication']:,} loans), 1 core",
+                  f"{f['large_fund_s_per_replication']:.2f} s/rep", "<= 3 s",
+                  ok("large_fund_s_per_replication", f["large_fund_s_per_replication"]))
+    table.add_row("large fund, 20 rep., peak RSS", f"{f['large_fund_peak_rss_gib']:.2f} GiB",
+                  "< 2 GiB", ok("large_fund_peak_rss_gib", f["large_fund_peak_rss_gib"]))
+    table.add_row("reference, 10,000 rep., peak RSS",
+                  f"{f['reference_10k_peak_rss_gib']:.2f} GiB", "< 1 GiB",
+                  ok("reference_10k_peak_rss_gib", f["reference_10k_peak_rss_gib"]))
+    table.add_row("time 2,000 / 1,000 rep. (linear: 2.0)",
+                  f"{f['linearity_replications']:.2f}", "", "")
+    table.add_row("time per loan, full / half large fund (linear: 1.0)",
+                  f"{f['linearity_loans']:.2f}", "", "")
+    Console().print(table)
+
+
+if __name__ == "__main__":
+    main()
