@@ -2,181 +2,361 @@
 
 These run on the merged tables, not on the validated model, so that they can
 report their problems in the same pass as the type and range errors of
-single fields: a check whose inputs are missing or of the wrong type is
-skipped (the field check already reported them).
+single fields.  A check whose inputs are missing, or already reported as
+wrong by the field checks (the ``bad`` paths), is skipped: one mistake gives
+one message.
+
+When a rule ties values set in different files (a base scenario and the file
+that inherits from it, or a ``--set``), the problem is reported on the value
+written last: that is the one the user just changed.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Collection, Mapping
 from typing import Any
 
+from pydantic import TypeAdapter, ValidationError
+
+from .distributions import Distribution, Fixed
 from .errors import Problem
 from .instruments import PERIOD_MONTHS
 
 _TOLERANCE = 1e-9
+_DURATIONS = ("applications.evaluation_months", "disbursement.signing_months",
+              "disbursement.implementation_months")
+_DISTRIBUTION: TypeAdapter[Any] = TypeAdapter(Distribution)
 
 
-def _get(tables: Any, path: str) -> Any:
-    node = tables
-    for key in path.split("."):
-        if not isinstance(node, dict) or key not in node:
+class Provenance:
+    """Which file set each value of the merged tables.
+
+    ``entries`` maps dotted paths to file labels in the order they were
+    written (the loader re-inserts a path each time it is overwritten), so a
+    file's rank is its place in the inheritance chain: base first, the file
+    itself next, ``--set`` last.  Calling the object with a field path gives
+    the file to name in a message about that field.
+    """
+
+    def __init__(self, entries: Mapping[str, str], default: str):
+        self._entries = list(entries.items())
+        self._rank: dict[str, int] = {}
+        for _, label in self._entries:
+            self._rank.setdefault(label, len(self._rank))
+        self.default = default
+
+    def _last(self, path: str) -> tuple[int, str | None]:
+        """Rank and label of the latest file that set ``path``, a table above or a value below."""
+        best: tuple[int, str | None] = (-1, None)
+        for entry, label in self._entries:
+            if entry == path or path.startswith(entry + ".") or entry.startswith(path + "."):
+                rank = self._rank[label]
+                if rank > best[0]:
+                    best = (rank, label)
+        return best
+
+    def __call__(self, *paths: str) -> str:
+        """The file to name for a problem involving ``paths``: the latest one to set any."""
+        return self._last(self.latest(*paths))[1] or self.default
+
+    def latest(self, *paths: str) -> str:
+        """Of ``paths``, the one set by the latest file (the last path on a tie)."""
+        ranks = [self._last(p)[0] for p in paths]
+        top = max(ranks)
+        return [p for p, r in zip(paths, ranks, strict=True) if r == top][-1]
+
+
+class TableReader:
+    """Read values of the merged tables, hiding those the field checks refused."""
+
+    def __init__(self, tables: dict[str, Any], bad: Collection[str]):
+        self.tables = tables
+        self.bad = tuple(bad)
+
+    def is_bad(self, path: str, inside: bool = False) -> bool:
+        """Was the value at ``path`` (or a table above it) refused?
+
+        With ``inside``, a refused value below ``path`` counts too: a
+        distribution table with a wrong parameter is wrong as a whole.
+        """
+        return any(b == path or path.startswith(b + ".")
+                   or (inside and b.startswith(path + ".")) for b in self.bad)
+
+    def get(self, path: str) -> Any:
+        if self.is_bad(path):
             return None
-        node = node[key]
-    return node
+        node: Any = self.tables
+        for key in path.split("."):
+            if isinstance(node, list) and key.isdigit() and int(key) < len(node):
+                node = node[int(key)]
+            elif isinstance(node, dict) and key in node:
+                node = node[key]
+            else:
+                return None
+        return node
+
+    def num(self, path: str, default: float | None = None) -> float | None:
+        value = self.get(path)
+        if value is None and not self.is_bad(path):
+            return default
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return None
+        return float(value)
+
+    def date(self, path: str) -> dt.date | None:
+        value = self.get(path)
+        if isinstance(value, dt.datetime) or not isinstance(value, dt.date):
+            return None
+        return value
+
+    def text(self, path: str, default: str | None = None) -> str | None:
+        value = self.get(path)
+        if value is None and not self.is_bad(path):
+            return default
+        return value if isinstance(value, str) else None
 
 
-def _num(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    return float(value)
-
-
-def _date(value: Any) -> dt.date | None:
-    if isinstance(value, dt.datetime) or not isinstance(value, dt.date):
-        return None
-    return value
-
-
-def _euros(value: float) -> str:
+def euros(value: float) -> str:
+    """An amount in euros as the reports write it: ``1.400.000 €``."""
     from .money import format_eur, to_cents
     return format_eur(to_cents(value), decimals=False)
 
 
-def cross_field_problems(tables: dict[str, Any], where: Callable[[str], str]) -> list[Problem]:
-    """Every cross-field problem of the merged tables (empty if none)."""
-    problems: list[Problem] = []
+def _num_text(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else repr(value)
 
-    def add(path: str, message: str) -> None:
-        problems.append(Problem(where(path), path, message))
 
-    lines = _get(tables, "lines")
-    lines = lines if isinstance(lines, dict) else {}
-    start = _date(_get(tables, "scenario.start"))
+class _Collector:
+    def __init__(self, where: Provenance):
+        self.where = where
+        self.problems: list[Problem] = []
 
-    endowment = _num(_get(tables, "fund.endowment"))
-    allocations = [_num(_get(line, "allocation")) for line in lines.values()
-                   if isinstance(line, dict)]
-    if endowment is not None and allocations and None not in allocations:
-        total = sum(round(a * 100) for a in allocations)
-        if total != round(endowment * 100):
-            add("fund.endowment",
-                f"the line allocations sum to {_euros(total / 100)}, but the endowment is "
-                f"{_euros(endowment)}: they must be equal")
+    def add(self, path: str, message: str, *involved: str) -> None:
+        """A problem shown on ``path``, named in the latest file among ``path`` and ``involved``."""
+        self.problems.append(Problem(self.where(path, *involved), path, message))
 
-    for key in ("fund.eligibility_end", "fund.revolving_until"):
-        value = _date(_get(tables, key))
-        if start and value and value <= start:
-            add(key, f"must be after scenario.start ({start}), got {value}")
 
-    for i, realloc in enumerate(_get(tables, "fund.reallocations") or []):
-        if not isinstance(realloc, dict):
-            continue
-        path = f"fund.reallocations.{i}"
-        for side in ("from", "to"):
-            name = realloc.get(side)
-            if isinstance(name, str) and lines and name not in lines:
-                add(f"{path}.{side}", f"no line '{name}' (lines: {', '.join(lines)})")
-        if realloc.get("from") is not None and realloc.get("from") == realloc.get("to"):
-            add(f"{path}.to", "must differ from 'from'")
-        when = _date(realloc.get("date"))
-        if start and when and when < start:
-            add(f"{path}.date", f"must not be before scenario.start ({start}), got {when}")
+def cross_field_problems(tables: dict[str, Any], where: Provenance,
+                         bad: Collection[str] = ()) -> list[Problem]:
+    """Every cross-field problem of the merged tables (empty if none).
 
+    ``where`` tells which file set each value; ``bad`` lists the field paths
+    the field checks refused (their rules are not checked again).
+    """
+    read = TableReader(tables, bad)
+    out = _Collector(where)
+    lines_table = read.get("lines")
+    lines = {k: v for k, v in lines_table.items() if isinstance(v, dict)} \
+        if isinstance(lines_table, dict) else {}
+
+    _allocations(read, out, list(lines_table) if isinstance(lines_table, dict) else [])
+    _dates(read, out, lines)
+    _reallocations(read, out, list(lines))
+    for line_id in lines:
+        _line(read, out, f"lines.{line_id}")
+    return out.problems
+
+
+def _allocations(read: TableReader, out: _Collector, line_ids: list[str]) -> None:
+    endowment = read.num("fund.endowment")
+    paths = [f"lines.{i}.allocation" for i in line_ids]
+    allocations = [read.num(p) for p in paths]
+    if endowment is None or not allocations or None in allocations:
+        return
+    total = sum(round(a * 100) for a in allocations if a is not None)
+    if total == round(endowment * 100):
+        return
+    shown = out.where.latest("fund.endowment", *paths)
+    parts = ", ".join(f"{i} {euros(a)}" for i, a in zip(line_ids, allocations, strict=True)
+                      if a is not None)
+    out.add(shown, f"the line allocations ({parts}) sum to {euros(total / 100)}, but "
+            f"fund.endowment is {euros(endowment)}: they must be equal",
+            "fund.endowment", *paths)
+
+
+def _dates(read: TableReader, out: _Collector, lines: dict[str, dict]) -> None:
+    """Dates in order: (earlier, later, strictly) pairs, one message per field to fix."""
+    rules: list[tuple[str, str, bool]] = [
+        ("scenario.start", "fund.eligibility_end", True),
+        ("scenario.start", "fund.revolving_until", True),
+    ]
     for line_id, line in lines.items():
-        if isinstance(line, dict):
-            _line_problems(f"lines.{line_id}", line, start, add)
-    return problems
+        prefix = f"lines.{line_id}"
+        opens = f"{prefix}.desk_opens" if "desk_opens" in line else "scenario.start"
+        if opens != "scenario.start":
+            rules.append(("scenario.start", opens, False))
+        rules.append((opens, f"{prefix}.desk_closes", True))
+        calls = line.get("calls")
+        for i in range(len(calls) if isinstance(calls, list) else 0):
+            rules.append((f"{prefix}.calls.{i}.opens", f"{prefix}.calls.{i}.closes", True))
+    realloc = read.get("fund.reallocations")
+    for i in range(len(realloc) if isinstance(realloc, list) else 0):
+        rules.append(("scenario.start", f"fund.reallocations.{i}.date", False))
+
+    # shown field -> rule -> [(other field, its date)], and every field involved
+    broken: dict[str, dict[str, list[str]]] = {}
+    involved: dict[str, list[str]] = {}
+    for early, late, strict in rules:
+        a, b = read.date(early), read.date(late)
+        if a is None or b is None or (a < b if strict else a <= b):
+            continue
+        shown = out.where.latest(early, late)
+        if shown == late:
+            rule, other = ("must be after" if strict else "must not be before"), f"{early} ({a})"
+        else:
+            rule, other = ("must be before" if strict else "must not be after"), f"{late} ({b})"
+        broken.setdefault(shown, {}).setdefault(rule, []).append(other)
+        involved.setdefault(shown, []).extend((early, late))
+    for shown, by_rule in broken.items():
+        text = " and ".join(f"{rule} {', '.join(others)}" for rule, others in by_rule.items())
+        out.add(shown, f"{text}, got {read.date(shown)}", *involved[shown])
 
 
-def _line_problems(prefix: str, line: dict, start: dt.date | None,
-                   add: Callable[[str, str], None]) -> None:
-    min_cost, max_cost = _num(line.get("min_cost")), _num(line.get("max_cost"))
-    if min_cost is not None and max_cost is not None and min_cost > max_cost:
-        add(f"{prefix}.max_cost",
-            f"must not be below min_cost ({_euros(min_cost)}), got {_euros(max_cost)}")
+def _reallocations(read: TableReader, out: _Collector, line_ids: list[str]) -> None:
+    realloc = read.get("fund.reallocations")
+    for i in range(len(realloc) if isinstance(realloc, list) else 0):
+        path = f"fund.reallocations.{i}"
+        names = {side: read.text(f"{path}.{side}") for side in ("from", "to")}
+        for side, name in names.items():
+            if name is not None and line_ids and name not in line_ids:
+                out.add(f"{path}.{side}", f"no line '{name}' (lines: {', '.join(line_ids)})")
+        if names["from"] is not None and names["from"] == names["to"] \
+                and names["from"] in line_ids:
+            out.add(f"{path}.to", f"must differ from 'from', got '{names['to']}'")
 
-    opens, closes = _date(line.get("desk_opens")), _date(line.get("desk_closes"))
-    if start and opens and opens < start:
-        add(f"{prefix}.desk_opens", f"must not be before scenario.start ({start}), got {opens}")
-    if closes and (opens or start) and closes <= (opens or start):
-        add(f"{prefix}.desk_closes",
-            f"must be after desk_opens ({opens or start}), got {closes}")
-    for i, call in enumerate(line.get("calls") or []):
-        if isinstance(call, dict):
-            c_open, c_close = _date(call.get("opens")), _date(call.get("closes"))
-            if c_open and c_close and c_close <= c_open:
-                add(f"{prefix}.calls.{i}.closes",
-                    f"must be after opens ({c_open}), got {c_close}")
-    if line.get("procedure") == "graduatoria" and not line.get("calls") and closes is None:
-        add(f"{prefix}.calls", "a graduatoria needs call windows (calls = [{opens = ..., "
-            "closes = ...}]) or a desk_closes date")
 
-    apps = line.get("applications")
-    if isinstance(apps, dict):
-        mode = apps.get("mode", "poisson")
+def _line(read: TableReader, out: _Collector, prefix: str) -> None:
+    min_path, max_path = f"{prefix}.min_cost", f"{prefix}.max_cost"
+    low, high = read.num(min_path), read.num(max_path)
+    if low is not None and high is not None and low > high:
+        if out.where.latest(min_path, max_path) == min_path:
+            out.add(min_path, f"must not exceed max_cost ({euros(high)}), got {euros(low)}",
+                    max_path)
+        else:
+            out.add(max_path, f"must not be below min_cost ({euros(low)}), got {euros(high)}",
+                    min_path)
+        low = high = None  # the cost checks below need valid bounds
+
+    if read.text(f"{prefix}.procedure") == "graduatoria" and not read.get(f"{prefix}.calls") \
+            and read.get(f"{prefix}.desk_closes") is None:
+        out.add(f"{prefix}.calls", "a graduatoria needs call windows (calls = [{opens = "
+                "..., closes = ...}]) or a desk_closes date", f"{prefix}.procedure")
+
+    apps = f"{prefix}.applications"
+    if isinstance(read.get(apps), dict):
+        mode = read.text(f"{apps}.mode", "poisson")
         if mode == "poisson":
             for key in ("per_month", "cost"):
-                if key not in apps:
-                    add(f"{prefix}.applications.{key}", "required when mode = \"poisson\"")
-        elif mode == "pipeline" and "pipeline" not in apps:
-            add(f"{prefix}.applications.pipeline",
-                "required when mode = \"pipeline\" (a CSV file name)")
-        cost = apps.get("cost")
-        if min_cost is not None and max_cost is not None:
-            _cost_inside(f"{prefix}.applications.cost", cost, min_cost, max_cost, add)
+                if read.get(f"{apps}.{key}") is None and not read.is_bad(f"{apps}.{key}"):
+                    out.add(f"{apps}.{key}", "required when mode = \"poisson\"", f"{apps}.mode")
+        elif mode == "pipeline" and read.get(f"{apps}.pipeline") is None \
+                and not read.is_bad(f"{apps}.pipeline"):
+            out.add(f"{apps}.pipeline", "required when mode = \"pipeline\" (a CSV file name)",
+                    f"{apps}.mode")
+        if low is not None and high is not None:
+            _cost_inside(read, out, f"{apps}.cost", low, high, (min_path, max_path))
+    for key in _DURATIONS:
+        _non_negative_duration(read, out, f"{prefix}.{key}")
 
-    instrument = line.get("instrument")
-    if isinstance(instrument, dict):
-        period = PERIOD_MONTHS.get(instrument.get("frequency", "quarterly"))
-        for key in ("term_months", "grace_months"):
-            months = instrument.get(key)
-            if period and isinstance(months, int) and not isinstance(months, bool) \
-                    and months % period:
-                add(f"{prefix}.instrument.{key}",
-                    f"must be a whole multiple of the instalment period ({period} months, "
-                    f"{instrument.get('frequency', 'quarterly')}), got {months}")
+    _instrument(read, out, f"{prefix}.instrument")
 
-        coverage = _num(instrument.get("coverage", 1.0))
-        grant = _num(instrument.get("grant_share", 0.0))
-        loan_share = _num(instrument.get("public_loan_share"))
-        if coverage is not None and grant is not None:
-            base = instrument.get("grant_base", "eligible_cost")
-            grant_of_cost = grant if base == "eligible_cost" else \
-                grant * coverage * (loan_share if loan_share is not None else 0.0)
-            if coverage + grant_of_cost > 1.0 + _TOLERANCE:
-                add(f"{prefix}.instrument.grant_share",
-                    f"loan ({coverage:.0%} of the cost) plus grant ({grant_of_cost:.0%}) "
-                    "exceed the eligible cost: lower coverage or grant_share")
-
-    disbursement = line.get("disbursement")
-    tranches = disbursement.get("tranches") if isinstance(disbursement, dict) else None
+    tranches_path = f"{prefix}.disbursement.tranches"
+    tranches = read.get(tranches_path)
     if isinstance(tranches, list) and tranches:
-        shares = [_num(t.get("share")) if isinstance(t, dict) else None for t in tranches]
-        if None not in shares and abs(sum(shares) - 1.0) > _TOLERANCE:
-            add(f"{prefix}.disbursement.tranches",
-                f"tranche shares must sum to 1, got {sum(shares):g}")
+        shares = [read.num(f"{tranches_path}.{i}.share") for i in range(len(tranches))]
+        if None not in shares:
+            total = sum(s for s in shares if s is not None)
+            if abs(total - 1.0) > _TOLERANCE:
+                out.add(tranches_path, "tranche shares must sum to 1, got "
+                        f"{' + '.join(_num_text(s) for s in shares if s is not None)} = "
+                        f"{total:.10g}")
 
 
-def _cost_inside(path: str, cost: Any, low: float, high: float,
-                 add: Callable[[str, str], None]) -> None:
+def _instrument(read: TableReader, out: _Collector, prefix: str) -> None:
+    if not isinstance(read.get(prefix), dict):
+        return
+    freq_path = f"{prefix}.frequency"
+    frequency = read.text(freq_path, "quarterly")
+    period = PERIOD_MONTHS.get(frequency or "")
+    if period:
+        wrong = []
+        for key in ("term_months", "grace_months"):
+            months = read.get(f"{prefix}.{key}")
+            if isinstance(months, int) and not isinstance(months, bool) and months % period:
+                wrong.append((key, months))
+        keys = [f"{prefix}.{k}" for k, _ in wrong]
+        if wrong and out.where.latest(*keys, freq_path) == freq_path:
+            got = ", ".join(f"{k} = {m}" for k, m in wrong)
+            out.add(freq_path, f"'{frequency}' needs term_months and grace_months in whole "
+                    f"multiples of {period} months, got {got}", *keys)
+        else:
+            for key, months in wrong:
+                out.add(f"{prefix}.{key}", "must be a whole multiple of the instalment period "
+                        f"({period} months, {frequency}), got {months}", freq_path)
+
+    coverage = read.num(f"{prefix}.coverage", 1.0)
+    grant = read.num(f"{prefix}.grant_share", 0.0)
+    loan_share = read.num(f"{prefix}.public_loan_share")
+    grant_base = read.text(f"{prefix}.grant_base", "eligible_cost")
+    if coverage is None or grant is None or grant_base is None:
+        return
+    if grant_base == "eligible_cost":
+        grant_of_cost = grant
+    elif loan_share is not None:
+        grant_of_cost = grant * coverage * loan_share
+    else:
+        return
+    if coverage + grant_of_cost > 1.0 + _TOLERANCE:
+        involved = [f"{prefix}.{k}" for k in ("coverage", "grant_share", "grant_base")]
+        shown = out.where.latest(*involved[:2])
+        room = max(1.0 - grant_of_cost, 0.0)
+        out.add(shown, f"loan ({coverage:.0%} of the cost) plus grant ({grant_of_cost:.0%} "
+                "of the cost) exceed the eligible cost: lower coverage (to at most "
+                f"{_num_text(round(room, 6))} with this grant) or grant_share", *involved)
+
+
+def _distribution(read: TableReader, path: str) -> Any:
+    value = read.get(path)
+    if value is None or read.is_bad(path, inside=True):
+        return None
+    try:
+        return _DISTRIBUTION.validate_python(value)
+    except ValidationError:
+        return None  # reported by the field checks
+
+
+def _cost_inside(read: TableReader, out: _Collector, path: str, low: float, high: float,
+                 bounds: tuple[str, str]) -> None:
     """A cost distribution must be able to produce values inside the line's bounds."""
-    if _num(cost) is not None:
-        if not low <= cost <= high:
-            add(path, f"must lie between min_cost and max_cost ({_euros(low)} - "
-                f"{_euros(high)}), got {_euros(cost)}")
+    dist = _distribution(read, path)
+    if dist is None:
         return
-    if not isinstance(cost, dict):
+    span = f"({euros(low)} - {euros(high)})"
+    if isinstance(dist, Fixed):
+        if not low <= dist.value <= high:
+            out.add(path, f"must lie between min_cost and max_cost {span}, got "
+                    f"{euros(dist.value)}", *bounds)
         return
-    kind = cost.get("dist")
-    if kind in ("uniform", "triangular"):
-        lo, hi = _num(cost.get("low")), _num(cost.get("high"))
-        if lo is not None and hi is not None and (hi < low or lo > high):
-            add(path, f"range {_euros(lo)} - {_euros(hi)} lies outside the line's bounds "
-                f"({_euros(low)} - {_euros(high)})")
-    elif kind == "empirical" and isinstance(cost.get("values"), list):
-        outside = [v for v in cost["values"] if _num(v) is not None and not low <= v <= high]
+    if dist.dist == "empirical":
+        outside = [v for v in dist.values if not low <= v <= high]
         if outside:
-            add(f"{path}.values", f"values outside the line's bounds ({_euros(low)} - "
-                f"{_euros(high)}): {', '.join(_euros(v) for v in outside)}")
+            out.add(f"{path}.values", f"values outside the line's bounds {span}: "
+                    f"{', '.join(euros(v) for v in outside)}", *bounds)
+        return
+    mass = dist.mass_inside(low, high)
+    if mass < 1e-6:
+        what = "no" if mass == 0 else "almost no"
+        out.add(path, f"the {dist.dist} distribution puts {what} probability inside the "
+                f"line's bounds min_cost - max_cost {span}", *bounds)
+
+
+def _non_negative_duration(read: TableReader, out: _Collector, path: str) -> None:
+    dist = _distribution(read, path)
+    if dist is None:
+        return
+    lowest = dist.bounds()[0]
+    if lowest < 0:
+        where = path if isinstance(dist, Fixed) else \
+            f"{path}.{'values' if dist.dist == 'empirical' else 'low'}"
+        out.add(where, f"a duration in months must not be negative, got {_num_text(lowest)}")

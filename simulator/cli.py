@@ -14,12 +14,13 @@ from pathlib import Path
 
 import click
 from rich.console import Console
+from rich.markup import escape
 
 from . import __version__
 from .errors import InputError
 
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
-console = Console(highlight=False)
+console = Console(highlight=False, soft_wrap=True)
 
 EXIT_INPUT = 2
 
@@ -31,7 +32,7 @@ def _input_errors_exit(func: Callable) -> Callable:
             return func(*args, **kwargs)
         except InputError as exc:
             for problem in exc.problems:
-                err_console.print(f"[red]error[/red] {problem}", markup=True)
+                err_console.print(f"[red]error[/red] {escape(str(problem))}", markup=True)
             sys.exit(EXIT_INPUT)
     return wrapper
 
@@ -57,9 +58,10 @@ def validate(files: tuple[Path, ...], overrides: tuple[str, ...]) -> None:
         except InputError as exc:
             failed = True
             for problem in exc.problems:
-                err_console.print(f"[red]error[/red] {problem}", markup=True)
+                err_console.print(f"[red]error[/red] {escape(str(problem))}", markup=True)
             continue
-        console.print(f"OK {path}  [dim]({scenario.name}, hash {scenario.hash()[:12]})[/dim]")
+        console.print(f"OK {escape(str(path))}  [dim]({escape(scenario.name)}, hash "
+                      f"{scenario.hash()[:12]})[/dim]")
     sys.exit(EXIT_INPUT if failed else 0)
 
 
@@ -68,7 +70,7 @@ def _print_summary(summary, title: str) -> None:
 
     from .labels import kpi_label, kpi_value
 
-    table = Table(title=title, title_justify="left", header_style="bold")
+    table = Table(title=escape(title), title_justify="left", header_style="bold")
     table.add_column("KPI", no_wrap=True)
     table.add_column("media", justify="right")
     table.add_column("P5", justify="right")

@@ -191,8 +191,11 @@ class Lognormal(BaseModel):
         """The median of the distribution truncated to ``[low, high]``."""
         if self.sigma == 0:
             return min(max(self.median, low), high)
-        p_low, p_high = float(ndtr(self._z(low))), float(ndtr(self._z(high)))
-        z = float(ndtri((p_low + p_high) / 2))
+        z_low, z_high = self._z(low), self._z(high)
+        if z_low > 0:  # upper tail: the survival function keeps the precision
+            z = -float(ndtri((float(ndtr(-z_low)) + float(ndtr(-z_high))) / 2))
+        else:
+            z = float(ndtri((float(ndtr(z_low)) + float(ndtr(z_high))) / 2))
         return min(max(self.median * math.exp(self.sigma * z), low), high)
 
 

@@ -9,14 +9,21 @@ in these models; the model converts to integer cents.
 Loading runs in four steps, each collecting every problem it finds:
 
 1. read the file and its ``base`` chain, deep-merging tables (a later file
-   overrides an earlier one; lists are replaced whole) and remembering which
-   file set each value, so an error names the file the bad value came from;
-2. apply ``--set dotted.path=value`` overrides (values parsed as TOML);
+   overrides an earlier one; lists, and distributions written as tables with
+   ``dist``, are replaced whole) and remembering which file set each value,
+   so an error names the file the bad value came from;
+2. apply ``--set dotted.path=value`` overrides: the path must name a field of
+   the schema (and an existing line), the value is read as TOML and coerced
+   to the field's type where the intent is clear (``scenario.name=2019``);
 3. validate the merged tables against the pydantic models below (types,
    ranges, unknown keys with a "did you mean");
 4. cross-field checks (allocations sum to the endowment, tranche shares sum
-   to 1, dates ordered, grace and term multiples of the period) and the
-   pipeline CSV files.
+   to 1, dates ordered, grace and term multiples of the period; a rule that
+   ties values from several files is reported on the value written last) and
+   the pipeline CSV files (path relative to the file that names them).
+
+A value refused in step 3 is not checked again in step 4: one mistake, one
+message.
 
 The canonical hash identifies the resolved content: the same scenario gives
 the same hash whatever the key order, the inheritance used or where the
@@ -31,9 +38,12 @@ import difflib
 import hashlib
 import json
 import math
+import re
 import tomllib
+import types
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 import tomli_w
 from pydantic import (
@@ -43,37 +53,45 @@ from pydantic import (
     Field,
     PrivateAttr,
     ValidationError,
+    field_validator,
 )
 
-from .distributions import Distribution, Fixed, Uniform, to_file_value
+from . import checks
+from .distributions import DISTRIBUTIONS, Distribution, Fixed, Uniform, to_file_value
 from .errors import InputError, Problem
-from .instruments import PERIOD_MONTHS
 
-_CONFIG = ConfigDict(extra="forbid", strict=True, populate_by_name=True)
+_CONFIG = ConfigDict(extra="forbid", strict=True, populate_by_name=True, allow_inf_nan=False)
+
+
+def _num_text(value: float) -> str:
+    """A number as a person writes it in a file: 5000000, 1.4, 0.035."""
+    if isinstance(value, float) and value.is_integer() and abs(value) < 1e15:
+        return str(int(value))
+    return repr(value)
 
 
 def _share(value: float) -> float:
     if not 0.0 <= value <= 1.0:
-        raise ValueError(f"must be between 0 and 1, got {value:g}")
+        raise ValueError(f"must be between 0 and 1, got {_num_text(value)}")
     return value
 
 
 def _annual_rate(value: float) -> float:
     if not -0.2 <= value <= 1.0:
         raise ValueError(f"must be an annual rate between -0.2 and 1 (e.g. 0.035 = 3.5 %), "
-                         f"got {value:g}")
+                         f"got {_num_text(value)}")
     return value
 
 
 def _positive(value: float) -> float:
     if not value > 0:
-        raise ValueError(f"must be greater than 0, got {value:g}")
+        raise ValueError(f"must be greater than 0, got {_num_text(value)}")
     return value
 
 
 def _non_negative(value: float) -> float:
     if not value >= 0:
-        raise ValueError(f"must be 0 or more, got {value:g}")
+        raise ValueError(f"must be 0 or more, got {_num_text(value)}")
     return value
 
 
@@ -105,7 +123,20 @@ class Reallocation(BaseModel):
     date: dt.date
     from_: str = Field(alias="from")
     to: str
-    amount: Literal["all_uncommitted"] | Euros = "all_uncommitted"
+    amount: Literal["all_uncommitted"] | float = "all_uncommitted"
+
+    @field_validator("amount", mode="before")
+    @classmethod
+    def _amount(cls, value: Any) -> Any:
+        if value == "all_uncommitted":
+            return value
+        if isinstance(value, int | float) and not isinstance(value, bool) \
+                and math.isfinite(value) and value > 0:
+            return float(value)
+        hint = _did_you_mean(value, ["all_uncommitted"], listing=False) \
+            if isinstance(value, str) else ""
+        raise ValueError('must be "all_uncommitted" or an amount in euros greater than 0, '
+                         f"got {_describe(value)}{hint}")
 
 
 class Fees(BaseModel):
@@ -268,6 +299,14 @@ class Scenario(BaseModel):
         text = json.dumps(tables, sort_keys=True, default=_json_default, separators=(",", ":"))
         return hashlib.sha256(text.encode()).hexdigest()
 
+    def __eq__(self, other: object) -> bool:
+        """Equal content (the canonical hash), wherever the files were loaded from."""
+        if not isinstance(other, Scenario):
+            return NotImplemented
+        return self.hash() == other.hash()
+
+    __hash__ = None  # type: ignore[assignment]  # mutable: not usable as a dict key
+
     def month_of(self, date: dt.date) -> float:
         """Simulation time (months since the start) of a calendar date."""
         return date_to_months(self.scenario.start, date)
@@ -343,43 +382,79 @@ def _read_toml(path: Path, label: str) -> dict[str, Any]:
         raise InputError([Problem(label, "", "file not found")]) from None
     except tomllib.TOMLDecodeError as exc:
         raise InputError([Problem(label, "", f"not valid TOML: {exc}")]) from None
+    except UnicodeDecodeError:
+        raise InputError([Problem(label, "", "not valid TOML: the file is not UTF-8 text")]) \
+            from None
     except OSError as exc:
         raise InputError([Problem(label, "", f"cannot be read: {exc.strerror}")]) from None
 
 
+def _is_distribution(value: Any) -> bool:
+    return isinstance(value, dict) and "dist" in value
+
+
+def _record(provenance: dict[str, str], path: str, label: str) -> None:
+    """Note that ``label`` set ``path`` now (re-inserted: the order is the writing order)."""
+    for old in [p for p in provenance if p == path or p.startswith(path + ".")]:
+        del provenance[old]
+    provenance[path] = label
+
+
 def _deep_merge(into: dict, update: dict, provenance: dict[str, str], label: str,
                 prefix: str = "") -> None:
+    """Merge ``update`` into ``into``: tables merge key by key, any other value replaces.
+
+    A distribution written as a table with ``dist`` is one value, not a table to
+    merge: ``cost = {dist = "uniform", ...}`` replaces an inherited lognormal
+    whole (a table without ``dist`` still changes single parameters).
+    """
     for key, value in update.items():
         path = f"{prefix}{key}"
-        if isinstance(value, dict) and isinstance(into.get(key), dict):
+        if isinstance(value, dict) and isinstance(into.get(key), dict) \
+                and not _is_distribution(value):
             _deep_merge(into[key], value, provenance, label, path + ".")
         else:
             into[key] = copy.deepcopy(value)
-            provenance[path] = label
-            # A replaced table forgets where its old leaves came from.
-            for old in [p for p in provenance if p.startswith(path + ".")]:
-                provenance[old] = label
+            _record(provenance, path, label)
 
 
-def _resolve_chain(path: Path, labels: dict[Path, str], stack: list[Path],
-                   provenance: dict[str, str]) -> dict[str, Any]:
+@dataclass
+class _Chain:
+    """What reading a file and its ``base`` chain gives."""
+
+    tables: dict[str, Any]
+    provenance: dict[str, str]
+    folders: dict[str, Path]  # file label -> its folder (relative paths start there)
+
+
+def _read_chain(path: Path) -> _Chain:
+    chain = _Chain({}, {}, {})
+    stack: list[Path] = []
     path = path.resolve()
-    label = labels.setdefault(path, _label(path))
-    if path in stack:
-        chain = " -> ".join(labels[p] for p in [*stack, path])
-        raise InputError([Problem(labels[stack[-1]], "base", f"inheritance cycle: {chain}")])
-    data = _read_toml(path, label)
-    base = data.pop("base", None)
-    merged: dict[str, Any] = {}
-    if base is not None:
-        if not isinstance(base, str):
-            raise InputError([Problem(label, "base", f"must be a file name, got {base!r}")])
-        base_path = path.parent / base
-        if not base_path.exists():
-            raise InputError([Problem(label, "base", f"base file not found: {base}")])
-        merged = _resolve_chain(base_path, labels, [*stack, path], provenance)
-    _deep_merge(merged, data, provenance, label)
-    return merged
+    files: list[tuple[str, dict[str, Any]]] = []
+    while True:
+        label = _label(path)
+        if path in stack:
+            names = " -> ".join([*(_label(p) for p in stack), label])
+            raise InputError([Problem(_label(stack[-1]), "base", f"inheritance cycle: {names}")])
+        stack.append(path)
+        data = _read_toml(path, label)
+        chain.folders[label] = path.parent
+        base = data.pop("base", None)
+        files.append((label, data))
+        if base is None:
+            break
+        if not isinstance(base, str) or not base.strip():
+            raise InputError([Problem(label, "base",
+                                      f"must be a file name in quotes, got {_describe(base)}")])
+        base_path = (path.parent / base).resolve()
+        if not base_path.is_file():
+            raise InputError([Problem(label, "base",
+                                      f"base file not found: {base} (looked for {base_path})")])
+        path = base_path
+    for label, data in reversed(files):  # the root base first, the file itself last
+        _deep_merge(chain.tables, data, chain.provenance, label)
+    return chain
 
 
 def _label(path: Path) -> str:
@@ -391,11 +466,14 @@ def _label(path: Path) -> str:
 
 
 def parse_override(text: str) -> tuple[str, Any]:
-    """Split ``dotted.path=value``; the value is read as TOML (1.4, true, "x", 2020-01-01)."""
+    """Split ``dotted.path=value``; the value is read as TOML (1.4, true, "x", 2020-01-01).
+
+    A value that is not valid TOML is taken as text (``procedure=graduatoria``).
+    """
     if "=" not in text:
         raise InputError([Problem("--set", text, "expected dotted.path=value")])
     path, raw = (part.strip() for part in text.split("=", 1))
-    if not path:
+    if not path or any(not key for key in path.split(".")):
         raise InputError([Problem("--set", text, "expected dotted.path=value")])
     try:
         value = tomllib.loads(f"v = {raw}")["v"]
@@ -404,9 +482,133 @@ def parse_override(text: str) -> tuple[str, Any]:
     return path, value
 
 
+# -- the schema as a tree, for overrides and messages ---------------------------------
+
+@dataclass(frozen=True)
+class _ListOf:
+    item: Any
+
+
+@dataclass(frozen=True)
+class _TableOf:
+    item: Any
+
+
+_DIST = "distribution"
+_DIST_MODELS: dict[str, type[BaseModel]] = {
+    get_args(m.model_fields["dist"].annotation)[0]: m for m in DISTRIBUTIONS}
+
+
+def _kind(annotation: Any) -> Any:
+    """What a field holds: a model, ``_ListOf``, ``_TableOf``, ``_DIST`` or None (a value)."""
+    origin, args = get_origin(annotation), get_args(annotation)
+    if origin is Annotated:
+        return _kind(args[0])
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    if origin is list:
+        return _ListOf(_kind(args[0]))
+    if origin is dict:
+        return _TableOf(_kind(args[1]))
+    if origin in (Union, types.UnionType):
+        if Fixed in args:
+            return _DIST
+        for arg in args:
+            kind = _kind(arg)
+            if kind is not None:
+                return kind
+    return None
+
+
+def _field(model: type[BaseModel], key: Any) -> Any:
+    for name, field in model.model_fields.items():
+        if key in (name, field.alias):
+            return field
+    return None
+
+
+def _keys(model: type[BaseModel]) -> list[str]:
+    return [field.alias or name for name, field in model.model_fields.items()]
+
+
+def _did_you_mean(key: str, choices: list[str], listing: bool = True) -> str:
+    """`` (did you mean 'x'?)`` for a close choice, else the allowed ones (if ``listing``)."""
+    close = difflib.get_close_matches(key, choices, n=1, cutoff=0.6) or \
+        [c for c in choices if c.lower() == key.lower()]
+    if not close and len(key) >= 3:  # grace -> grace_months, public_loan -> public_loan_share
+        close = [c for c in choices if c.startswith(key) or key.startswith(c)][:2]
+        close = close if len(close) == 1 else []
+    if close:
+        return f" (did you mean '{close[0]}'?)"
+    return f"; allowed: {', '.join(choices)}" if listing and choices else ""
+
+
+def _override_target(tables: dict[str, Any], keys: list[str]) -> tuple[Any, str | None]:
+    """Check an override path against the schema and the tables.
+
+    Returns the annotation of the field it sets (None if unknown) and a
+    message if the path cannot be set.
+    """
+    kind: Any = Scenario
+    node: Any = tables
+    annotation: Any = None
+    for i, key in enumerate(keys):
+        parent = ".".join(keys[:i]) or "the scenario"
+        if kind == _DIST:
+            if not isinstance(node, dict):
+                return None, (f"{parent} is not a distribution table: set it whole, e.g. "
+                              f'{parent}={{dist="uniform", low=1, high=2}}')
+            if key == "values" and len(keys) > i + 1:
+                return None, f"set the whole list: {parent}.values=[...]"
+            return None, None  # a parameter of a distribution: checked with the scenario
+        if isinstance(kind, _TableOf):
+            names = list(node) if isinstance(node, dict) else []
+            if key not in names:
+                return None, f"no line '{key}' (lines: {', '.join(names)})" + \
+                    _did_you_mean(key, names, listing=False)
+            kind, node, annotation = kind.item, node[key], None
+        elif isinstance(kind, _ListOf):
+            size = len(node) if isinstance(node, list) else 0
+            if not key.isdigit() or int(key) >= size:
+                return None, (f"{parent} has {size} item(s): use an index from 0 to {size - 1}"
+                              if size else f"{parent} is empty: set the whole list")
+            kind, node, annotation = kind.item, node[int(key)], None
+        elif isinstance(kind, type) and issubclass(kind, BaseModel):
+            field = _field(kind, key)
+            if field is None:
+                return None, f"unknown field{_did_you_mean(key, _keys(kind))}"
+            annotation, kind = field.annotation, _kind(field.annotation)
+            node = node.get(key) if isinstance(node, dict) else None
+        else:
+            return None, f"{parent} is a value, not a table"
+    return annotation, None
+
+
+def _coerce(value: Any, raw: str, annotation: Any) -> Any:
+    """Bring a ``--set`` value to the type of its field where the intent is clear."""
+    args = [a for a in (get_args(annotation) or (annotation,)) if a is not type(None)]
+    texts = all(a is str or (get_origin(a) is Literal and all(isinstance(v, str)
+                                                               for v in get_args(a)))
+                for a in args)
+    if texts and args and not isinstance(value, str):
+        return raw.strip().strip("'\"")  # scenario.name=2019 is the text "2019"
+    if int in args and isinstance(value, float) and value.is_integer():
+        return int(value)  # horizon_months=120.0
+    if dt.date in args and isinstance(value, str):
+        try:
+            return dt.date.fromisoformat(value)
+        except ValueError:
+            return value
+    return value
+
+
 def apply_overrides(tables: dict[str, Any], overrides: list[str],
                     provenance: dict[str, str]) -> None:
-    """Set each ``dotted.path=value`` in the merged tables (creating tables as needed)."""
+    """Set each ``dotted.path=value`` in the merged tables (creating tables as needed).
+
+    The path must name a field of the schema (and an existing line or list
+    item); the value is coerced to the field's type where that is unambiguous.
+    """
     problems = []
     for text in overrides:
         try:
@@ -415,64 +617,119 @@ def apply_overrides(tables: dict[str, Any], overrides: list[str],
             problems.extend(exc.problems)
             continue
         keys = path.split(".")
-        node = tables
-        for i, key in enumerate(keys[:-1]):
-            child = node.setdefault(key, {})
-            if not isinstance(child, dict):
-                problems.append(Problem("--set", path,
-                                        f"{'.'.join(keys[:i + 1])} is not a table"))
-                break
-            node = child
+        annotation, error = _override_target(tables, keys)
+        if error:
+            problems.append(Problem("--set", path, error))
+            continue
+        value = _coerce(value, text.split("=", 1)[1], annotation)
+        node: Any = tables
+        for key in keys[:-1]:
+            if isinstance(node, list):
+                node = node[int(key)]
+            else:
+                child = node.get(key)
+                if not isinstance(child, dict | list):
+                    child = node[key] = {}
+                node = child
+        if isinstance(node, list):
+            node[int(keys[-1])] = value
         else:
             node[keys[-1]] = value
-            provenance[path] = "--set"
+        _record(provenance, path, "--set")
     if problems:
         raise InputError(problems)
 
 
 def load_scenario(path: str | Path, overrides: list[str] | None = None) -> Scenario:
-    """Load, merge, override and validate a scenario file; raise :class:`InputError`."""
+    """Load, merge, override and validate a scenario file; raise :class:`InputError`.
+
+    Every problem found is reported at once, each naming the file that set the
+    value, the dotted field path, what is expected and what was found.
+    """
     path = Path(path)
-    provenance: dict[str, str] = {}
-    labels: dict[Path, str] = {}
-    tables = _resolve_chain(path, labels, [], provenance)
-    top_label = labels[path.resolve()]
-    if "sweep" in tables:
+    chain = _read_chain(path)
+    top_label = _label(path.resolve())
+    if "sweep" in chain.tables:
         raise InputError([Problem(top_label, "sweep",
                                   "this is a sweep file: run it with `fesr-sim sweep`")])
-    apply_overrides(tables, overrides or [], provenance)
-    return validate_tables(tables, top_label, provenance, path.resolve().parent, path)
+    apply_overrides(chain.tables, list(overrides or []), chain.provenance)
+    return validate_tables(chain.tables, top_label, chain.provenance, path.resolve().parent,
+                           path, folders=chain.folders)
 
 
 def validate_tables(tables: dict[str, Any], top_label: str, provenance: dict[str, str],
-                    folder: Path, source: Path | None = None) -> Scenario:
-    """Validate merged tables into a :class:`Scenario`, collecting every problem."""
-    from . import checks, pipeline  # local: both import this module
+                    folder: Path, source: Path | None = None,
+                    folders: dict[str, Path] | None = None) -> Scenario:
+    """Validate merged tables into a :class:`Scenario`, collecting every problem.
 
-    def where(field_path: str) -> str:
-        parts = field_path.split(".")
-        for n in range(len(parts), 0, -1):
-            label = provenance.get(".".join(parts[:n]))
-            if label:
-                return label
-        return top_label
+    ``provenance`` maps dotted paths to the file that set them (in writing
+    order); ``folders`` maps those files to their folders, where relative
+    pipeline paths start (``folder`` otherwise; the working directory for
+    ``--set``).
+    """
+    from . import pipeline  # local: it imports this module
 
-    problems: list[Problem] = []
+    where = checks.Provenance(provenance, top_label)
+    problems, skip = _incomplete_lines(tables, where)
     scenario = None
+    bad: set[str] = set(skip)
     try:
         scenario = Scenario.model_validate(tables)
     except ValidationError as exc:
-        problems.extend(_pydantic_problems(exc, tables, where))
-    problems.extend(checks.cross_field_problems(tables, where))
-    if scenario is not None and not problems:
-        scenario._source = source
-        try:
-            pipeline.attach_pipelines(scenario, folder, where)
-        except InputError as exc:
-            problems.extend(exc.problems)
-    if problems:
+        found, refused = _pydantic_problems(exc, where, skip)
+        problems.extend(found)
+        bad |= refused
+    problems.extend(checks.cross_field_problems(tables, where, bad))
+
+    def folder_of(field_path: str) -> Path:
+        label = where(field_path)
+        if label == "--set":
+            return Path.cwd()
+        return (folders or {}).get(label, folder)
+
+    pipelines = pipeline.load_pipelines(tables, folder_of, where, bad)
+    problems.extend(pipelines.problems)
+    if problems or scenario is None:
         raise InputError(_unique(problems))
+    scenario._source = source
+    for line_id, frame in pipelines.frames.items():
+        # The resolved scenario names the file it read, wherever it is written back.
+        scenario.lines[line_id].applications.pipeline = str(pipelines.paths[line_id])
+        scenario._pipelines[line_id] = frame
+        scenario._pipeline_digests[line_id] = pipelines.digests[line_id]
     return scenario
+
+
+_LINE_REQUIRED = ("allocation", "min_cost", "max_cost", "applications", "instrument")
+
+
+def _incomplete_lines(tables: dict[str, Any], where: checks.Provenance,
+                      ) -> tuple[list[Problem], set[str]]:
+    """A line table lacking most required fields is a typo'd line id or a forgotten line.
+
+    One message for it, instead of one per missing field.
+    """
+    lines = tables.get("lines")
+    if not isinstance(lines, dict):
+        return [], set()
+    complete = [k for k, v in lines.items()
+                if isinstance(v, dict) and all(r in v for r in _LINE_REQUIRED)]
+    problems, skip = [], set()
+    for line_id, line in lines.items():
+        if not isinstance(line, dict):
+            continue
+        missing = [r for r in _LINE_REQUIRED if r not in line]
+        if len(missing) < 2:
+            continue
+        path = f"lines.{line_id}"
+        hint = _did_you_mean(line_id, complete, listing=False)
+        if hint:
+            message = f"no line '{line_id}'{hint}"
+        else:
+            message = f"incomplete line: missing {', '.join(missing)}"
+        problems.append(Problem(where(path), path, message))
+        skip.add(path)
+    return problems, skip
 
 
 def _unique(problems: list[Problem]) -> list[Problem]:
@@ -493,93 +750,119 @@ _TYPE_WORDS = {
     "(YYYY-MM-DD, no quotes)", "list_type": "a list [...]", "dict_type": "a table",
     "model_type": "a table", "model_attributes_type": "a table",
 }
+_BOUNDS = {"greater_than": ("gt", "greater than {}"), "greater_than_equal": ("ge", "{} or more"),
+           "less_than": ("lt", "less than {}"), "less_than_equal": ("le", "{} or less")}
 
 
-def _fields_at(loc: tuple) -> list[str]:
-    """Names of the fields allowed at a location of the schema (for "did you mean")."""
-    model: Any = Scenario
+def _walk(loc: tuple) -> tuple[list[str], Any]:
+    """The field path shown for a pydantic location, and the schema kind found there.
+
+    Pydantic puts union members and distribution tags in its locations
+    (``cost.uniform.high``, ``amount.literal[...]``): they are not keys of the file.
+    """
+    kind: Any = Scenario
+    shown: list[str] = []
     for part in loc:
-        if model is None:
-            return []
-        if isinstance(part, int):
-            continue
-        if model is Scenario and part == "lines":
-            model = "lines"
-            continue
-        if model == "lines":
-            model = Line
-            continue
-        fields = getattr(model, "model_fields", {})
-        if part not in fields:
-            return []
-        annotation = fields[part].annotation
-        model = _model_in(annotation)
-    if model is None or model == "lines":
-        return []
-    return [f.alias or n for n, f in model.model_fields.items()]
-
-
-def _model_in(annotation: Any) -> Any:
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
-    for arg in getattr(annotation, "__args__", ()) or ():
-        found = _model_in(arg)
-        if found is not None:
-            return found
-    return None
+        if kind == _DIST:
+            if part in _DIST_MODELS:
+                kind = _DIST_MODELS[part]
+                continue
+            kind = None
+        elif isinstance(kind, _TableOf | _ListOf):
+            kind = kind.item
+        elif isinstance(kind, type) and issubclass(kind, BaseModel):
+            field = _field(kind, part)
+            kind = _kind(field.annotation) if field is not None else None
+        elif isinstance(part, str) and ("[" in part or "(" in part):
+            continue  # pydantic's name for a union member or a dict key
+        else:
+            kind = None
+        shown.append(str(part))
+    return shown, kind
 
 
 def _describe(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
     if isinstance(value, str):
         return repr(value)
-    if isinstance(value, float) and math.isfinite(value):
-        return f"{value:g}"
+    if isinstance(value, float):
+        return _num_text(value) if math.isfinite(value) else str(value)
     if isinstance(value, dict):
         return "a table"
-    return repr(value) if not isinstance(value, dt.date) else value.isoformat()
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    return repr(value)
 
 
-def _pydantic_problems(exc: ValidationError, tables: dict, where) -> list[Problem]:
-    problems = []
+def _pydantic_problems(exc: ValidationError, where: checks.Provenance,
+                       skip: set[str]) -> tuple[list[Problem], set[str]]:
+    """One sentence per pydantic error, and the field paths refused."""
+    problems: list[tuple[str, str, str]] = []  # kind, path, message
+    suggested: set[str] = set()
     for error in exc.errors(include_url=False):
         loc = tuple(error["loc"])
-        # Drop the discriminator tag pydantic puts in union locations.
-        loc = tuple(p for p in loc if p not in ("fixed", "uniform", "triangular", "lognormal",
-                                                "empirical", "function-after[_share(), float]"))
         kind = error["type"]
         value = error.get("input")
-        if kind == "extra_forbidden":
-            *parent, key = loc
-            field_path = ".".join(str(p) for p in loc)
-            choices = _fields_at(tuple(parent))
-            close = difflib.get_close_matches(str(key), choices, n=1, cutoff=0.6)
-            hint = f" (did you mean '{close[0]}'?)" if close else (
-                f"; allowed: {', '.join(choices)}" if choices else "")
-            problems.append(Problem(where(field_path), field_path, f"unknown key{hint}"))
+        shown, _ = _walk(loc)
+        field_path = ".".join(shown)
+        if any(field_path == s or field_path.startswith(s + ".") for s in skip):
             continue
-        field_path = ".".join(str(p) for p in loc)
+        if kind == "extra_forbidden":
+            parent_shown, parent_kind = _walk(loc[:-1])
+            choices = _keys(parent_kind) if isinstance(parent_kind, type) and \
+                issubclass(parent_kind, BaseModel) else []
+            hint = _did_you_mean(str(loc[-1]), choices)
+            if hint.startswith(" (did you mean"):
+                suggested.add(".".join([*parent_shown, hint.split("'")[1]]))
+            problems.append((kind, field_path, f"unknown key{hint}"))
+            continue
         if kind == "missing":
             message = "required, but missing"
         elif kind == "value_error":
             message = str(error["msg"]).removeprefix("Value error, ")
         elif kind in _TYPE_WORDS:
             message = f"expected {_TYPE_WORDS[kind]}, got {_describe(value)}"
+            if isinstance(value, str) and re.fullmatch(r"-?[\d.]*\d,\d+", value.strip()):
+                message += " (write numbers with '.' for decimals and no quotes)"
+        elif kind in _BOUNDS:
+            key, words = _BOUNDS[kind]
+            limit = error.get("ctx", {}).get(key)
+            message = f"must be {words.format(_describe(limit))}, got {_describe(value)}"
+        elif kind == "finite_number":
+            message = f"must be a finite number, got {_describe(value)}"
         elif kind == "literal_error":
-            expected = error.get("ctx", {}).get("expected", "")
-            message = f"must be one of {expected.replace(' or ', ', ')}, got {_describe(value)}"
+            choices = re.findall(r"'([^']*)'", error.get("ctx", {}).get("expected", ""))
+            hint = _did_you_mean(value, choices, listing=False) if isinstance(value, str) else ""
+            message = (f"must be one of {', '.join(repr(c) for c in choices)}, "
+                       f"got {_describe(value)}{hint}")
         elif kind == "union_tag_invalid":
-            message = ("unknown distribution: 'dist' must be one of 'uniform', 'triangular', "
-                       f"'lognormal', 'empirical', got {_describe(error['ctx']['tag'])}")
+            tag = error["ctx"]["tag"]
+            names = [n for n in _DIST_MODELS if n != "fixed"]
+            hint = _did_you_mean(str(tag), names, listing=False)
+            field_path += ".dist"
+            message = (f"unknown distribution, got {_describe(tag)}{hint}: use one of "
+                       f"{', '.join(repr(n) for n in names)}, or a plain number")
         elif kind == "union_tag_not_found":
             message = "a distribution table needs a 'dist' key (e.g. dist = \"uniform\")"
         elif kind == "string_pattern_mismatch":
             message = ("only letters, digits, '_', '-' and '.' are allowed, "
                        f"got {_describe(value)}")
+        elif kind == "string_too_short":
+            message = f"must not be empty, got {_describe(value)}"
         elif kind in ("too_short", "too_long"):
-            message = str(error["msg"]).replace("List", "list").replace("Dictionary", "table")
-            message = message.replace("Value should", "must").replace("String should", "must")
-            message = f"{message[0].lower()}{message[1:]}"
+            ctx = error.get("ctx", {})
+            size = ctx.get("actual_length", 0)
+            limit = ctx.get("min_length", ctx.get("max_length"))
+            word = "at least" if kind == "too_short" else "at most"
+            message = f"must have {word} {limit} item(s), got {size}"
         else:
             message = f"{error['msg']}, got {_describe(value)}"
-        problems.append(Problem(where(field_path), field_path, message))
-    return problems
+        problems.append((kind, field_path, message))
+    # A misspelt key is one mistake: "unknown key (did you mean 'x'?)" covers "x: missing".
+    kept = [(path, message) for kind, path, message in problems
+            if not (kind == "missing" and path in suggested)]
+    return ([Problem(where(path), path, message) for path, message in kept],
+            {path for path, _ in kept})
