@@ -1,0 +1,38 @@
+"""Ctrl-C during a parallel run: workers stop promptly and no run folder is left."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+def test_ctrl_c_stops_workers_and_leaves_nothing(tmp_path):
+    command = shutil.which("fesr-sim", path=str(Path(sys.executable).parent))
+    assert command, "the fesr-sim console script is installed next to python"
+    process = subprocess.Popen(
+        [command, "run", str(ROOT / "scenarios" / "wecare_fesr_2018.toml"), "-n", "5000",
+         "--workers", "2", "--out", str(tmp_path / "run"), "--no-report"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
+        # A shell may start background jobs with SIGINT ignored: restore the default.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    time.sleep(4)  # long enough for the pool to be busy, far from the end of the run
+    assert process.poll() is None, "the run ended before it could be interrupted"
+    sent = time.monotonic()
+    os.killpg(process.pid, signal.SIGINT)  # what Ctrl-C sends: the whole process group
+    _, err = process.communicate(timeout=30)
+    assert time.monotonic() - sent < 10
+    assert process.returncode == 130
+    assert b"no run folder was written" in err
+    assert list(tmp_path.iterdir()) == []
+    with pytest.raises(ProcessLookupError):
+        os.killpg(process.pid, 0)  # no worker of that group survives
