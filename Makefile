@@ -29,7 +29,7 @@ test-slow: $(DEVSTAMP)
 	$(BIN)/python -m pytest -q -m slow
 
 lint: $(DEVSTAMP)
-	$(BIN)/ruff check simulator tests
+	$(BIN)/ruff check simulator tests benchmarks
 
 clean:
 	rm -rf $(VENV) build *.egg-info

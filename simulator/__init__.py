@@ -11,7 +11,7 @@ Notebook use::
 
 __version__ = "0.1.0"
 
-from .runner import run  # noqa: E402
-from .scenario import load_scenario  # noqa: E402
+from .runner import run
+from .scenario import load_scenario
 
 __all__ = ["__version__", "load_scenario", "run"]

@@ -78,3 +78,94 @@ def kpi_value(value: float, unit: str, lang: str = "it") -> str:
     if unit == "months":
         return format_number(value, lang=lang, digits=1)
     return format_number(value, lang=lang, digits=1)
+
+
+# --------------------------------------------------------------------------- charts and reports
+
+def line_label(line_id: str, lang: str = "it") -> str:
+    """``Linea A`` (it), ``Line A`` (en); ``total`` is ``Totale`` / ``Total``."""
+    if line_id == "total":
+        return "Totale" if lang == "it" else "Total"
+    return f"Linea {line_id}" if lang == "it" else f"Line {line_id}"
+
+
+# timeseries.parquet columns: (Italian, English)
+SERIES_LABELS: dict[str, tuple[str, str]] = {
+    "cash": ("Fondo disponibile", "Fund cash"),
+    "committed_undisbursed": ("Impegnato da erogare", "Committed, not yet paid"),
+    "loans_outstanding": ("Crediti in essere", "Loans outstanding"),
+    "legacy": ("Risorse legacy", "Legacy resources"),
+    "loans_disbursed": ("Finanziamenti erogati", "Loans disbursed"),
+    "grants_paid": ("Contributi erogati", "Grants paid"),
+    "grants_recovered": ("Contributi restituiti (revoche)", "Grants recovered (revocations)"),
+    "principal_repaid": ("Rientri di capitale", "Principal repaid"),
+    "interest_received": ("Interessi incassati", "Interest received"),
+    "principal_written_off": ("Capitale svalutato", "Principal written off"),
+    "recoveries": ("Recuperi su crediti", "Recoveries"),
+    "fees_paid": ("Commissioni pagate", "Fees paid"),
+    "fees_charged": ("Commissioni maturate", "Fees charged"),
+    "treasury_interest": ("Interessi sulla liquidità", "Treasury interest"),
+    "reallocated_in": ("Riallocazioni in entrata", "Reallocated in"),
+    "reallocated_out": ("Riallocazioni in uscita", "Reallocated out"),
+    "applications": ("Domande ricevute", "Applications received"),
+    "admitted": ("Domande ammesse", "Applications admitted"),
+    "committed": ("Progetti finanziati", "Projects financed"),
+    "rejected_no_funds": ("Respinte per mancanza di fondi", "Rejected for lack of funds"),
+    "waiting": ("In lista d'attesa", "On the waiting list"),
+}
+
+
+def series_label(column: str, lang: str = "it") -> str:
+    """A timeseries column for people: ``cash`` -> ``Fondo disponibile``."""
+    it, en = SERIES_LABELS.get(column, (column, column))
+    return it if lang == "it" else en
+
+
+# loans.parquet columns: (Italian, English)
+LOAN_LABELS: dict[str, tuple[str, str]] = {
+    "replication": ("Replicazione", "Replication"),
+    "project_id": ("Progetto", "Project"),
+    "line": ("Linea", "Line"),
+    "status": ("Stato", "Status"),
+    "application_date": ("Domanda", "Application"),
+    "decision_date": ("Decisione", "Decision"),
+    "commitment_date": ("Concessione", "Commitment"),
+    "first_disbursement_date": ("Prima erogazione", "First disbursement"),
+    "completion_date": ("Completamento", "Completion"),
+    "end_date": ("Chiusura", "End"),
+    "eligible_cost": ("Costo ammissibile", "Eligible cost"),
+    "public_loan": ("Finanziamento del fondo", "Fund loan"),
+    "bank_loan": ("Finanziamento bancario", "Bank loan"),
+    "grant": ("Contributo", "Grant"),
+    "loans_disbursed": ("Finanziamento erogato", "Loan disbursed"),
+    "grant_paid": ("Contributo erogato", "Grant paid"),
+    "principal_repaid": ("Capitale rimborsato", "Principal repaid"),
+    "interest_paid": ("Interessi pagati", "Interest paid"),
+    "written_off": ("Capitale svalutato", "Written off"),
+    "recovered": ("Recuperato", "Recovered"),
+    "grant_recovered": ("Contributo restituito", "Grant recovered"),
+    "outstanding_end": ("Debito residuo all'orizzonte", "Outstanding at horizon"),
+    "esl": ("ESL", "GGE"),
+    "esl_pct": ("ESL (% costo ammissibile)", "GGE (% of eligible cost)"),
+}
+
+
+def loan_label(column: str, lang: str = "it") -> str:
+    """A loans.parquet column for people: ``public_loan`` -> ``Finanziamento del fondo``."""
+    it, en = LOAN_LABELS.get(column, (column, column))
+    return it if lang == "it" else en
+
+
+STATUS_LABELS: dict[str, tuple[str, str]] = {
+    "active": ("in ammortamento", "active"),
+    "repaid": ("rimborsato", "repaid"),
+    "prepaid": ("estinto in anticipo", "prepaid"),
+    "defaulted": ("in default", "defaulted"),
+    "failed": ("revocato", "failed"),
+}
+
+
+def status_label(status: str, lang: str = "it") -> str:
+    """A loan status for people: ``defaulted`` -> ``in default``."""
+    it, en = STATUS_LABELS.get(status, (status, status))
+    return it if lang == "it" else en

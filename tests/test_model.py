@@ -168,7 +168,7 @@ def test_reallocation_moves_uncommitted_resources(make_scenario):
     assert b["cash"][-1] == 100_000_000
 
 
-def BASE_LINE() -> dict:  # noqa: N802 - reads as a constant
+def BASE_LINE() -> dict:
     from conftest import BASE_TABLES
     return BASE_TABLES["lines"]["A"]
 
