@@ -20,7 +20,7 @@ import multiprocessing
 import os
 from collections import deque
 from collections.abc import Iterator
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 
 import pandas as pd
@@ -79,50 +79,44 @@ def map_chunks(scenario, chunks: list[list[int]], seed: int, check: bool = False
     yield from _processes(scenario, chunks, seed, check, workers)
 
 
-def _processes(scenario, chunks, seed, check, workers) -> Iterator[ChunkFrames]:
-    # fork starts workers in milliseconds with the scenario already imported.
-    method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
-    pool = ProcessPoolExecutor(max_workers=min(workers, len(chunks)),
-                               mp_context=multiprocessing.get_context(method))
-    pending: deque[Future] = deque()
+def _in_order(submit, chunks: list[list[int]], window: int) -> Iterator[ChunkFrames]:
+    """Submit chunks with at most ``window`` in flight; yield results in chunk order."""
+    pending: deque = deque()
     todo = iter(chunks)
     try:
         for ids in todo:
-            pending.append(pool.submit(run_chunk, scenario, ids, seed, check))
-            if len(pending) >= 2 * workers:
+            pending.append(submit(ids))
+            if len(pending) >= window:
                 break
         while pending:
             result = pending.popleft().result()
-            for ids in todo:
-                pending.append(pool.submit(run_chunk, scenario, ids, seed, check))
+            for ids in todo:  # one finished, one more in flight
+                pending.append(submit(ids))
                 break
             yield result
     finally:
         for future in pending:
             future.cancel()
+
+
+def _processes(scenario, chunks, seed, check, workers) -> Iterator[ChunkFrames]:
+    # fork starts workers in milliseconds with the scenario already imported.
+    method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+    pool = ProcessPoolExecutor(max_workers=min(workers, len(chunks)),
+                               mp_context=multiprocessing.get_context(method))
+    try:
+        yield from _in_order(lambda ids: pool.submit(run_chunk, scenario, ids, seed, check),
+                             chunks, 2 * workers)
+    finally:
         pool.shutdown(wait=False, cancel_futures=True)
 
 
 def _dask(scenario, chunks, seed, check, client) -> Iterator[ChunkFrames]:
     scattered = client.scatter(scenario, broadcast=True)
     window = max(2, 2 * len(client.scheduler_info().get("workers", {})))
-    futures: deque = deque()
-    todo = iter(chunks)
-    try:
-        for ids in todo:
-            futures.append(client.submit(run_chunk, scattered, ids, seed, check, pure=False))
-            if len(futures) >= window:
-                break
-        while futures:
-            result = futures.popleft().result()
-            for ids in todo:
-                futures.append(client.submit(run_chunk, scattered, ids, seed, check,
-                                             pure=False))
-                break
-            yield result
-    finally:
-        for future in futures:
-            future.cancel()
+    yield from _in_order(
+        lambda ids: client.submit(run_chunk, scattered, ids, seed, check, pure=False),
+        chunks, window)
 
 
 def connect(scheduler: str):
