@@ -36,3 +36,9 @@ clean:
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.bench
+
+# The README's figures, from a 200-replication run of the reference scenario.
+figures: $(STAMP)
+	rm -rf build/figures-run
+	$(BIN)/fesr-sim run scenarios/wecare_fesr_2018.toml -n 200 --out build/figures-run --no-report
+	$(BIN)/python -c "from simulator.report import write_doc_figures; write_doc_figures('build/figures-run', 'docs/img')"

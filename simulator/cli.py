@@ -135,7 +135,12 @@ def run(scenario_file: Path, out: Path | None, replications: int | None, only: t
         if client is not None:
             client.close()
     _print_summary(results.summary, f"{scenario.title} - {count} replicazioni")
-    console.print(f"Risultati in [bold]{folder}[/bold]")
+    if not no_report:
+        from .report import write_report
+
+        with console.status("grafici e rapporti..."):
+            write_report(folder)
+    console.print(f"Risultati in [bold]{escape(str(folder))}[/bold]")
 
 
 def _plain_progress(total: int, every_s: float = 15.0):
@@ -193,3 +198,21 @@ def demo(ctx: click.Context, replications: int) -> None:
     ctx.invoke(run, scenario_file=reference, out=None, replications=replications, only=(),
                seed=None, overrides=(), check=False, workers=None, scheduler=None,
                no_report=False)
+
+
+@main.command()
+@click.argument("run_dir", type=click.Path(path_type=Path))
+@click.option("--lang", type=click.Choice(["it", "en"]), default="it", show_default=True,
+              help="Language of the charts and reports.")
+@click.option("--replication", type=click.IntRange(min=0), default=None,
+              help="Replication shown in the loan book sheet (default: the median one).")
+@_input_errors_exit
+def report(run_dir: Path, lang: str, replication: int | None) -> None:
+    """Write charts/, report.pdf and report.xlsx into a run folder."""
+    from .report import write_report
+    from .results import load_results
+
+    load_results(run_dir, lazy=True)  # a clear error if this is not a run folder
+    paths = write_report(run_dir, lang=lang, replication=replication)
+    for path in paths:
+        console.print(f"scritto {escape(str(path))}")

@@ -1,0 +1,160 @@
+"""``fesr-sim report RUN_DIR``: charts, PDF brief and Excel workbook of a run folder.
+
+:func:`write_report` reads a run folder and writes into it:
+
+* ``charts/``: every chart as ``<name>.png`` (200 dpi), ``<name>.svg`` and
+  ``<name>.csv`` (the data drawn, amounts in euros);
+* ``report.pdf``: cover, one-page summary, one page per chart with its
+  caption, annex with the resolved scenario (:mod:`simulator.report_pdf`);
+* ``report.xlsx``: sheets ``Sintesi``, ``Serie``, ``Progetti``, ``Scenario``
+  and one sheet per chart (:mod:`simulator.report_xlsx`).
+
+Everything is first written into a hidden temporary folder inside the run
+folder and moved into place only when all of it has been written: a failure
+leaves the previous report (or none) and no half-written file.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+
+from .charts import CHARTS, Chart, median_replication
+from .charts_style import DPI, check_lang, house_style, save_figure
+from .report_pdf import write_pdf
+from .report_xlsx import (
+    Book,
+    write_chart_sheet,
+    write_loans,
+    write_scenario,
+    write_series,
+    write_summary,
+)
+from .results import Results, load_results
+
+__all__ = ["REPORT_FILES", "write_charts", "write_doc_figures", "write_report",
+           "write_workbook"]
+
+REPORT_FILES = ("charts", "report.pdf", "report.xlsx")
+
+# Charts whose numbers are counts, not euros (for the workbook's formats).
+_COUNT_CHARTS = ("04_progetti",)
+
+
+def write_report(folder: Path | str, lang: str = "it", replication: int | None = None,
+                 today: dt.date | None = None) -> list[Path]:
+    """Write ``charts/``, ``report.pdf`` and ``report.xlsx`` into a run folder.
+
+    ``replication`` chooses the loan book of the ``Progetti`` sheet (default:
+    the median replication, as in the sources-and-uses chart).  Returns the
+    paths written (chart files, then the PDF and the workbook).
+    """
+    check_lang(lang)
+    folder = Path(folder)
+    results = load_results(folder)
+    if replication is not None and replication not in set(results.kpis["replication"]):
+        raise ValueError(f"replication {replication} is not in the run "
+                         f"({results.kpis['replication'].min()}..."
+                         f"{results.kpis['replication'].max()})")
+    tmp = Path(tempfile.mkdtemp(prefix=".report-", suffix=".partial", dir=folder))
+    try:
+        charts = write_charts(results, tmp / "charts", lang)
+        write_pdf(results, tmp / "report.pdf", lang, today=today)
+        write_workbook(results, tmp / "report.xlsx", lang, charts, replication)
+        return _move_into_place(tmp, folder)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def write_charts(results: Results, folder: Path, lang: str = "it") -> dict[str, Chart]:
+    """Every chart as PNG, SVG and CSV of its data into ``folder``; return the charts."""
+    folder.mkdir(parents=True, exist_ok=True)
+    charts: dict[str, Chart] = {}
+    for spec in CHARTS:
+        chart = spec.draw(results, lang=lang)
+        save_figure(chart.figure, folder / spec.slug)
+        chart.data.to_csv(folder / f"{spec.slug}.csv", index=False, float_format="%.2f")
+        charts[spec.slug] = chart
+    return charts
+
+
+def write_workbook(results: Results, path: Path, lang: str = "it",
+                   charts: dict[str, Chart] | None = None,
+                   replication: int | None = None) -> None:
+    """The Excel workbook of a run (sheets described in :mod:`simulator.report_xlsx`)."""
+    charts = charts if charts is not None else {s.slug: s.draw(results, lang=lang)
+                                                 for s in CHARTS}
+    scenario = results.scenario
+    title = f"{scenario.title} - fesr-sim"
+    median = median_replication(results.kpis)
+    rep = median if replication is None else replication
+    if lang == "it":
+        which = f"replicazione mediana (n. {rep})" if rep == median else \
+            f"replicazione n. {rep}"
+    else:
+        which = f"median replication (no. {rep})" if rep == median else f"replication no. {rep}"
+    book = Book(path)
+    try:
+        write_summary(book, results.summary, title, lang)
+        write_series(book, results.timeseries, title, lang)
+        write_loans(book, results.loans, rep, title, lang, which)
+        write_scenario(book, scenario, results.manifest or {}, title, lang)
+        for spec in CHARTS:
+            chart = charts[spec.slug]
+            write_chart_sheet(book, spec.slug, title, spec.caption(lang), chart.data,
+                              money=spec.slug not in _COUNT_CHARTS, lang=lang)
+        book.workbook.set_properties({"title": title, "author": "fesr-sim",
+                                      "comments": f"scenario {scenario.name}"})
+    finally:
+        book.close()
+
+
+def _move_into_place(tmp: Path, folder: Path) -> list[Path]:
+    """Rename the finished files over the old ones (each rename is atomic)."""
+    written: list[Path] = []
+    charts = folder / "charts"
+    old = None
+    if charts.exists():
+        old = folder / f".charts-old-{os.getpid()}"
+        os.rename(charts, old)
+    os.rename(tmp / "charts", charts)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+    written += sorted(charts.iterdir())
+    for name in ("report.pdf", "report.xlsx"):
+        os.replace(tmp / name, folder / name)
+        written.append(folder / name)
+    return written
+
+
+DOC_FIGURES = ("01_fondo_disponibile", "03_fonti_impieghi")
+
+
+def write_doc_figures(folder: Path | str, out: Path | str = Path("docs/img"),
+                      names: tuple[str, ...] = DOC_FIGURES, lang: str = "it") -> list[Path]:
+    """The README's figures: chosen charts of a run folder as PNG (200 dpi) into ``out``."""
+    results = load_results(folder)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    specs = {spec.slug: spec for spec in CHARTS}
+    written = []
+    for name in names:
+        chart = specs[name].draw(results, lang=lang)
+        png = out / f"{name}.png"
+        tmp = out / f".{name}.png.partial"
+        with house_style():
+            chart.figure.savefig(tmp, dpi=DPI, format="png", metadata={"Software": None})
+        os.replace(tmp, png)
+        written.append(png)
+    return written
+
+
+def chart_frames(folder: Path | str) -> dict[str, pd.DataFrame]:
+    """The CSV data of every chart of a run folder's report, by chart name."""
+    folder = Path(folder) / "charts"
+    return {spec.slug: pd.read_csv(folder / f"{spec.slug}.csv") for spec in CHARTS}

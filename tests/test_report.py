@@ -1,0 +1,319 @@
+"""The report of a run folder: charts/, report.pdf and report.xlsx, written atomically."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import shutil
+import struct
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import SCENARIOS
+from openpyxl import load_workbook
+from pypdf import PdfReader
+
+import simulator
+from simulator import charts, report
+from simulator.report_pdf import chart_pages, write_pdf
+from simulator.report_xlsx import HEADER_ROW
+from simulator.results import load_results
+
+REPLICATIONS = 20
+TODAY = dt.date(2026, 3, 2)
+FIRST = HEADER_ROW + 2          # first data row of a sheet, 1-based as in Excel
+
+
+@pytest.fixture(scope="module")
+def run_folder(tmp_path_factory):
+    scenario = simulator.load_scenario(SCENARIOS / "wecare_fesr_2018.toml")
+    run = simulator.run(scenario, replications=REPLICATIONS, workers=1)
+    return run.save(tmp_path_factory.mktemp("run") / "wecare")
+
+
+@pytest.fixture(scope="module")
+def reported(run_folder):
+    """The run folder after ``write_report`` (Italian), and the paths it returned."""
+    paths = report.write_report(run_folder, today=TODAY)
+    return run_folder, paths
+
+
+@pytest.fixture(scope="module")
+def results(reported):
+    return load_results(reported[0])
+
+
+@pytest.fixture(scope="module")
+def pdf_pages(reported) -> list[str]:
+    reader = PdfReader(reported[0] / "report.pdf")
+    return [page.extract_text() for page in reader.pages]
+
+
+@pytest.fixture(scope="module")
+def workbook(reported):
+    return load_workbook(reported[0] / "report.xlsx")
+
+
+def column(ws, header: str) -> list:
+    """The values under a header of a sheet (header on row HEADER_ROW + 1)."""
+    headers = [c.value for c in ws[HEADER_ROW + 1]]
+    j = headers.index(header) + 1
+    return [ws.cell(row=r, column=j).value for r in range(FIRST, ws.max_row + 1)]
+
+
+# --------------------------------------------------------------------------- files
+
+
+def test_report_writes_charts_pdf_and_workbook(reported):
+    folder, paths = reported
+    names = {p.name for p in paths}
+    for spec in charts.CHARTS:
+        assert {f"{spec.slug}.png", f"{spec.slug}.svg", f"{spec.slug}.csv"} <= names
+    assert {"report.pdf", "report.xlsx"} <= names
+    assert all(p.exists() and p.stat().st_size > 0 for p in paths)
+    assert not [p for p in folder.iterdir() if p.name.startswith(".")], "temporary left over"
+
+
+def test_pngs_are_200_dpi(reported):
+    folder, _paths = reported
+    png = (folder / "charts" / "02_erogazioni_cumulate.png").read_bytes()
+    width, _height = struct.unpack(">II", png[16:24])
+    assert width == 1500                                   # 7.5 in at 200 dpi
+    phys = png.index(b"pHYs")
+    ppm = struct.unpack(">I", png[phys + 4:phys + 8])[0]
+    assert round(ppm * 0.0254) == 200
+    svg = (folder / "charts" / "02_erogazioni_cumulate.svg").read_text(encoding="utf-8")
+    assert "Erogazioni cumulate ai destinatari e dotazione" in svg   # text kept as text
+
+
+def test_chart_csvs_hold_the_data_of_the_charts(reported, results):
+    folder, _paths = reported
+    for spec in charts.CHARTS:
+        _fig, data = spec.draw(results)
+        saved = pd.read_csv(folder / "charts" / f"{spec.slug}.csv")
+        assert list(saved.columns) == list(data.columns)
+        assert len(saved) == len(data)
+        numeric = data.select_dtypes("number").columns
+        np.testing.assert_allclose(saved[numeric].to_numpy(float),
+                                   data[numeric].to_numpy(float), atol=0.006)
+
+
+# --------------------------------------------------------------------------- PDF
+
+
+def test_pdf_has_cover_summary_charts_and_annex(reported, results, pdf_pages):
+    chart_page_count = len(chart_pages(results, charts.RunFacts.of(results)))
+    annex = [i for i, text in enumerate(pdf_pages) if "Allegato - scenario risolto" in text]
+    assert annex and annex[0] == 2 + chart_page_count
+    assert len(pdf_pages) == 2 + chart_page_count + len(annex)
+    cover = " ".join(pdf_pages[0].split())       # long titles wrap
+    assert results.scenario.title in cover
+    assert "2 marzo 2026" in cover                        # report date, Italian
+    assert f"fesr-sim {simulator.__version__}" in cover
+    digest = results.scenario.hash()
+    assert digest[:32] in cover and digest[32:] in cover
+    assert "Replicazioni" in cover and "20" in cover
+
+
+def test_pdf_summary_cites_kpis_with_ranges_and_assumptions(results, pdf_pages):
+    page = pdf_pages[1]
+    summary = results.summary.set_index("kpi")
+    assert "Sintesi" in page and "Intervallo P5 - P95" in page
+    for label in ("Progetti finanziati, linea A", "Finanziamenti erogati",
+                  "Assorbimento al 31/12/2023", "Effetto leva", "Costo pubblico netto",
+                  "Valore del fondo all'orizzonte"):
+        assert label in page, label
+    # Italian amounts: 1.234.567 € with dots for thousands, ranges P5 - P95.
+    p50 = round(summary.loc["fund_value_end_eur", "p50"] * 100)
+    from simulator.money import format_eur
+    value = format_eur(p50, decimals=False)
+    assert re.fullmatch(r"\d{1,3}(\.\d{3})+ €", value)
+    assert value in page
+    low = format_eur(round(summary.loc["loans_disbursed_eur", "p5"] * 100), decimals=False)
+    high = format_eur(round(summary.loc["loans_disbursed_eur", "p95"] * 100), decimals=False)
+    assert f"{low} - {high}" in page
+    assert "Ipotesi principali" in page
+    for text in ("4.000.000 €", "1.000.000 €", "70 % del costo", "96 mesi (24 mesi)",
+                 "Linea A", "Linea B"):
+        assert text in page, text
+
+
+def test_pdf_chart_pages_have_numbered_captions_and_italian_axes(results, pdf_pages):
+    chart_text = "\n".join(pdf_pages[2:2 + len(chart_pages(results,
+                                                            charts.RunFacts.of(results)))])
+    for i, spec in enumerate(charts.CHARTS, start=1):
+        assert f"Figura {i}." in chart_text
+        assert spec.caption("it")[:40] in chart_text.replace("\n", " ")
+    assert re.search(r"\d,\d M€", chart_text)            # 1,2 M€ on the axes
+    assert "gen 2020" in chart_text
+    assert "Fonte: fesr-sim" in chart_text
+
+
+def test_pdf_annex_holds_the_resolved_scenario(reported, pdf_pages):
+    annex = "\n".join(t for t in pdf_pages if "Allegato - scenario risolto" in t)
+    toml = (reported[0] / "scenario.toml").read_text(encoding="utf-8")
+    for line in toml.splitlines():
+        if line.startswith("[") or line.startswith("endowment"):
+            assert line in annex, line
+
+
+def test_pdf_in_english(results, tmp_path):
+    pages = write_pdf(results, tmp_path / "en.pdf", lang="en", today=TODAY)
+    text = [p.extract_text() for p in PdfReader(tmp_path / "en.pdf").pages]
+    assert len(text) == pages
+    assert "2 March 2026" in text[0]
+    assert "Summary" in text[1] and "Key assumptions" in text[1]
+    assert "Figure 1." in "\n".join(text) and "Annex - resolved scenario" in "\n".join(text)
+
+
+# --------------------------------------------------------------------------- workbook
+
+
+def test_workbook_sheets_layout_and_formats(workbook):
+    names = workbook.sheetnames
+    assert names[:4] == ["Sintesi", "Serie", "Progetti", "Scenario"]
+    assert names[4:] == [spec.slug for spec in charts.CHARTS]
+    for ws in workbook.worksheets:
+        assert ws.freeze_panes == f"A{FIRST}", ws.title
+        assert ws.cell(row=HEADER_ROW + 1, column=1).font.b, ws.title
+        assert ws.column_dimensions["A"].width > 5
+    sintesi = workbook["Sintesi"]
+    headers = [c.value for c in sintesi[HEADER_ROW + 1]]
+    assert headers[:7] == ["Indicatore", "Codice", "Unità", "Media", "P5", "Mediana (P50)",
+                           "P95"]
+    row = column(sintesi, "Codice").index("fund_value_end_eur") + FIRST
+    assert sintesi.cell(row=row, column=6).number_format == '#,##0 "€"'
+    row = column(sintesi, "Codice").index("absorption_at_eligibility_end") + FIRST
+    assert sintesi.cell(row=row, column=6).number_format == "0.0%"
+
+
+def test_workbook_summary_equals_summary_csv(workbook, results):
+    ws = workbook["Sintesi"]
+    codes = column(ws, "Codice")
+    assert codes == results.summary["kpi"].tolist()
+    for header, col in (("Media", "mean"), ("P5", "p5"), ("Mediana (P50)", "p50"),
+                        ("P95", "p95")):
+        got = np.array([np.nan if v is None else v for v in column(ws, header)], float)
+        np.testing.assert_allclose(got, results.summary[col].to_numpy(float), rtol=1e-9)
+    assert column(ws, "Indicatore")[codes.index("net_public_cost_eur")] == \
+        "Costo pubblico netto"
+
+
+def test_workbook_series_are_percentiles_by_line_in_euros(workbook, results):
+    ws = workbook["Serie"]
+    lines, items = column(ws, "Linea"), column(ws, "Voce (codice)")
+    dates, p50, p95 = column(ws, "Fine mese"), column(ws, "Mediana (P50)"), column(ws, "P95")
+    ts = results.timeseries
+    months = ts["date"].nunique()
+    assert len(lines) == 3 * months * 21
+    date = sorted(ts["date"].unique())[40]
+    cash = ts[(ts["line"] == "B") & (ts["date"] == date)]["cash"].to_numpy() / 100
+    i = next(k for k in range(len(lines)) if lines[k] == "B" and items[k] == "cash"
+             and pd.Timestamp(dates[k]) == pd.Timestamp(date))
+    assert p50[i] == pytest.approx(np.percentile(cash, 50))
+    assert p95[i] == pytest.approx(np.percentile(cash, 95))
+    assert ws.cell(row=FIRST + i, column=column_index(ws, "P95")).number_format == \
+        '#,##0 "€"'
+    committed = next(k for k in range(len(lines)) if items[k] == "committed")
+    assert ws.cell(row=FIRST + committed, column=column_index(ws, "P95")).number_format \
+        == "#,##0.0"
+
+
+def column_index(ws, header: str) -> int:
+    return [c.value for c in ws[HEADER_ROW + 1]].index(header) + 1
+
+
+def test_workbook_loan_book_of_the_median_replication(workbook, results):
+    ws = workbook["Progetti"]
+    rep = charts.median_replication(results.kpis)
+    book = results.loans[results.loans["replication"] == rep]
+    assert set(column(ws, "Replicazione")) == {rep}
+    assert column(ws, "Progetto") == book["project_id"].tolist()
+    np.testing.assert_allclose(column(ws, "Finanziamento del fondo"),
+                               book["public_loan"].to_numpy() / 100)
+    assert ws.cell(row=FIRST, column=column_index(ws, "Finanziamento del fondo")) \
+        .number_format == '#,##0.00 "€"'
+    commitment = column(ws, "Concessione")
+    assert [d.date() for d in commitment] == book["commitment_date"].tolist()
+    assert ws.cell(row=FIRST, column=column_index(ws, "Concessione")).number_format == \
+        "dd/mm/yyyy"
+    assert set(column(ws, "Stato")) <= {"in ammortamento", "rimborsato", "estinto in anticipo",
+                                         "in default", "revocato"}
+
+
+def test_workbook_scenario_sheet_has_dotted_paths(workbook, results):
+    ws = workbook["Scenario"]
+    values = dict(zip(column(ws, "Parametro"), column(ws, "Valore"), strict=True))
+    assert values["fund.endowment"] == 5_000_000
+    assert values["lines.A.instrument.public_loan_share"] == 0.7
+    assert values["lines.A.disbursement.tranches.1.at"] == "completion"
+    assert values["run.scenario_hash"] == results.scenario.hash()
+    assert values["fund.eligibility_end"].date() == dt.date(2023, 12, 31)
+
+
+def test_workbook_chart_sheets_equal_the_chart_csvs(workbook, reported):
+    folder, _paths = reported
+    for spec in charts.CHARTS:
+        ws = workbook[spec.slug]
+        saved = pd.read_csv(folder / "charts" / f"{spec.slug}.csv")
+        assert [c.value for c in ws[HEADER_ROW + 1]] == list(saved.columns)
+        assert ws.max_row - HEADER_ROW - 1 == len(saved)
+        for col in saved.select_dtypes("number").columns:
+            np.testing.assert_allclose(np.array(column(ws, col), float), saved[col],
+                                       atol=0.006, err_msg=f"{spec.slug}.{col}")
+
+
+def test_workbook_of_a_chosen_replication(results, tmp_path):
+    report.write_workbook(results, tmp_path / "r.xlsx", replication=4)
+    ws = load_workbook(tmp_path / "r.xlsx", read_only=True)["Progetti"]
+    reps = {row[0] for row in ws.iter_rows(min_row=FIRST, values_only=True)}
+    assert reps == {4}
+    assert "replicazione n. 4" in ws.cell(row=2, column=1).value
+
+
+def test_report_refuses_a_replication_not_in_the_run(run_folder):
+    with pytest.raises(ValueError, match="not in the run"):
+        report.write_report(run_folder, replication=500)
+
+
+# --------------------------------------------------------------------------- atomicity
+
+
+def test_a_failure_leaves_the_previous_report_and_no_temporary_files(reported, tmp_path,
+                                                                     monkeypatch):
+    copy = tmp_path / "run"
+    shutil.copytree(reported[0], copy)
+    before = {p.name: p.read_bytes() for p in (copy / "charts").iterdir()}
+    pdf = (copy / "report.pdf").read_bytes()
+
+    def charts_written(_results, folder, _lang="it"):
+        folder.mkdir(parents=True)
+        (folder / "01_fondo_disponibile.png").write_bytes(b"new")
+        return {}
+
+    def boom(*_args, **_kwargs):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(report, "write_charts", charts_written)
+    monkeypatch.setattr(report, "write_pdf", lambda _r, path, *a, **k: path.write_bytes(b"x"))
+    monkeypatch.setattr(report, "write_workbook", boom)
+    with pytest.raises(RuntimeError, match="disk full"):
+        report.write_report(copy, today=TODAY)
+    assert {p.name: p.read_bytes() for p in (copy / "charts").iterdir()} == before
+    assert (copy / "report.pdf").read_bytes() == pdf
+    assert not [p for p in copy.iterdir() if p.name.startswith(".")]
+
+
+def test_a_failure_on_a_fresh_folder_writes_nothing(run_folder, tmp_path, monkeypatch):
+    copy = tmp_path / "run"
+    shutil.copytree(run_folder, copy, ignore=shutil.ignore_patterns("charts", "report.*"))
+
+    def boom(*_args, **_kwargs):
+        raise OSError("no space left on device")
+
+    monkeypatch.setattr(report, "write_charts", boom)
+    with pytest.raises(OSError, match="no space"):
+        report.write_report(copy, today=TODAY)
+    assert sorted(p.name for p in copy.iterdir()) == sorted(
+        p.name for p in run_folder.iterdir() if p.name not in report.REPORT_FILES)
