@@ -17,7 +17,7 @@ KPI_LABELS_IT = {
     "private_cofinancing_eur": "Cofinanziamento privato",
     "leverage": "Effetto leva",
     "revolving_multiplier": "Moltiplicatore rotativo",
-    "absorption_at_eligibility_end": "Assorbimento al 31/12/2023",
+    "absorption_at_eligibility_end": "Assorbimento alla scadenza di ammissibilità",
     "desk_exhausted_month": "Mesi all'esaurimento dello sportello",
     "rejected_no_funds": "Domande respinte per mancanza di fondi",
     "losses_eur": "Perdite nette",
@@ -29,6 +29,10 @@ KPI_LABELS_IT = {
     "esl_total_eur": "ESL totale",
     "projects_failed": "Progetti non completati (revoca)",
     "projects_defaulted": "Finanziamenti in default",
+    "projects_over_de_minimis": "Progetti oltre il massimale de minimis",
+    "rejected_state_aid": "Domande respinte per il massimale de minimis",
+    "reduced_state_aid": "Aiuti ridotti al massimale de minimis",
+    "legacy_period_returns_eur": "Rientri nel periodo legacy (art. 45)",
 }
 
 KPI_LABELS_EN = {
@@ -38,7 +42,7 @@ KPI_LABELS_EN = {
     "private_cofinancing_eur": "Private co-financing",
     "leverage": "Leverage",
     "revolving_multiplier": "Revolving multiplier",
-    "absorption_at_eligibility_end": "Absorption at 31/12/2023",
+    "absorption_at_eligibility_end": "Absorption at the eligibility deadline",
     "desk_exhausted_month": "Months until the desk ran dry",
     "rejected_no_funds": "Applications rejected for lack of funds",
     "losses_eur": "Net losses",
@@ -50,6 +54,10 @@ KPI_LABELS_EN = {
     "esl_total_eur": "Total ESL",
     "projects_failed": "Projects not completed (revoked)",
     "projects_defaulted": "Loans in default",
+    "projects_over_de_minimis": "Projects over the de minimis ceiling",
+    "rejected_state_aid": "Applications rejected at the de minimis ceiling",
+    "reduced_state_aid": "Aid reduced to the de minimis ceiling",
+    "legacy_period_returns_eur": "Returns in the legacy period (Art. 45)",
 }
 
 
@@ -169,3 +177,43 @@ def status_label(status: str, lang: str = "it") -> str:
     """A loan status for people: ``defaulted`` -> ``in default``."""
     it, en = STATUS_LABELS.get(status, (status, status))
     return it if lang == "it" else en
+
+
+# Scenario parameters (leaf of a dotted path): (Italian, English)
+PARAM_LABELS: dict[str, tuple[str, str]] = {
+    "endowment": ("Dotazione del fondo", "Fund endowment"),
+    "allocation": ("Dotazione", "Allocation"),
+    "coverage": ("Quota di costo finanziata", "Share of cost financed"),
+    "public_loan_share": ("Quota di finanziamento pubblico", "Public loan share"),
+    "public_rate": ("Tasso del finanziamento pubblico", "Public loan rate"),
+    "bank_rate": ("Tasso bancario", "Bank rate"),
+    "grant_share": ("Quota di contributo", "Grant share"),
+    "term_months": ("Durata (mesi)", "Term (months)"),
+    "grace_months": ("Preammortamento (mesi)", "Grace (months)"),
+    "failure_rate": ("Tasso di revoca", "Failure rate"),
+    "default_rate": ("Tasso di default", "Default rate"),
+    "recovery_rate": ("Tasso di recupero", "Recovery rate"),
+    "prepayment_rate": ("Tasso di estinzione anticipata", "Prepayment rate"),
+    "per_month": ("Domande al mese", "Applications per month"),
+    "admission_rate": ("Quota di domande ammesse", "Admission rate"),
+    "treasury_rate": ("Rendimento della liquidità", "Treasury rate"),
+    "base_rate": ("Commissione di base", "Base fee"),
+    "performance_rate": ("Commissione di risultato", "Performance fee"),
+    "max_public_loan": ("Finanziamento massimo", "Maximum loan"),
+    "min_cost": ("Costo minimo", "Minimum cost"),
+    "max_cost": ("Costo massimo", "Maximum cost"),
+}
+
+
+def param_label(path: str, lang: str = "it") -> str:
+    """A swept dotted path for people.
+
+    ``lines.A.risk.default_rate`` -> ``Tasso di default, linea A``; unknown
+    leaves are shown as they are.
+    """
+    parts = path.split(".")
+    it, en = PARAM_LABELS.get(parts[-1], (parts[-1], parts[-1]))
+    text = it if lang == "it" else en
+    if len(parts) > 2 and parts[0] == "lines":
+        text += f", {'linea' if lang == 'it' else 'line'} {parts[1]}"
+    return text
