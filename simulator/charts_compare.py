@@ -26,6 +26,7 @@ import datetime as dt
 import math
 import textwrap
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -358,3 +359,58 @@ def sweep_line_chart(table: pd.DataFrame, param: str, kpi: str, lang: str = "it"
             handles.append(_bar_handle())
         fr.legend(handles, labels, ncols=min(len(labels), 3))
     return Chart(fr.root, data)
+
+
+# -- writing the charts of a comparison or sweep folder --------------------------------------
+
+SWEEP_KPIS = ("fund_value_end_eur", "net_public_cost_eur", "projects_financed_A",
+              "projects_financed_B")
+
+
+def write_comparison_charts(table: pd.DataFrame, folder: Path, replications: int,
+                            lang: str = "it", subtitle: str = "") -> list[Path]:
+    """The KPI comparison chart (PNG, SVG and CSV of its data) into ``folder``."""
+    from .charts_style import save_figure
+
+    folder.mkdir(parents=True, exist_ok=True)
+    alternatives = len({c.split(".")[0] for c in table.columns if c.endswith(".p50")})
+    chart = compare_kpi_chart(table, lang=lang, source=compare_source(alternatives,
+                                                                      replications, lang),
+                              subtitle=subtitle)
+    stem = folder / "confronto_indicatori"
+    save_figure(chart.figure, stem)
+    chart.data.to_csv(stem.with_suffix(".csv"), index=False, float_format="%.2f")
+    return [stem.with_suffix(".png"), stem.with_suffix(".svg"), stem.with_suffix(".csv")]
+
+
+def write_sweep_charts(table: pd.DataFrame, dims: Sequence[str], folder: Path,
+                       replications: int, lang: str = "it", subtitle: str = "") -> list[Path]:
+    """For each main KPI: a line chart (one or two swept paths) or a heatmap (two).
+
+    With two swept paths both are drawn: lines along the first path, one per
+    value of the second, and the heatmap of the medians.
+    """
+    from .charts_style import save_figure
+
+    folder.mkdir(parents=True, exist_ok=True)
+    points = int(table["point"].nunique()) if "point" in table else len(table)
+    source = sweep_source(points, replications, lang)
+    written = []
+    for kpi in SWEEP_KPIS:
+        if kpi not in set(table["kpi"]):
+            continue
+        charts = {}
+        if len(dims) == 1:
+            charts["linee"] = sweep_line_chart(table, dims[0], kpi, lang, source=source,
+                                               subtitle=subtitle)
+        elif len(dims) == 2:
+            charts["linee"] = sweep_line_chart(table, dims[0], kpi, lang, source=source,
+                                               subtitle=subtitle, by=dims[1])
+            charts["mappa"] = sweep_heatmap_chart(table, dims[0], dims[1], kpi, lang,
+                                                  source=source, subtitle=subtitle)
+        for kind, chart in charts.items():
+            stem = folder / f"sensibilita_{kind}_{kpi}"
+            save_figure(chart.figure, stem)
+            chart.data.to_csv(stem.with_suffix(".csv"), index=False, float_format="%.2f")
+            written.append(stem.with_suffix(".png"))
+    return written

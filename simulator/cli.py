@@ -50,18 +50,24 @@ def main() -> None:
 def validate(files: tuple[Path, ...], overrides: tuple[str, ...]) -> None:
     """Check scenario files: print OK or every mistake (exit 0 or 2). Writes nothing."""
     from .scenario import load_scenario
+    from .sweep import is_sweep_file, read_sweep
 
     failed = False
     for path in files:
         try:
-            scenario = load_scenario(path, list(overrides))
+            if is_sweep_file(path):
+                # A sweep file is valid when every one of its points is.
+                sweep = read_sweep(path, overrides=list(overrides))
+                detail = f"sweep, {len(sweep.points)} punti"
+            else:
+                scenario = load_scenario(path, list(overrides))
+                detail = f"{scenario.name}, hash {scenario.hash()[:12]}"
         except InputError as exc:
             failed = True
             for problem in exc.problems:
                 err_console.print(f"[red]error[/red] {escape(str(problem))}", markup=True)
             continue
-        console.print(f"OK {escape(str(path))}  [dim]({escape(scenario.name)}, hash "
-                      f"{scenario.hash()[:12]})[/dim]")
+        console.print(f"OK {escape(str(path))}  [dim]({escape(detail)})[/dim]")
     sys.exit(EXIT_INPUT if failed else 0)
 
 
@@ -216,3 +222,10 @@ def report(run_dir: Path, lang: str, replication: int | None) -> None:
     paths = write_report(run_dir, lang=lang, replication=replication)
     for path in paths:
         console.print(f"scritto {escape(str(path))}")
+
+
+from .cli_decide import compare, solve, sweep  # noqa: E402  (the verbs that compare runs)
+
+main.add_command(compare)
+main.add_command(sweep)
+main.add_command(solve)

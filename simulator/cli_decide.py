@@ -1,0 +1,454 @@
+"""The verbs for deciding between alternatives: ``compare``, ``sweep`` and ``solve``.
+
+Plain click commands, registered on the ``fesr-sim`` group by :mod:`simulator.cli`.
+As every verb, they turn an :class:`~simulator.errors.InputError` into one
+line per mistake on standard error and exit code 2, without a traceback;
+Ctrl-C exits with 130 and leaves no half-written folder (a sweep keeps the
+points it finished, and resumes from them).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import sys
+from collections.abc import Callable, Iterator
+from functools import wraps
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from .decide import unit_of
+from .errors import InputError, Problem
+
+err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+console = Console(highlight=False)
+
+EXIT_INPUT = 2
+EXIT_INTERRUPTED = 130
+
+#: KPIs shown in the sweep's terminal table unless --kpi says otherwise.
+SWEEP_KPIS = ("fund_value_end_eur", "grants_paid_eur", "losses_eur", "net_public_cost_eur")
+
+
+def _print_problems(problems: list[Problem]) -> None:
+    from rich.markup import escape
+
+    for problem in problems:
+        err_console.print(f"[red]error[/red] {escape(str(problem))}", markup=True)
+
+
+def _input_errors_exit(func: Callable) -> Callable:
+    @wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except InputError as exc:
+            _print_problems(exc.problems)
+            sys.exit(EXIT_INPUT)
+    return wrapper
+
+
+def _wide() -> None:
+    if not console.is_terminal:
+        console.width = max(console.width, 160)  # files and pipes: no wrapped rows
+
+
+# -- options shared by the three verbs -------------------------------------------------------
+
+def _run_options(func: Callable) -> Callable:
+    options = [
+        click.option("--replications", "-n", type=click.IntRange(min=1), default=None,
+                     help="Replications per scenario (default: the scenario's)."),
+        click.option("--seed", type=click.IntRange(min=0), default=None,
+                     help="Master seed, the same for every scenario (default: the "
+                          "scenario's)."),
+        click.option("--workers", "-w", type=click.IntRange(min=1), default=None,
+                     help="Local worker processes (default: all cores; 1 = serial)."),
+        click.option("--scheduler", metavar="tcp://HOST:PORT", default=None,
+                     help="Run on a Dask distributed cluster instead of local processes."),
+        click.option("--out", type=click.Path(path_type=Path), default=None,
+                     help="Folder to write (default: under results/)."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+@contextlib.contextmanager
+def _client(scheduler: str | None) -> Iterator[Any]:
+    if scheduler is None:
+        yield None
+        return
+    from .executors import connect
+
+    client = connect(scheduler)
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+class _Bar:
+    """A transient progress bar of replications on a terminal; nothing in logs and CI."""
+
+    def __init__(self, progress: Any):
+        self.progress, self.task = progress, None
+
+    def start(self, description: str, total: int) -> None:
+        if self.progress is None:
+            return
+        if self.task is not None:
+            self.progress.remove_task(self.task)
+        self.task = self.progress.add_task(description, total=total)
+
+    def __call__(self, done: int) -> None:
+        if self.progress is not None and self.task is not None:
+            self.progress.update(self.task, completed=done)
+
+
+@contextlib.contextmanager
+def _bar() -> Iterator[_Bar]:
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
+    if not err_console.is_terminal:
+        yield _Bar(None)
+        return
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), console=err_console, transient=True) as progress:
+        yield _Bar(progress)
+
+
+# -- formats ------------------------------------------------------------------------------------
+
+def _value(value: float, unit: str) -> str:
+    from .labels import kpi_value
+
+    return kpi_value(value, unit)
+
+
+def _signed(value: float, unit: str, short: bool = False) -> str:
+    """A difference with its sign: +1,2 M€, -3,0; a difference that shows as 0 has none."""
+    text = _short(value, unit) if short else _value(value, unit)
+    if not any(c in "123456789" for c in text):
+        return text.lstrip("-")
+    return f"+{text}" if value > 0 else text
+
+
+def _interval(low: float, high: float, unit: str, signed: bool = False) -> str:
+    if math.isnan(low) or math.isnan(high):
+        return "-"
+    if signed:
+        return f"[{_signed(low, unit, True)}; {_signed(high, unit, True)}]"
+    return f"[{_short(low, unit)}; {_short(high, unit)}]"
+
+
+def _short(value: float, unit: str) -> str:
+    """A compact value for wide tables: 4,25 M€, 850 k€; other units as usual."""
+    from .money import format_keur, format_meur
+
+    if unit != "EUR" or math.isnan(value):
+        return _value(value, unit)
+    cents = round(value * 100)
+    if abs(value) >= 1_000_000:
+        return format_meur(cents, digits=2)
+    if abs(value) >= 10_000:
+        return format_keur(cents, digits=0)
+    return _value(value, unit)
+
+
+def _label(kpi: str, unit: str = "") -> str:
+    from .labels import kpi_label
+
+    return kpi_label(kpi, unit)
+
+
+# -- compare ------------------------------------------------------------------------------------
+
+def _comparison_tables(comparison: Any) -> list[Table]:
+    """One table per alternative against the baseline: means and paired differences."""
+    base = comparison.baseline
+    n = len(comparison.replication_ids)
+    tables = []
+    for alt in comparison.alternatives:
+        if alt.name == base:
+            continue
+        table = Table(title=f"{alt.name} rispetto a {base}: {n} replicazioni appaiate "
+                      f"(seed {comparison.seed})", title_justify="left", header_style="bold")
+        table.add_column("KPI", no_wrap=True)
+        table.add_column(f"{base}\nmedia", justify="right")
+        table.add_column(f"{alt.name}\nmedia", justify="right")
+        table.add_column("differenza\nmedia", justify="right", no_wrap=True)
+        table.add_column("IC 90 %\ndella media", justify="right", no_wrap=True)
+        table.add_column("90 % delle repliche\n(P5; P95)", justify="right", no_wrap=True)
+        for row in comparison.table.to_dict("records"):
+            unit = row["unit"]
+            table.add_row(
+                _label(row["kpi"], unit), _short(row[f"{base}.mean"], unit),
+                _short(row[f"{alt.name}.mean"], unit),
+                _signed(row.get(f"{alt.name}.diff_mean", math.nan), unit, True),
+                _interval(row.get(f"{alt.name}.diff_mean_ci90_low", math.nan),
+                          row.get(f"{alt.name}.diff_mean_ci90_high", math.nan), unit, True),
+                _interval(row.get(f"{alt.name}.diff_p5_paired", math.nan),
+                          row.get(f"{alt.name}.diff_p95_paired", math.nan), unit, True))
+        tables.append(table)
+    return tables
+
+
+@click.command()
+@click.argument("sources", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--baseline", metavar="NAME", default=None,
+              help="The alternative the others are compared with (default: the first).")
+@_run_options
+@_input_errors_exit
+def compare(sources: tuple[Path, ...], baseline: str | None, replications: int | None,
+            seed: int | None, workers: int | None, scheduler: str | None,
+            out: Path | None) -> None:
+    """Compare scenarios (files or run folders) on paired replications.
+
+    Every scenario runs with the same seed and replication ids, so each
+    difference is measured in the same simulated futures. Writes
+    comparison.csv and each scenario's KPI table to a comparison folder.
+    """
+    from . import compare as comparing
+
+    if out is not None and out.exists():
+        raise InputError([Problem("--out", str(out), "already exists: choose another folder")])
+
+    def announce(alt: Any, count: int) -> None:
+        bar.start(alt.name, count)
+        err_console.print(f"esecuzione di {alt.name} ({alt.source}): {count} replicazioni")
+
+    try:
+        with _client(scheduler) as client, _bar() as bar:
+            result = comparing.compare(list(sources), baseline=baseline, seed=seed,
+                                       replications=replications, workers=workers,
+                                       client=client, progress=bar, on_start=announce)
+            folder = result.save(out or comparing.default_folder(), command=sys.argv)
+    except KeyboardInterrupt:
+        err_console.print("interrotto: nessuna cartella di confronto scritta")
+        sys.exit(EXIT_INTERRUPTED)
+    _wide()
+    for table in _comparison_tables(result):
+        console.print(table)
+    console.print("IC 90 % della media: intervallo di confidenza (t di Student) della "
+                  "differenza media; 90 % delle repliche: P5-P95 delle differenze appaiate.")
+    console.print(f"Confronto in [bold]{folder}[/bold]")
+
+
+# -- sweep --------------------------------------------------------------------------------------
+
+def _check_kpis(kpis: tuple[str, ...], scenario: Any) -> list[str]:
+    from .solve import kpi_choices
+
+    choices = kpi_choices(scenario)
+    wrong = [k for k in kpis if k not in choices]
+    if wrong:
+        raise InputError([Problem("--kpi", k, f"unknown KPI; KPIs: {', '.join(choices)}")
+                          for k in wrong])
+    return list(kpis) or list(SWEEP_KPIS)
+
+
+def _sweep_table(result: Any, kpis: list[str]) -> Table:
+    from .decide import value_text
+
+    paths = list(result.sweep.dims)
+    shorts = [p.rsplit(".", 1)[-1] for p in paths]
+    names = shorts if len(set(shorts)) == len(shorts) else paths
+    table = Table(title=f"{result.sweep.label}: {len(result.sweep.points)} punti, media "
+                  "[P5; P95]", title_justify="left", header_style="bold")
+    table.add_column("#", justify="right")
+    for name in names:
+        table.add_column(name, justify="right")
+    for kpi in kpis:
+        table.add_column(_label(kpi), justify="right")
+    rows = result.table
+    for point in result.sweep.points:
+        cells = [str(point.number), *(value_text(point.values[p]) for p in paths)]
+        for kpi in kpis:
+            row = rows[(rows["point"] == point.number) & (rows["kpi"] == kpi)].iloc[0]
+            cells.append(f"{_short(row['mean'], row['unit'])}\n"
+                         f"[{_short(row['p5'], row['unit'])}; {_short(row['p95'], row['unit'])}]")
+        table.add_row(*cells)
+    return table
+
+
+@click.command()
+@click.argument("sweep_file", type=click.Path(path_type=Path))
+@click.option("--vary", multiple=True, metavar="PATH=V1,V2,...",
+              help="Vary a value over a list (repeatable), e.g. "
+                   "--vary lines.A.instrument.grant_share=0,0.1,0.2")
+@click.option("--set", "overrides", multiple=True, metavar="PATH=VALUE",
+              help="Set a value for every point, e.g. --set scenario.horizon_months=120")
+@click.option("--kpi", "kpis", multiple=True, metavar="KPI",
+              help="KPI to show in the terminal table (repeatable; all are in sweep.csv).")
+@_run_options
+@_input_errors_exit
+def sweep(sweep_file: Path, vary: tuple[str, ...], overrides: tuple[str, ...],
+          kpis: tuple[str, ...], replications: int | None, seed: int | None,
+          workers: int | None, scheduler: str | None, out: Path | None) -> None:
+    """Run every combination of the values in a sweep file (or of --vary lists).
+
+    Points are checked before anything runs and cached in the sweep folder
+    (default results/sweep-<file name>): running again reuses finished
+    points and resumes an interrupted sweep. Writes sweep.csv and
+    sweep.parquet (one row per point and KPI).
+    """
+    from .sweep import read_sweep, run_sweep
+
+    definition = read_sweep(sweep_file, vary, overrides)
+    shown = _check_kpis(kpis, definition.points[0].scenario)
+    folder = out or definition.default_folder()
+    total = len(definition.points)
+    err_console.print(f"{total} punti in {folder}")
+
+    def announce(point: Any, reused: bool) -> None:
+        state = "già calcolato" if reused else "in esecuzione"
+        err_console.print(f"punto {point.number}/{total} ({point.describe()}): {state}")
+        if not reused:
+            count = replications or point.scenario.scenario.replications
+            bar.start(f"punto {point.number}/{total}", count)
+
+    try:
+        with _client(scheduler) as client, _bar() as bar:
+            result = run_sweep(definition, folder, replications=replications, seed=seed,
+                               workers=workers, client=client, progress=bar,
+                               on_point=announce, command=sys.argv)
+    except KeyboardInterrupt:
+        err_console.print(f"interrotto: i punti completati restano in {folder / 'points'}; "
+                          "rilancia lo stesso comando per riprendere")
+        sys.exit(EXIT_INTERRUPTED)
+    _wide()
+    console.print(_sweep_table(result, shown))
+    console.print(f"{len(result.computed)} punti calcolati, {len(result.reused)} ripresi "
+                  f"dalla cache. Risultati in [bold]{folder}[/bold] (sweep.csv, sweep.parquet)")
+
+
+# -- solve --------------------------------------------------------------------------------------
+
+def _x_text(x: float, solution: Any) -> str:
+    if solution.kind == "int":
+        return str(round(x))
+    decimals = max(0, 1 - math.floor(math.log10(solution.tol))) if solution.tol > 0 else 6
+    return f"{x:.{decimals}f}"
+
+
+def _evaluations_table(evaluations: list[Any], path: str, target: Any, x_text: Callable
+                       ) -> Table:
+
+    unit = unit_of(target.kpi)
+    table = Table(title=f"Valutazioni ({target})", title_justify="left", header_style="bold")
+    table.add_column("#", justify="right")
+    table.add_column(path, justify="right")
+    table.add_column(f"{target.kpi}.{target.statistic}", justify="right")
+    table.add_column("P5", justify="right")
+    table.add_column("P50", justify="right")
+    table.add_column("P95", justify="right")
+    table.add_column("obiettivo", justify="center")
+    for e in evaluations:
+        table.add_row(str(e.number), x_text(e.x), _value(e.statistic, unit), _value(e.p5, unit),
+                      _value(e.p50, unit), _value(e.p95, unit), "sì" if e.met else "no")
+    return table
+
+
+def _print_solution(solution: Any) -> None:
+
+    target, at = solution.target, solution.found
+    unit = unit_of(target.kpi)
+
+    def x_text(x: float) -> str:
+        return _x_text(x, solution)
+
+    console.print(_evaluations_table(solution.evaluations, solution.path, target, x_text))
+    goal = {"maximize": "valore massimo", "minimize": "valore minimo"}.get(
+        solution.goal or "", "valore")
+    console.print(f"[bold]{goal} trovato: {solution.path} = {x_text(at.x)}[/bold]"
+                  + (" (un estremo dell'intervallo)" if solution.at_bound else ""))
+    console.print(f"  {_label(target.kpi, unit)}: media {_value(at.mean, unit)}, "
+                  f"P50 {_value(at.p50, unit)}, 90 % delle repliche "
+                  f"{_interval(at.p5, at.p95, unit)}")
+    verdict = "raggiunto" if at.met else "non raggiunto"
+    other = solution.neighbour
+    if other is not None:
+        verdict += (f"; con {x_text(other.x)} no ({target.kpi}.{target.statistic} "
+                    f"{_value(other.statistic, unit)})")
+    console.print(f"  obiettivo {target}: {verdict}")
+    console.print(f"{len(solution.evaluations)} valutazioni, {solution.replications} "
+                  f"replicazioni ciascuna, seed {solution.seed} (numeri casuali comuni)")
+
+
+@click.command()
+@click.argument("scenario_file", type=click.Path(path_type=Path))
+@click.option("--vary", "path", required=True, metavar="PATH",
+              help="The number to vary, e.g. lines.A.instrument.grant_share")
+@click.option("--between", nargs=2, type=float, required=True, metavar="LO HI",
+              help="The range to search, e.g. --between 0 0.5")
+@click.option("--target", required=True, metavar='"KPI.STAT >= VALUE"',
+              help='e.g. "fund_value_end_eur.p50 >= 3000000" (STAT: mean, p5, p50, p95; '
+                   "also <=, >, <, =)")
+@click.option("--maximize", "goal", flag_value="maximize", default=None,
+              help="The largest value that meets the target.")
+@click.option("--minimize", "goal", flag_value="minimize",
+              help="The smallest value that meets the target.")
+@click.option("--tol", type=float, default=None,
+              help="Precision on the value (default: the range / 1000).")
+@click.option("--set", "overrides", multiple=True, metavar="PATH=VALUE",
+              help="Override another scenario value, e.g. --set lines.A.risk.default_rate=0.06")
+@_run_options
+@_input_errors_exit
+def solve(scenario_file: Path, path: str, between: tuple[float, float], target: str,
+          goal: str | None, tol: float | None, overrides: tuple[str, ...],
+          replications: int | None, seed: int | None, workers: int | None,
+          scheduler: str | None, out: Path | None) -> None:
+    """Find the value of one parameter at which a KPI target is just met.
+
+    Every evaluation uses the same seed and replications (common random
+    numbers), so the KPI statistic is a deterministic function of the value
+    and Brent's method (or bisection for whole numbers) finds it.
+    """
+    from . import solve as solving
+
+    if out is not None and out.exists():
+        raise InputError([Problem("--out", str(out), "already exists: choose another folder")])
+
+    def announce(e: Any) -> None:
+
+        shown = _value(e.statistic, unit_of(e.kpi))
+        err_console.print(f"valutazione {e.number}: {path} = {e.x:.6g} -> {shown} "
+                          f"(obiettivo {'raggiunto' if e.met else 'non raggiunto'})")
+
+    from .scenario import load_scenario
+
+    low, high = between
+    count = replications or load_scenario(scenario_file, list(overrides)).scenario.replications
+    try:
+        with _client(scheduler) as client, _bar() as bar:
+            bar.start("valutazione", count)
+            solution = solving.solve(scenario_file, path, low, high, target, goal=goal,
+                                     replications=replications, seed=seed, tol=tol,
+                                     overrides=overrides, workers=workers, client=client,
+                                     progress=bar, on_evaluation=announce)
+    except solving.NotReachable as exc:
+        if exc.evaluations:
+            _wide()
+            console.print(_evaluations_table(exc.evaluations, path, exc.target,
+                                             lambda x: f"{x:g}"))
+        raise
+    except KeyboardInterrupt:
+        err_console.print("interrotto: nessun risultato scritto")
+        sys.exit(EXIT_INTERRUPTED)
+    _wide()
+    _print_solution(solution)
+    folder = solution.save(out or solving.default_folder(solution.found.scenario.name),
+                           command=sys.argv)
+    console.print(f"Risultati in [bold]{folder}[/bold] (evaluations.csv, solution.json, "
+                  "scenario.toml al valore trovato)")
