@@ -107,8 +107,21 @@ def _processes(scenario, chunks, seed, check, workers) -> Iterator[ChunkFrames]:
     try:
         yield from _in_order(lambda ids: pool.submit(run_chunk, scenario, ids, seed, check),
                              chunks, 2 * workers)
+    except BaseException:
+        # Ctrl-C, an error or an abandoned run: stop the workers now. A worker blocked
+        # writing a finished chunk that nobody will read would otherwise hang the exit.
+        _terminate_workers(pool)
+        raise
     finally:
         pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _terminate_workers(pool: ProcessPoolExecutor) -> None:
+    if hasattr(pool, "terminate_workers"):  # Python 3.14
+        pool.terminate_workers()
+        return
+    for process in list((getattr(pool, "_processes", None) or {}).values()):
+        process.terminate()
 
 
 def _dask(scenario, chunks, seed, check, client) -> Iterator[ChunkFrames]:
