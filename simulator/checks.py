@@ -155,6 +155,7 @@ def cross_field_problems(tables: dict[str, Any], where: Provenance,
     _reallocations(read, out, list(lines))
     for line_id in lines:
         _line(read, out, f"lines.{line_id}")
+    _state_aid(read, out, list(lines))
     return out.problems
 
 
@@ -360,3 +361,66 @@ def _non_negative_duration(read: TableReader, out: _Collector, path: str) -> Non
         where = path if isinstance(dist, Fixed) else \
             f"{path}.{'values' if dist.dist == 'empirical' else 'low'}"
         out.add(where, f"a duration in months must not be negative, got {_num_text(lowest)}")
+
+
+def _state_aid(read: TableReader, out: _Collector, line_ids: list[str]) -> None:
+    """An explicit margin excludes rating and collateral; declared aid is not negative."""
+    margin = "state_aid.margin_bp"
+    if read.get(margin) is not None:
+        others = [p for p in ("state_aid.rating", "state_aid.collateral")
+                  if read.get(p) is not None]
+        if others:
+            shown = out.where.latest(margin, *others)
+            names = " and ".join(p.removeprefix("state_aid.") for p in others)
+            out.add(shown, f"give either margin_bp or the rating and collateral it stands "
+                    f"for, not both (got margin_bp and {names})", margin, *others)
+    for line_id in line_ids:
+        path = f"lines.{line_id}.state_aid.prior_aid"
+        dist = _distribution(read, path)
+        if dist is None:
+            continue
+        lowest = dist.bounds()[0]
+        if lowest < 0:
+            where = path if isinstance(dist, Fixed) else \
+                f"{path}.{'values' if dist.dist == 'empirical' else 'low'}"
+            out.add(where, "aid already received is an amount in euros of 0 or more, got "
+                    f"{_num_text(lowest)}")
+
+
+def add_years(day: dt.date, years: int) -> dt.date:
+    """The same calendar day ``years`` later (28 February for a 29 February)."""
+    try:
+        return day.replace(year=day.year + years)
+    except ValueError:
+        return day.replace(year=day.year + years, day=28)
+
+
+def legacy_period_end(scenario) -> dt.date:
+    """End of the legacy period: ``fund.eligibility_end`` + ``fund.legacy_years``."""
+    return add_years(scenario.fund.eligibility_end, scenario.fund.legacy_years)
+
+
+def scenario_warnings(scenario) -> list[Problem]:
+    """What is valid but probably not meant: the run goes ahead, the user is told.
+
+    * The horizon ends before the legacy period does (``eligibility_end`` +
+      ``legacy_years``, Art. 45 CPR): returns are not followed for the whole
+      period in which they must keep serving the programme's aims, and
+      ``legacy_period_returns_eur`` is left empty.
+    """
+    from .scenario import _label, month_end
+
+    label = _label(scenario.source) if scenario.source is not None else scenario.name
+    info = scenario.scenario
+    last_day = month_end(info.start, info.horizon_months - 1)
+    legacy_end = legacy_period_end(scenario)
+    out = []
+    if last_day < legacy_end:
+        months = (legacy_end.year - info.start.year) * 12 + legacy_end.month - info.start.month + 1
+        out.append(Problem(label, "scenario.horizon_months", (
+            f"the run ends on {last_day.isoformat()}, before the end of the "
+            f"{scenario.fund.legacy_years}-year legacy period after fund.eligibility_end "
+            f"({legacy_end.isoformat()}): returns are not followed for the whole period in "
+            f"which they must keep serving the programme (Art. 45 CPR); horizon_months = "
+            f"{months} reaches it")))
+    return out

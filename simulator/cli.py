@@ -62,6 +62,7 @@ def validate(files: tuple[Path, ...], overrides: tuple[str, ...]) -> None:
             else:
                 scenario = load_scenario(path, list(overrides))
                 detail = f"{scenario.name}, hash {scenario.hash()[:12]}"
+                _print_warnings(scenario)
         except InputError as exc:
             failed = True
             for problem in exc.problems:
@@ -69,6 +70,12 @@ def validate(files: tuple[Path, ...], overrides: tuple[str, ...]) -> None:
             continue
         console.print(f"OK {escape(str(path))}  [dim]({escape(detail)})[/dim]")
     sys.exit(EXIT_INPUT if failed else 0)
+
+
+def _print_warnings(scenario) -> None:
+    """Things that are allowed but probably not meant (e.g. a horizon too short)."""
+    for warning in scenario.warnings():
+        err_console.print(f"[yellow]warning[/yellow] {escape(str(warning))}", markup=True)
 
 
 def _print_summary(summary, title: str) -> None:
@@ -109,18 +116,23 @@ def _print_summary(summary, title: str) -> None:
               help="Local worker processes (default: all cores; 1 = serial).")
 @click.option("--scheduler", metavar="tcp://HOST:PORT", default=None,
               help="Run on a Dask distributed cluster instead of local processes.")
+@click.option("--strict", is_flag=True,
+              help="Apply each line's state_aid.over_ceiling rule (reduce or reject) to aid "
+                   "over the de minimis ceiling (same as --set state_aid.strict=true).")
 @click.option("--no-report", is_flag=True, help="Do not write charts and reports.")
 @_input_errors_exit
 def run(scenario_file: Path, out: Path | None, replications: int | None, only: tuple[int, ...],
         seed: int | None, overrides: tuple[str, ...], check: bool, workers: int | None,
-        scheduler: str | None, no_report: bool) -> None:
+        scheduler: str | None, strict: bool, no_report: bool) -> None:
     """Run a scenario and write a run folder; print the KPI summary."""
     from .executors import connect
     from .results import default_folder
     from .runner import run_to_folder
     from .scenario import load_scenario
 
-    scenario = load_scenario(scenario_file, list(overrides))
+    scenario = load_scenario(scenario_file,
+                             [*overrides, *(["state_aid.strict=true"] if strict else [])])
+    _print_warnings(scenario)
     folder = out or default_folder(scenario)
     if folder.exists():
         from .errors import Problem
@@ -203,7 +215,7 @@ def demo(ctx: click.Context, replications: int) -> None:
         reference = Path("scenarios/wecare_fesr_2018.toml")
     ctx.invoke(run, scenario_file=reference, out=None, replications=replications, only=(),
                seed=None, overrides=(), check=False, workers=None, scheduler=None,
-               no_report=False)
+               strict=False, no_report=False)
 
 
 @main.command()

@@ -56,6 +56,22 @@ KPI_DEFINITIONS: dict[str, tuple[str, str]] = {
     "esl_total_eur": ("EUR", "sum of the gross grant equivalents of financed projects"),
     "projects_failed": ("count", "committed projects that failed before completion"),
     "projects_defaulted": ("count", "loans that defaulted during grace or repayment"),
+    "projects_over_de_minimis": (
+        "count", "financed projects whose aid is over the de minimis ceiling in force at "
+        "commitment: ESL + aid the beneficiary already had in the period > ceiling "
+        "(column over_ceiling of loans.parquet; 0 in a strict run on lines that reduce or "
+        "reject)"),
+    "rejected_state_aid": (
+        "count", "applications not committed in a strict run because their aid was over the "
+        "de minimis ceiling (over_ceiling = \"reject\", or \"reduce\" with no room left)"),
+    "reduced_state_aid": (
+        "count", "projects committed with a lower grant or fund loan in a strict run so that "
+        "their aid fits the de minimis ceiling (over_ceiling = \"reduce\")"),
+    "legacy_period_returns_eur": (
+        "EUR", "principal repaid + interest + recoveries + grants recovered from the end of "
+        "the month of eligibility_end to the end of the month legacy_years later (Art. 45 "
+        "CPR: returns that must keep serving the programme), or to the horizon if it ends "
+        "earlier (then a validation warning says the period is cut short)"),
 }
 
 
@@ -66,8 +82,13 @@ def kpi_unit(name: str) -> str:
 
 
 def replication_kpis(scenario, total: dict[str, np.ndarray], loans: dict[str, np.ndarray],
-                     first_dry_months: float, eligibility_month: int) -> dict[str, float]:
-    """Every KPI of one replication from its total series and its loan book."""
+                     first_dry_months: float, eligibility_month: int,
+                     state_aid: dict[str, int] | None = None) -> dict[str, float]:
+    """Every KPI of one replication from its total series and its loan book.
+
+    ``state_aid`` counts the applications the de minimis rule rejected and the
+    projects it reduced (``{"rejected": n, "reduced": n}``; zero if omitted).
+    """
     endowment = round(scenario.fund.endowment * 100)
     end = -1
     line_of = loans["line"]
@@ -107,7 +128,29 @@ def replication_kpis(scenario, total: dict[str, np.ndarray], loans: dict[str, np
     status = loans["status"]
     kpis["projects_failed"] = float(np.count_nonzero(status == "failed"))
     kpis["projects_defaulted"] = float(np.count_nonzero(status == "defaulted"))
+    kpis["projects_over_de_minimis"] = float(np.count_nonzero(loans["over_ceiling"]))
+    counts = state_aid or {}
+    kpis["rejected_state_aid"] = float(counts.get("rejected", 0))
+    kpis["reduced_state_aid"] = float(counts.get("reduced", 0))
+    kpis["legacy_period_returns_eur"] = _legacy_period_returns(scenario, total,
+                                                               eligibility_month)
     return kpis
+
+
+def _legacy_period_returns(scenario, total: dict[str, np.ndarray],
+                           eligibility_month: int) -> float:
+    """Returns from the end of the eligibility month to the end of the legacy period (EUR)."""
+    from .checks import legacy_period_end
+
+    start, end = scenario.scenario.start, legacy_period_end(scenario)
+    # A horizon that ends earlier cuts the period short (Scenario.warnings() says so).
+    last = min((end.year - start.year) * 12 + end.month - start.month,
+               len(total["principal_repaid"]) - 1)
+    returns = (total["principal_repaid"] + total["interest_received"] + total["recoveries"]
+               + total["grants_recovered"])
+    first = min(eligibility_month, last)
+    before = int(returns[first]) if first >= 0 else 0
+    return (int(returns[last]) - before) / 100
 
 
 def loan_resources(scenario) -> int:

@@ -32,12 +32,14 @@ from dataclasses import dataclass
 import numpy as np
 import simpy
 
+from .distributions import Fixed
 from .ledger import LineLedger
 from .loanbook import Fate, Flows, Terms, project_flows, project_terms
-from .money import round_half_away
+from .money import round_cents, round_half_away
 from .scenario import Line, Scenario, date_to_months, month_end
+from .state_aid import Aid, AidRegister
 
-ARRIVALS, FATES = 0, 1
+ARRIVALS, FATES, STATE_AID = 0, 1, 2
 
 
 @dataclass(slots=True)
@@ -55,6 +57,8 @@ class Application:
     decided: float = math.nan
     queued_at: float = math.nan
     terms: Terms | None = None   # computed once, on the first offer
+    beneficiary: str | None = None   # a pipeline's name; None: the project is its own
+    prior_aid: int = 0               # cents of de minimis aid already received (declared)
 
 
 @dataclass(slots=True)
@@ -65,6 +69,8 @@ class Loan:
     terms: Terms
     commit_time: float
     flows: Flows
+    aid: Aid | None = None   # priced at commitment
+    commit_date: dt.date | None = None
 
 
 def line_rng(seed: int, replication: int, line_id: str, purpose: int) -> np.random.Generator:
@@ -106,6 +112,8 @@ def draw_applications(scenario: Scenario, line_id: str, replication: int,
         score = _override(rows["score"], apps.score.draw(rng, n, low=-math.inf))
         ids = rows["id"].astype(str).tolist()
         implementation_given = rows["implementation_months"].to_numpy(dtype=float)
+        beneficiaries = [b if isinstance(b, str) and b else None
+                         for b in rows["beneficiary"].tolist()]
     else:
         times = []
         for opens, closes in _windows(line, scenario):
@@ -119,6 +127,7 @@ def draw_applications(scenario: Scenario, line_id: str, replication: int,
         score = apps.score.draw(rng, n, low=-math.inf)
         ids = [f"{line_id}-{k:05d}" for k in range(1, n + 1)]
         implementation_given = np.full(n, np.nan)
+        beneficiaries = [None] * n
 
     fates = line_rng(seed, replication, line_id, FATES)
     risk, disbursement = line.risk, line.disbursement
@@ -130,12 +139,20 @@ def draw_applications(scenario: Scenario, line_id: str, replication: int,
     default_u = fates.random(n)
     prepayment_u = fates.random(n)
     cents = round_half_away(cost * 100.0)
+    # Declared prior aid: its own stream, so the other draws do not change with it.
+    prior = line.state_aid.prior_aid
+    if isinstance(prior, Fixed):
+        prior_cents = [round_cents(prior.value * 100)] * n
+    else:
+        aid_rng = line_rng(seed, replication, line_id, STATE_AID)
+        prior_cents = round_half_away(prior.draw(aid_rng, n) * 100.0).tolist()
     return [
         Application(ids[i], line_id, float(arrival[i]), int(cents[i]), bool(admitted[i]),
                     float(evaluation[i]), float(score[i]),
                     Fate(float(signing[i]), float(implementation[i]), bool(fails[i]),
                          float(failure_fraction[i]), float(default_u[i]),
-                         float(prepayment_u[i])))
+                         float(prepayment_u[i])),
+                    beneficiary=beneficiaries[i], prior_aid=prior_cents[i])
         for i in range(n)
     ]
 
@@ -177,6 +194,7 @@ class FundModel:
         self._ticking: set[str] = set()
         self.loans: list[Loan] = []
         self.first_dry: float = math.nan
+        self.aid = AidRegister(scenario)
         self.env = simpy.Environment(initial_time=0.0)
 
     def month_of(self, t: float) -> int:
@@ -255,6 +273,13 @@ class FundModel:
             self.env.process(self._serve_waiting_list(app.line_id))
 
     def _try_commit(self, app: Application) -> bool:
+        """Commit ``app`` if the line can cover it; True if it is settled (leaves any queue).
+
+        The aid is priced at the commitment date and checked against the de
+        minimis ceiling (``state_aid.AidRegister``). A strict run applies the
+        line's ``over_ceiling`` rule: ``reject`` settles the application without
+        committing it; ``reduce`` commits it with the largest aid that fits.
+        """
         line = self.scenario.lines[app.line_id]
         ledger = self.ledgers[app.line_id]
         now = self.env.now
@@ -263,12 +288,34 @@ class FundModel:
         terms = app.terms
         if terms is None:
             terms = app.terms = project_terms(app.eligible_cost, line.instrument)
-        if terms.exposure > ledger.free:
+        action = self.aid.action(line)
+        # A project that may be reduced is priced first: the reduced one may fit.
+        if terms.exposure > ledger.free and action != "reduce":
             return False
         flows = project_flows(terms, app.fate, now, self.month_of, line)
+        when = self.date_of(now)
+        aid = self.aid.assess(app, terms, flows, line, when)
+        reduced = False
+        if aid.over and action != "flag":
+            priced = None
+            if action == "reduce":
+                priced = self.aid.reduce(
+                    terms, flows, aid, line, when,
+                    lambda t: project_flows(t, app.fate, now, self.month_of, line))
+            if priced is None:  # rejected, or nothing left to grant under the ceiling
+                if terms.exposure > ledger.free:
+                    return False  # a matter of money first: queue or reject as usual
+                self.aid.rejected += 1
+                return True
+            terms, flows, aid = priced
+            reduced = True
+        if terms.exposure > ledger.free:
+            return False
         ledger.commit(month, terms.exposure, flows)
         ledger.count("committed", month)
-        self.loans.append(Loan(app, terms, now, flows))
+        self.aid.record(app, aid, when)
+        self.aid.reduced += reduced
+        self.loans.append(Loan(app, terms, now, flows, aid, when))
         return True
 
     def _serve_waiting_list(self, line_id: str):
@@ -320,7 +367,8 @@ class FundModel:
         dates = self.month_dates()
         last = dates[month] if 0 <= month < len(dates) else month_end(self.start, month)
         frac = min(max(t + self.offset - month, 0.0), 1.0 - 1e-12)
-        return last.replace(day=1 + int(frac * last.day))
+        # The day a date maps to comes back whole: (14/30) * 30 is 13.999..., not day 14.
+        return last.replace(day=min(1 + int(frac * last.day + 1e-6), last.day))
 
 
 @functools.lru_cache(maxsize=64)

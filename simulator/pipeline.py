@@ -14,6 +14,8 @@ column                      required  meaning
 ``evaluation_months``       no        overrides the drawn evaluation time
 ``implementation_months``   no        overrides the drawn implementation time
 ``score``                   no        rank in a graduatoria (higher first)
+``beneficiary``             no        the undertaking (any text): its projects share one
+                                      de minimis ceiling (default: each row is its own)
 ==========================  ========  ==============================================
 
 Fields are separated by commas, or by semicolons as in the CSV files Italian
@@ -44,9 +46,10 @@ from .checks import TableReader, euros
 from .errors import Problem
 
 REQUIRED = ("date", "line", "eligible_cost")
-OPTIONAL = ("id", "admitted", "evaluation_months", "implementation_months", "score")
+OPTIONAL = ("id", "admitted", "evaluation_months", "implementation_months", "score",
+            "beneficiary")
 COLUMNS = ("row", "line", "date", "eligible_cost", "id", "admitted", "evaluation_months",
-           "implementation_months", "score")
+           "implementation_months", "score", "beneficiary")
 MAX_ROW_PROBLEMS = 20
 _TRUE = {"true", "1", "yes", "si", "sì", "y", "s", "vero"}
 _FALSE = {"false", "0", "no", "n", "falso"}
@@ -204,6 +207,7 @@ def _parse_row(row: dict, number: int, bounds: Mapping[str, Bounds],
     except ValueError as exc:
         errors.append(str(exc))
     record["id"] = (row.get("id") or "").strip() or f"{line}-{number}"
+    record["beneficiary"] = (row.get("beneficiary") or "").strip() or None
     admitted = (row.get("admitted") or "").strip().lower()
     if admitted and admitted not in _TRUE | _FALSE:
         errors.append(f"admitted must be true or false, got {admitted!r}")

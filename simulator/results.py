@@ -113,7 +113,9 @@ def loans_schema() -> pa.Schema:
             columns[name] = pa.date32()
         elif name == "esl_pct":
             columns[name] = pa.float64()
-        else:
+        elif name == "over_ceiling":
+            columns[name] = pa.bool_()
+        else:  # money in cents (de_minimis_ceiling is null where there is no ceiling)
             columns[name] = pa.int64()
     return _schema(columns)
 
@@ -196,6 +198,13 @@ def write_tables(scenario: Scenario, folder: Path, kpis: pd.DataFrame, summary: 
             if not target.exists():
                 shutil.copyfile(source, target)
             tables["lines"][line_id]["applications"]["pipeline"] = target.name
+    # Likewise a user's rates file (the shipped one travels with the tool).
+    state_aid = getattr(scenario, "state_aid", None)
+    if state_aid is not None and state_aid.rates_file:
+        source = Path(state_aid.rates_file)
+        target = folder / f"rates_{source.name}"
+        shutil.copyfile(source, target)
+        tables["state_aid"]["rates_file"] = target.name
     header = (f"# Resolved scenario '{scenario.name}' (hash {scenario.hash()[:12]}), as run.\n")
     (folder / "scenario.toml").write_text(header + tomli_w.dumps(tables), encoding="utf-8")
     kpis.to_parquet(folder / "kpis.parquet", index=False)

@@ -19,7 +19,6 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from . import state_aid
 from .ledger import (
     COUNT_COLUMNS,
     MONEY_COLUMNS,
@@ -35,7 +34,7 @@ LOAN_COLUMNS = (
     "commitment_date", "first_disbursement_date", "completion_date", "end_date",
     "eligible_cost", "public_loan", "bank_loan", "grant", "loans_disbursed", "grant_paid",
     "principal_repaid", "interest_paid", "written_off", "recovered", "grant_recovered",
-    "outstanding_end", "esl", "esl_pct",
+    "outstanding_end", "esl", "esl_pct", "de_minimis_ceiling", "prior_aid", "over_ceiling",
 )
 
 
@@ -73,14 +72,15 @@ def collect(model: FundModel, check: bool = False) -> ReplicationTables:
     eligibility_month = math.floor(
         date_to_months(model.start, scenario.fund.eligibility_end) + model.offset)
     first_dry = model.first_dry
-    kpis = replication_kpis(scenario, total, loans, first_dry, eligibility_month)
+    kpis = replication_kpis(scenario, total, loans, first_dry, eligibility_month,
+                            state_aid={"rejected": model.aid.rejected,
+                                       "reduced": model.aid.reduced})
     return ReplicationTables(model.replication, series, loans, kpis)
 
 
 def loan_table(model: FundModel) -> dict[str, np.ndarray]:
     """One row per committed project, money in cents truncated at the horizon."""
     horizon = model.horizon
-    rates = state_aid.load_rate_table()
     rows: dict[str, list] = {name: [] for name in LOAN_COLUMNS}
     dates = model.month_dates()
 
@@ -92,15 +92,15 @@ def loan_table(model: FundModel) -> dict[str, np.ndarray]:
 
     for loan in model.loans:
         app, terms, flows = loan.application, loan.terms, loan.flows
-        line = model.scenario.lines[app.line_id]
         status = flows.status if 0 <= flows.end_month < horizon else "active"
         if flows.status == "failed" and flows.end_month < horizon:
             status = "failed"
         disbursed = within(flows.loans_disbursed)
         repaid = within(flows.principal_repaid)
         written_off = within(flows.principal_written_off)
-        commit_date = model.date_of(loan.commit_time)
-        esl = _esl(terms, flows, line, commit_date, rates)
+        commit_date = loan.commit_date or model.date_of(loan.commit_time)
+        aid = loan.aid  # priced at commitment (state_aid.AidRegister)
+        esl = aid.esl
         values = {
             "replication": model.replication, "project_id": app.project_id,
             "line": app.line_id, "status": status,
@@ -118,39 +118,28 @@ def loan_table(model: FundModel) -> dict[str, np.ndarray]:
             "grant_recovered": within(flows.grants_recovered),
             "outstanding_end": disbursed - repaid - written_off,
             "esl": esl, "esl_pct": 100.0 * esl / terms.eligible_cost,
+            "de_minimis_ceiling": math.nan if aid.ceiling is None else aid.ceiling,
+            "prior_aid": aid.prior, "over_ceiling": aid.over,
         }
         for name, value in values.items():
             rows[name].append(value)
+    ceiling_may_be_empty = any(line.state_aid.regime in ("gber", "none")
+                               for line in model.scenario.lines.values())
     out = {}
     for name, values in rows.items():
         if name in ("project_id", "line", "status") or name.endswith("_date"):
             out[name] = np.array(values, dtype=object)
         elif name == "esl_pct":
             out[name] = np.array(values, dtype=float)
+        elif name == "over_ceiling":
+            out[name] = np.array(values, dtype=bool)
+        elif name == "de_minimis_ceiling":
+            # Cents, empty (NaN) for lines without a ceiling: float only if the scenario has such
+            # lines, so that every replication and the run folder read back alike.
+            out[name] = np.array(values, dtype=float if ceiling_may_be_empty else np.int64)
         else:
             out[name] = np.array(values, dtype=np.int64)
     return out
-
-
-def _esl(terms, flows, line, commit_date: dt.date, rates) -> int:
-    """Gross grant equivalent of the aid granted, at the rates in force at commitment.
-
-    The aid is valued as granted (the nominal schedule from the first
-    disbursement, the grant when it is due), not as it turned out after a
-    failure or a default.
-    """
-    from .loanbook import schedule_of
-
-    # The actual schedule (grace extended if the last tranche came late); a loan that
-    # failed before its schedule began is valued on the nominal one.
-    schedule = flows.schedule or schedule_of(terms, line)
-    grant_month = 0
-    if line.disbursement.grant_paid_at == "completion" and flows.first_disbursement_month >= 0:
-        grant_month = max(0, flows.completion_month - flows.first_disbursement_month)
-    return state_aid.grant_equivalent(
-        schedule, line.instrument.public_rate,
-        rates.reference_rate_at(commit_date), rates.discount_rate_at(commit_date),
-        grant_cents=terms.grant, grant_month=grant_month)
 
 
 def _check_loans(loans: dict[str, np.ndarray], model: FundModel) -> None:

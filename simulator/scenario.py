@@ -33,6 +33,7 @@ files lie (a pipeline file counts by its content, not its path).
 from __future__ import annotations
 
 import copy
+import dataclasses
 import datetime as dt
 import difflib
 import hashlib
@@ -159,6 +160,10 @@ class Fund(BaseModel):
     treasury_rate: Rate = 0.0
     reallocations: list[Reallocation] = Field(default_factory=list)
     fees: Fees = Field(default_factory=Fees)
+    legacy_years: PositiveMonths = Field(
+        8, description="years after eligibility_end during which returns must keep serving "
+        "the programme's aims (Reg. 1303/2013 Art. 45, 'legacy'); a horizon that ends "
+        "earlier draws a warning and cuts legacy_period_returns_eur short")
 
 
 class Applications(BaseModel):
@@ -191,6 +196,59 @@ class Instrument(BaseModel):
     grace_months: Months = 0
     frequency: Literal["monthly", "quarterly", "semiannual", "annual"] = "quarterly"
     method: Literal["french", "italian", "bullet"] = "french"
+
+
+def _margin(value: int) -> int:
+    if not 0 <= value <= 5000:
+        raise ValueError("must be a margin in basis points between 0 and 5000 "
+                         f"(100 = 1 %), got {value}")
+    return value
+
+
+class StateAid(BaseModel):
+    """[state_aid]: how the aid of a project is priced (ESL) and checked (de minimis).
+
+    Reference rate = EU base rate + margin, discount rate = base rate + 100 bp,
+    both as in force at the commitment date (communication 2008/C 14/02),
+    read from a dated rates file (``simulator/data/reference_rates.toml`` by
+    default).
+    """
+
+    model_config = _CONFIG
+    rates_file: str | None = Field(
+        None, description="a rates file to use instead of the shipped "
+        "simulator/data/reference_rates.toml (path relative to the scenario file; same "
+        "format): dated EU base rates and the margin table")
+    rating: str | None = Field(
+        None, description="the beneficiaries' rating in the margin table (strong, good, "
+        "satisfactory, weak, bad, or a named case such as sme_no_rating, no_credit_history); "
+        "default: the rates file's default (SMEs without a rating, +100 bp)")
+    collateral: str = Field(
+        "normal", description="collateral level of the margin table: high, normal or low")
+    margin_bp: Annotated[int, AfterValidator(_margin)] | None = Field(
+        None, description="margin over the base rate in basis points, instead of rating "
+        "and collateral")
+    strict: bool = Field(
+        False, description="apply each line's over_ceiling rule (reduce or reject aid over "
+        "the de minimis ceiling); false: only flag it (fesr-sim run --strict sets it)")
+
+
+class LineStateAid(BaseModel):
+    """[lines.X.state_aid]: the state-aid regime of the line's aid and its ceiling rule."""
+
+    model_config = _CONFIG
+    regime: Literal["auto", "de_minimis_2013", "de_minimis_2023", "gber", "none"] = Field(
+        "auto", description="auto: de minimis by the commitment date (Reg. 1407/2013, "
+        "200,000 EUR over three fiscal years, until 31 Dec 2023; Reg. 2023/2831, 300,000 EUR "
+        "over three rolling years, from 1 Jan 2024); de_minimis_2013 or de_minimis_2023 "
+        "whatever the date; gber or none: no ceiling")
+    prior_aid: Distribution = Field(
+        Fixed(value=0.0), description="de minimis aid each beneficiary already received in "
+        "the period, euros: a number or a distribution (drawn per beneficiary)")
+    over_ceiling: Literal["flag", "reduce", "reject"] = Field(
+        "flag", description="what a strict run does with aid over the ceiling: flag (keep "
+        "it, mark it), reduce (lower the grant, then the fund's loan, until it fits) or "
+        "reject (do not commit the application)")
 
 
 class Tranche(BaseModel):
@@ -249,6 +307,7 @@ class Line(BaseModel):
     instrument: Instrument
     disbursement: Disbursement = Field(default_factory=Disbursement)
     risk: Risk = Field(default_factory=Risk)
+    state_aid: LineStateAid = Field(default_factory=LineStateAid)
 
 
 class Scenario(BaseModel):
@@ -258,11 +317,14 @@ class Scenario(BaseModel):
     scenario: ScenarioInfo
     fund: Fund
     lines: dict[Annotated[str, Field(pattern=r"^[A-Za-z0-9_]+$")], Line] = Field(min_length=1)
+    state_aid: StateAid = Field(default_factory=StateAid)
 
-    # Not part of the file: where it was loaded from, and the pipeline rows.
+    # Not part of the file: where it was loaded from, the pipeline rows, the rate table.
     _source: Path | None = PrivateAttr(default=None)
     _pipelines: dict[str, Any] = PrivateAttr(default_factory=dict)
     _pipeline_digests: dict[str, str] = PrivateAttr(default_factory=dict)
+    _rates: Any = PrivateAttr(default=None)
+    _rates_digest: str | None = PrivateAttr(default=None)
 
     # -- convenience -------------------------------------------------------
     @property
@@ -291,11 +353,40 @@ class Scenario(BaseModel):
                   "# after inheritance and overrides, as the simulator ran it.\n")
         return header + tomli_w.dumps(self.to_dict())
 
+    def rate_table(self):
+        """The reference-rate table of the scenario (:class:`~simulator.state_aid.RateTable`).
+
+        Read once, when the scenario is loaded: every loan of every replication
+        is priced with this object.
+        """
+        if self._rates is None:
+            from . import state_aid
+            name = self.state_aid.rates_file
+            self._rates = state_aid.load_rate_table(Path(name) if name else None)
+        return self._rates
+
+    def reference_margin_bp(self) -> int:
+        """Margin over the base rate of the reference rate, in basis points."""
+        settings = self.state_aid
+        if settings.margin_bp is not None:
+            return settings.margin_bp
+        return self.rate_table().margin_bp(settings.rating, settings.collateral)
+
+    def warnings(self) -> list[Problem]:
+        """What is valid but probably not what the user wants (the run goes ahead)."""
+        return checks.scenario_warnings(self)
+
     def hash(self) -> str:
         """Canonical SHA-256 of the resolved content (key order and paths do not count)."""
         tables = self.to_dict()
         for line_id, digest in self._pipeline_digests.items():
             tables["lines"][line_id]["applications"]["pipeline"] = f"sha256:{digest}"
+        # The rates file counts by its content, the shipped one included.
+        if self._rates_digest is None:
+            from . import state_aid
+            name = self.state_aid.rates_file
+            self._rates_digest = state_aid.file_digest(Path(name) if name else None)
+        tables["state_aid"]["rates_file"] = f"sha256:{self._rates_digest}"
         text = json.dumps(tables, sort_keys=True, default=_json_default, separators=(",", ":"))
         return hashlib.sha256(text.encode()).hexdigest()
 
@@ -689,15 +780,85 @@ def validate_tables(tables: dict[str, Any], top_label: str, provenance: dict[str
 
     pipelines = pipeline.load_pipelines(tables, folder_of, where, bad)
     problems.extend(pipelines.problems)
+    rates = _load_rates(tables, folder_of, where, bad)
+    problems.extend(rates.problems)
     if problems or scenario is None:
         raise InputError(_unique(problems))
     scenario._source = source
+    if rates.path is not None:
+        # The resolved scenario names the file it read, wherever it is written back.
+        scenario.state_aid.rates_file = str(rates.path)
+    scenario._rates = rates.table
+    scenario._rates_digest = rates.digest
     for line_id, frame in pipelines.frames.items():
         # The resolved scenario names the file it read, wherever it is written back.
         scenario.lines[line_id].applications.pipeline = str(pipelines.paths[line_id])
         scenario._pipelines[line_id] = frame
         scenario._pipeline_digests[line_id] = pipelines.digests[line_id]
     return scenario
+
+
+@dataclass
+class _Rates:
+    """The rate table a scenario names, its file's digest, and what was wrong."""
+
+    table: Any = None
+    digest: str | None = None
+    path: Path | None = None  # None: the shipped file
+    problems: list[Problem] = dataclasses.field(default_factory=list)
+
+
+def _load_rates(tables: dict[str, Any], folder_of, where: checks.Provenance,
+                bad: set[str]) -> _Rates:
+    """Read the rates file (``state_aid.rates_file`` or the shipped one) and check the
+    rating, the collateral and the start date against it."""
+    from . import state_aid
+
+    read = checks.TableReader(tables, bad)
+    out = _Rates()
+    if read.is_bad("state_aid.rates_file"):
+        return out
+    name = read.text("state_aid.rates_file")
+    if name is not None:
+        path = (folder_of("state_aid.rates_file") / name).resolve()
+        if not path.is_file():
+            out.problems.append(Problem(where("state_aid.rates_file"), "state_aid.rates_file",
+                                        f"rates file not found: {name} (looked for {path})"))
+            return out
+        try:
+            out.table = state_aid.load_rate_table(path, label=_label(path))
+        except InputError as exc:
+            out.problems.extend(exc.problems)
+            return out
+        out.path = path
+    else:
+        out.table = state_aid.load_rate_table()
+    out.digest = state_aid.file_digest(out.path)
+    table = out.table
+    shown_file = "the shipped rates file" if out.path is None else \
+        f"the rates file {_label(out.path)}"
+
+    rating = read.text("state_aid.rating")
+    known = [*table.named_margins_bp, *table.rating_margins_bp]
+    if rating is not None and rating not in known:
+        out.problems.append(Problem(where("state_aid.rating"), "state_aid.rating",
+                                    f"unknown rating {rating!r}"
+                                    f"{_did_you_mean(rating, known, listing=False)}: use one "
+                                    f"of {', '.join(known)} (from {shown_file})"))
+    collateral = read.text("state_aid.collateral", "normal")
+    if collateral is not None and collateral not in table.collateral and table.collateral:
+        out.problems.append(Problem(where("state_aid.collateral"), "state_aid.collateral",
+                                    f"must be one of {', '.join(map(repr, table.collateral))}, "
+                                    f"got {collateral!r}"))
+    start = read.date("scenario.start")
+    if start is not None and table.valid_from and start < table.valid_from[0]:
+        shown = "state_aid.rates_file" if name is not None else "scenario.start"
+        out.problems.append(Problem(
+            where(shown), shown,
+            f"{shown_file} has no EU base rate before "
+            f"{table.valid_from[0].isoformat()}, but scenario.start is {start.isoformat()}: "
+            "add the rates in force from the start, or start later"))
+    return out
 
 
 _LINE_REQUIRED = ("allocation", "min_cost", "max_cost", "applications", "instrument")

@@ -50,13 +50,17 @@ a cached vector of ``A``, fast enough for every financed loan of a run.
 years under Reg. (EU) 1407/2013 (aid granted until 31 Dec 2023), 300,000 EUR
 over any three years under Reg. (EU) 2023/2831 (from 1 Jan 2024). Aid under
 the GBER (Reg. 651/2014) has no such ceiling here. Sector variants (road
-freight, agriculture, fisheries) are not modelled.
+freight, agriculture, fisheries) are not modelled. In a run, :class:`AidRegister`
+prices every committed project at its commitment date (the scenario's rate
+table and margin), adds the aid its beneficiary already had in the period and
+flags, or in a strict run reduces or rejects, aid over the ceiling.
 """
 
 from __future__ import annotations
 
 import bisect
 import datetime as dt
+import hashlib
 import itertools
 import math
 import tomllib
@@ -72,6 +76,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .errors import InputError, Problem
+from .loanbook import Flows, Terms, schedule_of
 from .money import round_cents
 
 if TYPE_CHECKING:
@@ -79,12 +84,20 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_RATES_FILE",
+    "OVER_CEILING",
     "REGIMES",
+    "Aid",
+    "AidRegister",
     "RateTable",
     "de_minimis_ceiling",
     "esl_intensity",
+    "file_digest",
     "grant_equivalent",
     "load_rate_table",
+    "parse_rate_table",
+    "project_esl",
+    "resolve_regime",
+    "window_start",
 ]
 
 DEFAULT_RATES_FILE = Path(__file__).parent / "data" / "reference_rates.toml"
@@ -107,9 +120,34 @@ class RateTable:
     default_margin: str  # a key of named_margins_bp or rating_margins_bp
     source: str  # the file, for messages
     _days: tuple[int, ...] = field(init=False, repr=False, compare=False)
+    _floats: dict = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_days", tuple(d.toordinal() for d in self.valid_from))
+        object.__setattr__(self, "_floats", {})
+        for name in ("named_margins_bp", "rating_margins_bp"):
+            if not isinstance(getattr(self, name), MappingProxyType):
+                object.__setattr__(self, name, MappingProxyType(dict(getattr(self, name))))
+
+    def __reduce__(self):
+        # Scenarios travel to worker processes: mapping proxies do not pickle, dicts do.
+        return (RateTable, (self.valid_from, self.base_pct, dict(self.named_margins_bp),
+                            dict(self.rating_margins_bp), self.collateral,
+                            self.default_margin, self.source))
+
+    def rates_at(self, when: dt.date, margin_bp: int) -> tuple[float, float]:
+        """``(reference rate, discount rate)`` on ``when`` for a margin, as fractions.
+
+        The same values as :meth:`reference_rate_at` and :meth:`discount_rate_at`,
+        computed once per table entry and margin (the model asks for every loan).
+        """
+        i = bisect.bisect_right(self._days, when.toordinal()) - 1
+        key = (i, margin_bp)
+        found = self._floats.get(key)
+        if found is None:
+            found = self._floats[key] = (self.reference_rate_at(when, margin_bp),
+                                         self.discount_rate_at(when))
+        return found
 
     def _base_pct_at(self, when: dt.date) -> Decimal:
         # toordinal(): a datetime counts by its date (datetime < date raises).
@@ -228,15 +266,34 @@ def _parse(data: dict, source: str) -> RateTable:
     )
 
 
-def _read(path: Path) -> RateTable:
+def _read(path: Path, label: str | None = None) -> RateTable:
+    label = str(path) if label is None else label
     try:
-        with open(path, "rb") as f:
-            # Decimal keeps 4.11 as written: base + margin is exact before the
-            # single conversion to float.
-            data = tomllib.load(f, parse_float=Decimal)
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise InputError([Problem(str(path), "", f"cannot read the rates file: {exc}")]) from exc
-    return _parse(data, str(path))
+        content = Path(path).read_bytes()
+    except OSError as exc:
+        raise InputError([Problem(label, "", f"cannot read the rates file: {exc}")]) from exc
+    return _parse_cached(content, label)
+
+
+@lru_cache(maxsize=16)
+def _parse_cached(content: bytes, source: str) -> RateTable:
+    # Sweeps load many variants of one scenario: the same file is parsed once.
+    return parse_rate_table(content, source)
+
+
+def parse_rate_table(content: bytes, source: str) -> RateTable:
+    """A rates file's table from its bytes (``source`` names it in messages).
+
+    Raises:
+        InputError: if the text is not TOML or an entry is malformed.
+    """
+    try:
+        # Decimal keeps 4.11 as written: base + margin is exact before the
+        # single conversion to float.
+        data = tomllib.loads(content.decode("utf-8"), parse_float=Decimal)
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise InputError([Problem(source, "", f"cannot read the rates file: {exc}")]) from exc
+    return _parse(data, source)
 
 
 @cache
@@ -244,13 +301,27 @@ def _default_table() -> RateTable:
     return _read(DEFAULT_RATES_FILE)
 
 
-def load_rate_table(path: Path | None = None) -> RateTable:
+def load_rate_table(path: Path | None = None, label: str | None = None) -> RateTable:
     """The rates file shipped with the tool (read once), or the one at ``path``.
+
+    ``label`` names the file in messages (default: the path as given).
 
     Raises:
         InputError: if the file cannot be read or an entry is malformed.
     """
-    return _default_table() if path is None else _read(Path(path))
+    return _default_table() if path is None else _read(Path(path), label)
+
+
+@cache
+def _default_digest() -> str:
+    return hashlib.sha256(DEFAULT_RATES_FILE.read_bytes()).hexdigest()
+
+
+def file_digest(path: Path | None = None) -> str:
+    """SHA-256 of a rates file's content (the shipped file if ``path`` is None)."""
+    if path is None:
+        return _default_digest()
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 # --------------------------------------------------------------------------- ESL
@@ -338,9 +409,27 @@ def esl_intensity(esl_cents: int, eligible_cost_cents: int) -> float:
 # --------------------------------------------------------------------------- de minimis
 
 REGIMES = ("auto", "de_minimis_2013", "de_minimis_2023", "gber", "none")
+OVER_CEILING = ("flag", "reduce", "reject")
 
 _DE_MINIMIS_CENTS = {"de_minimis_2013": 20_000_000, "de_minimis_2023": 30_000_000}
 _DE_MINIMIS_2023_FROM = dt.date(2024, 1, 1)
+
+
+def resolve_regime(when: dt.date, regime: str = "auto") -> str:
+    """The regime of aid granted on ``when``: ``"auto"`` becomes the regulation then in force.
+
+    ``"auto"``: ``"de_minimis_2013"`` (Reg. 1407/2013) until 31 Dec 2023,
+    ``"de_minimis_2023"`` (Reg. 2023/2831) from 1 Jan 2024; any other regime
+    is returned as it is.
+    """
+    if regime not in REGIMES:
+        raise ValueError(
+            f"unknown state-aid regime {regime!r}: expected one of {', '.join(REGIMES)}"
+        )
+    if regime != "auto":
+        return regime
+    day = when.date() if isinstance(when, dt.datetime) else when
+    return "de_minimis_2023" if day >= _DE_MINIMIS_2023_FROM else "de_minimis_2013"
 
 
 def de_minimis_ceiling(when: dt.date, regime: str = "auto") -> int | None:
@@ -351,13 +440,162 @@ def de_minimis_ceiling(when: dt.date, regime: str = "auto") -> int | None:
     granted on ``when`` (2013 until 31 Dec 2023, 2023 from 1 Jan 2024);
     ``"gber"`` and ``"none"``: no ceiling.
     """
-    if regime not in REGIMES:
-        raise ValueError(
-            f"unknown state-aid regime {regime!r}: expected one of {', '.join(REGIMES)}"
-        )
-    if regime in ("gber", "none"):
-        return None
-    if regime == "auto":
-        day = when.date() if isinstance(when, dt.datetime) else when
-        regime = "de_minimis_2023" if day >= _DE_MINIMIS_2023_FROM else "de_minimis_2013"
-    return _DE_MINIMIS_CENTS[regime]
+    return _DE_MINIMIS_CENTS.get(resolve_regime(when, regime))
+
+
+def _years_before(day: dt.date, years: int) -> dt.date:
+    try:
+        return day.replace(year=day.year - years)
+    except ValueError:  # 29 February
+        return day.replace(year=day.year - years, day=28)
+
+
+def window_start(when: dt.date, regime: str = "auto") -> dt.date | None:
+    """First day of the period whose de minimis aid counts with aid granted on ``when``.
+
+    Reg. 1407/2013: the fiscal year of the grant and the two previous ones
+    (fiscal year = calendar year here); Reg. 2023/2831: any three years, i.e.
+    the grant date and the three years before it (from the day after the same
+    date three years earlier). ``None`` for ``"gber"`` and ``"none"``.
+    """
+    regime = resolve_regime(when, regime)
+    day = when.date() if isinstance(when, dt.datetime) else when
+    if regime == "de_minimis_2013":
+        return dt.date(day.year - 2, 1, 1)
+    if regime == "de_minimis_2023":
+        return _years_before(day, 3) + dt.timedelta(days=1)
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class Aid:
+    """The state aid of one committed project, priced at its commitment date."""
+
+    esl: int  # gross grant equivalent, cents
+    ceiling: int | None  # de minimis ceiling in force, cents; None under "gber" and "none"
+    prior: int  # de minimis aid the beneficiary already had in the period, cents
+    over: bool  # esl + prior > ceiling
+
+
+def project_esl(terms: Terms, flows: Flows, line, reference: float, discount: float) -> int:
+    """Gross grant equivalent of a committed project's aid, in cents.
+
+    The aid is valued as granted (the schedule from the first disbursement,
+    the grant when it is due), not as it turned out after a failure or a
+    default: the actual schedule (grace extended if the last tranche comes
+    late); a loan that fails before its schedule begins is valued on the
+    nominal one. The grant is discounted from its payment month when it is
+    paid at completion, counted in full when paid at signing.
+    """
+    schedule = flows.schedule or schedule_of(terms, line)
+    grant_month = 0
+    if line.disbursement.grant_paid_at == "completion" and flows.first_disbursement_month >= 0:
+        grant_month = max(0, flows.completion_month - flows.first_disbursement_month)
+    return grant_equivalent(schedule, line.instrument.public_rate, reference, discount,
+                            grant_cents=terms.grant, grant_month=grant_month)
+
+
+def _largest(low: int, high: int, fits) -> int:
+    """The largest ``x`` in ``[low, high]`` with ``fits(x)``, given ``fits(low)`` (bisection)."""
+    while low < high:
+        mid = (low + high + 1) // 2
+        if fits(mid):
+            low = mid
+        else:
+            high = mid - 1
+    return low
+
+
+class AidRegister:
+    """The de minimis check of one replication: what each beneficiary has received.
+
+    Each committed project is priced at its commitment date (:meth:`assess`):
+    its ESL at the reference and discount rates then in force, the ceiling of
+    the line's regime then in force, and the aid the beneficiary already had
+    in the period: the ``prior_aid`` declared for it plus the de minimis aid of
+    its earlier projects in the run whose commitment falls in the period
+    (:func:`window_start`). A project is *over the ceiling* when
+    ``esl + prior > ceiling``.
+
+    Beneficiaries: each application is its own beneficiary unless a pipeline
+    row names one (``beneficiary`` column): projects with the same name share
+    the ceiling; the ``prior_aid`` drawn for the first of them counts for all.
+    The declared aid is taken as received inside the period throughout the run.
+    """
+
+    def __init__(self, scenario):
+        self.rates: RateTable = scenario.rate_table()
+        self.margin_bp: int = scenario.reference_margin_bp()
+        self.strict: bool = scenario.state_aid.strict
+        self._declared: dict[object, int] = {}
+        self._granted: dict[str, list[tuple[int, int]]] = {}  # name -> [(day, cents)]
+        self.rejected = 0  # applications refused in a strict run
+        self.reduced = 0  # projects committed with their aid reduced in a strict run
+
+    def action(self, line) -> str:
+        """What this run does with aid over the ceiling on ``line``: flag, reduce or reject."""
+        return line.state_aid.over_ceiling if self.strict else "flag"
+
+    def assess(self, app, terms: Terms, flows: Flows, line, when: dt.date) -> Aid:
+        """Price a project's aid at ``when`` and check it against the ceiling."""
+        reference, discount = self.rates.rates_at(when, self.margin_bp)
+        esl = project_esl(terms, flows, line, reference, discount)
+        regime = line.state_aid.regime
+        if regime == "auto":  # resolve_regime(), inlined: the model asks for every loan
+            regime = "de_minimis_2023" if when >= _DE_MINIMIS_2023_FROM else "de_minimis_2013"
+        key = app.beneficiary or (app.line_id, app.project_id)
+        prior = self._declared.get(key)
+        if prior is None:
+            prior = self._declared[key] = app.prior_aid
+        ceiling = _DE_MINIMIS_CENTS.get(regime)
+        if ceiling is None:
+            return Aid(esl, None, prior, False)
+        granted = self._granted.get(app.beneficiary) if app.beneficiary else None
+        if granted:
+            first = window_start(when, regime).toordinal()
+            prior += sum(cents for day, cents in granted if day >= first)
+        return Aid(esl, ceiling, prior, esl + prior > ceiling)
+
+    def record(self, app, aid: Aid, when: dt.date) -> None:
+        """Count a committed project's de minimis aid for its beneficiary's later projects."""
+        if aid.ceiling is not None and app.beneficiary:
+            self._granted.setdefault(app.beneficiary, []).append((when.toordinal(), aid.esl))
+
+    def reduce(self, terms: Terms, flows: Flows, aid: Aid, line, when: dt.date,
+               flows_of) -> tuple[Terms, Flows, Aid] | None:
+        """The largest aid that fits the ceiling: lower the grant, then the fund's loan.
+
+        The grant is lowered first (to 0 if need be), then the fund's loan; the
+        bank loan does not change, and what the fund no longer finances is left
+        to the recipient's own funds (private co-financing). Each amount is the
+        largest whole cent that fits (bisection). ``flows_of(terms)`` gives the
+        project's flows for other terms (``flows`` are those of ``terms``).
+        ``None`` if nothing fits: no room left under the ceiling, or nothing
+        left to grant.
+        """
+        room = aid.ceiling - aid.prior
+        if room <= 0:
+            return None
+        reference, discount = self.rates.rates_at(when, self.margin_bp)
+
+        def with_grant(grant: int) -> Terms:
+            return Terms(terms.eligible_cost, terms.public_loan, terms.bank_loan, grant)
+
+        def grant_fits(grant: int) -> bool:
+            # The loan's schedule does not depend on the grant.
+            return project_esl(with_grant(grant), flows, line, reference, discount) <= room
+
+        if terms.grant and grant_fits(0):
+            new = with_grant(_largest(0, terms.grant, grant_fits))
+        else:
+            def loan_fits(loan: int) -> bool:
+                t = Terms(terms.eligible_cost, loan, terms.bank_loan, 0)
+                return project_esl(t, flows_of(t), line, reference, discount) <= room
+
+            new = Terms(terms.eligible_cost, _largest(0, terms.public_loan, loan_fits),
+                        terms.bank_loan, 0)
+        if new.exposure == 0:
+            return None
+        flows = flows_of(new)
+        esl = project_esl(new, flows, line, reference, discount)
+        return new, flows, Aid(esl, aid.ceiling, aid.prior, esl + aid.prior > aid.ceiling)

@@ -14,7 +14,7 @@ from simulator.scenario import load_scenario
 DATA = Path(__file__).resolve().parent / "data"
 PIPELINE = DATA / "pipeline"
 COLUMNS = ["row", "line", "date", "eligible_cost", "id", "admitted", "evaluation_months",
-           "implementation_months", "score", "t"]
+           "implementation_months", "score", "beneficiary", "t"]
 
 
 def messages(exc: pytest.ExceptionInfo[InputError]) -> list[str]:
