@@ -156,7 +156,57 @@ def cross_field_problems(tables: dict[str, Any], where: Provenance,
     for line_id in lines:
         _line(read, out, f"lines.{line_id}")
     _state_aid(read, out, list(lines))
+    _funding(read, out)
+    _payments(read, out)
     return out.problems
+
+
+def _shares_sum_to_one(read: TableReader, out: _Collector, path: str) -> list[str]:
+    """Check a table of source -> share sums to 1; return the source names."""
+    shares = read.get(path)
+    if not isinstance(shares, dict):
+        return []
+    values = [read.num(f"{path}.{name}") for name in shares]
+    if shares and None not in values and abs(sum(values) - 1.0) > _TOLERANCE:
+        out.add(path, f"funding shares must sum to 1, got {sum(values):g}")
+    if not shares:
+        out.add(path, "needs at least one source, e.g. { EU = 0.5, State = 0.35, "
+                "Region = 0.15 }")
+    return list(shares)
+
+
+def _funding(read: TableReader, out: _Collector) -> None:
+    names = _shares_sum_to_one(read, out, "fund.funding.shares") if \
+        read.get("fund.funding.shares") is not None else ["EU", "State", "Region"]
+    switches = read.get("fund.funding.switches")
+    start = read.date("scenario.start")
+    previous = None
+    for i in range(len(switches) if isinstance(switches, list) else 0):
+        path = f"fund.funding.switches.{i}"
+        names += [n for n in _shares_sum_to_one(read, out, f"{path}.shares") if n not in names]
+        when = read.date(f"{path}.date")
+        if when is not None and start is not None and when <= start:
+            out.add(f"{path}.date", f"must be after scenario.start ({start}), got {when}")
+        if when is not None and previous is not None and when <= previous:
+            out.add(f"{path}.date", f"switches must be in date order, got {when} after "
+                    f"{previous}")
+        previous = when or previous
+    eligible = read.get("fund.funding.eligible")
+    if isinstance(eligible, list):
+        for name in eligible:
+            if isinstance(name, str) and name not in names:
+                out.add("fund.funding.eligible", f"no funding source '{name}' "
+                        f"(sources: {', '.join(names)})")
+
+
+def _payments(read: TableReader, out: _Collector) -> None:
+    if read.get("fund.payments.phased") is not True:
+        return
+    for key in ("first_share", "next_share"):
+        value = read.num(f"fund.payments.{key}")
+        if value is not None and value <= 0:
+            out.add(f"fund.payments.{key}", f"must be greater than 0 when phased = true, "
+                    f"got {value:g}")
 
 
 def _allocations(read: TableReader, out: _Collector, line_ids: list[str]) -> None:

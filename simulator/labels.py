@@ -33,6 +33,10 @@ KPI_LABELS_IT = {
     "rejected_state_aid": "Domande respinte per il massimale de minimis",
     "reduced_state_aid": "Aiuti ridotti al massimale de minimis",
     "legacy_period_returns_eur": "Rientri nel periodo legacy (art. 45)",
+    "fees_grant_part_eur": "Commissioni sulla parte contributo",
+    "contribution_paid_in_eur": "Contributo versato al fondo",
+    "idle_cash_mean_eur": "Liquidità non impegnata media (fino alla scadenza)",
+    "absorption_eligible_at_eligibility_end": "Assorbimento ammissibile alla chiusura",
 }
 
 KPI_LABELS_EN = {
@@ -58,6 +62,10 @@ KPI_LABELS_EN = {
     "rejected_state_aid": "Applications rejected at the de minimis ceiling",
     "reduced_state_aid": "Aid reduced to the de minimis ceiling",
     "legacy_period_returns_eur": "Returns in the legacy period (Art. 45)",
+    "fees_grant_part_eur": "Fees on the grant part",
+    "contribution_paid_in_eur": "Contribution paid into the fund",
+    "idle_cash_mean_eur": "Mean uncommitted cash (to the deadline)",
+    "absorption_eligible_at_eligibility_end": "Eligible absorption at closure",
 }
 
 
@@ -67,6 +75,9 @@ def kpi_label(name: str, unit: str = "", lang: str = "it") -> str:
         line = name.removeprefix("projects_financed_")
         return f"Progetti finanziati, linea {line}" if lang == "it" else \
             f"Projects financed, line {line}"
+    if name.startswith("disbursed_") and name.endswith("_eur"):
+        source = name.removeprefix("disbursed_").removesuffix("_eur").upper()
+        return f"Erogato da fonte {source}" if lang == "it" else f"Paid out of {source}"
     labels = KPI_LABELS_IT if lang == "it" else KPI_LABELS_EN
     return labels.get(name, name)
 

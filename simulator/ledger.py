@@ -7,9 +7,11 @@ A committed project adds its closed-form flows to them (see ``loanbook``).
 What depends on the path of cash, month by month, is computed by
 :meth:`LineLedger.close_until`: returns enter the available cash (or the
 legacy account after ``revolving_until``), management fees are charged and
-paid, treasury interest is earned on idle cash.  The model closes months
-lazily, just before each decision, so a decision sees the cash of every
-completed month; months close once and in order.
+paid, treasury interest is earned on idle cash, and (with phased payments)
+the next tranche of the programme's contribution is paid in once enough of
+the previous ones has been spent.  The model closes months lazily, just
+before each decision, so a decision sees the cash of every completed month;
+months close once and in order.
 
 Available cash for a commitment (``free``) is cash minus what is already
 committed but not yet paid: a commitment reserves the project's whole
@@ -17,13 +19,22 @@ exposure (loan + grant) at once, so commitments never exceed cash.  Fees
 are paid out of free cash only; what cannot be paid waits as arrears.
 Treasury interest is earned (or paid, at a negative rate) on free cash.
 
+Fees (Delegated Reg. 480/2014 Art. 13, rates to be verified): the loan part
+is ``base_rate`` per year of the contributions paid in plus
+``performance_rate`` per year of the loans paid to final recipients, capped
+over the life at ``cap`` x contributions; the grant part is ``grant_rate``
+per year of the grants paid, capped at ``grant_cap`` x grants paid.
+
 Identities checked by :func:`check_invariants` for every month and line:
 
-    cash + legacy = allocation + reallocated_in - reallocated_out
+    cash + legacy = contribution_paid_in + reallocated_in - reallocated_out
                     - loans_disbursed - grants_paid - fees_paid
                     + grants_recovered + principal_repaid + interest_received
                     + recoveries + treasury_interest
     loans_outstanding = loans_disbursed - principal_repaid - principal_written_off
+
+``contribution_paid_in`` is the line's allocation from month 0 unless the
+contribution is paid in tranches (``[fund.payments] phased = true``).
 """
 
 from __future__ import annotations
@@ -35,15 +46,27 @@ from .money import round_cents, round_half_away
 
 RETURN_KINDS = ("principal_repaid", "interest_received", "recoveries", "grants_recovered")
 
-# Column order of timeseries.parquet after replication, date and line.
+# Column order of timeseries.parquet after replication, date and line; then one
+# column per funding source (see ``source_columns``).
 MONEY_COLUMNS = (
     "cash", "committed_undisbursed", "loans_outstanding", "legacy",
     "loans_disbursed", "grants_paid", "grants_recovered", "principal_repaid",
     "interest_received", "principal_written_off", "recoveries", "fees_paid",
     "fees_charged", "treasury_interest", "reallocated_in", "reallocated_out",
+    "contribution_paid_in", "fees_grant_charged",
 )
 COUNT_COLUMNS = ("applications", "admitted", "committed", "rejected_no_funds", "waiting")
 STOCK_COLUMNS = ("cash", "committed_undisbursed", "loans_outstanding", "legacy", "waiting")
+
+
+def timeseries_columns(scenario) -> list[str]:
+    """The value columns of timeseries.parquet for a scenario, in order."""
+    return [*MONEY_COLUMNS, *source_columns(scenario.fund.funding.sources()), *COUNT_COLUMNS]
+
+
+def source_columns(sources: list[str]) -> list[str]:
+    """Timeseries columns of what each funding source paid out (cumulative cents)."""
+    return [f"disbursed_{name.lower()}" for name in sources]
 
 
 _VECTOR_SPAN = 24  # months: from here on numpy beats the plain loop
@@ -57,13 +80,19 @@ class LineLedger:
     """Accounts of one line over the horizon (all money in integer cents)."""
 
     def __init__(self, line_id: str, allocation: int, horizon: int, fees, treasury_rate: float,
-                 legacy_from_month: int):
+                 legacy_from_month: int, payments=None, sources: list[str] | None = None,
+                 funding_shares: np.ndarray | None = None):
         self.line_id = line_id
         self.allocation = allocation
         self.horizon = horizon
         self.fees = fees
         self.treasury_rate = treasury_rate
         self.legacy_from_month = legacy_from_month
+        self.payments = payments if payments is not None and payments.phased else None
+        # sources x months: the share of each funding source in force each month.
+        self.funding_shares = funding_shares if funding_shares is not None else \
+            np.ones((1, horizon))
+        self.source_columns = source_columns(list(sources or ["public"]))
         zeros = lambda: np.zeros(horizon, dtype=np.int64)  # noqa: E731
         # Flows are plain lists during the run: commitments add to single months and
         # closing reads single months, where list indexing beats numpy's by far.
@@ -76,16 +105,28 @@ class LineLedger:
         self.legacy = zeros()
         self.fees_paid = zeros()
         self.fees_charged = zeros()
+        self.fees_grant_charged = zeros()
         self.treasury_interest = zeros()
+        self.contribution_paid_in = zeros()
         self.counts = {name: zeros() for name in COUNT_COLUMNS}
         # Running state.
-        self.free = allocation
+        first = allocation
+        if self.payments is not None:
+            first = min(allocation, round_cents(allocation * self.payments.first_share))
+        if horizon:
+            self.contribution_paid_in[0] = first
+        self.free = first
         self.closed = 0
+        self._tranches_paid_in = 1
+        self._paid_in = first
+        self._spent = 0                      # paid to final recipients + fees paid
         self._undisbursed = 0
         self._legacy = 0
-        self._disbursed_to_date = 0
-        self._resources = allocation
+        self._loans_to_date = 0
+        self._grants_to_date = 0
+        self._resources = first              # contributions paid in +/- reallocations
         self._fees_charged_to_date = 0
+        self._grant_fees_to_date = 0
         self._fee_arrears = 0
 
     # -- decisions ---------------------------------------------------------------
@@ -129,7 +170,7 @@ class LineLedger:
 
     # -- closing months ----------------------------------------------------------
     def close_until(self, month: int) -> None:
-        """Close every month before ``month``: returns, fees, treasury interest."""
+        """Close every month before ``month``: returns, fees, treasury, contributions."""
         month = min(month, self.horizon)
         if month <= self.closed:
             return
@@ -138,15 +179,25 @@ class LineLedger:
             self._close_loop(month)
         self.closed = month
 
+    def _fee_due(self, loans_to_date, grants_to_date):
+        """Monthly fee of each part before the caps (works on ints and arrays)."""
+        fees = self.fees
+        loan_part = fees.base_rate / 12.0 * self._resources + \
+            fees.performance_rate / 12.0 * loans_to_date
+        grant_part = fees.grant_rate / 12.0 * grants_to_date
+        return loan_part, grant_part
+
     def _try_vectorised(self, month: int) -> bool:
         """Close months [closed, month) with numpy when no month needs the loop.
 
-        The loop is needed only when treasury interest is earned (it compounds
-        on the path of free cash) or when fees cannot be paid in full some month
-        (arrears). Otherwise every quantity is a cumulative sum, and this path
-        gives exactly the loop's numbers (same float operations, same rounding).
+        The loop is needed when treasury interest is earned (it compounds on
+        the path of free cash), when fees cannot be paid in full some month
+        (arrears) and while contribution tranches are still to be paid in.
+        Otherwise every quantity is a cumulative sum, and this path gives
+        exactly the loop's numbers (same float operations, same rounding).
         """
-        if self.treasury_rate or self._fee_arrears:
+        if self.treasury_rate or self._fee_arrears or \
+                (self.payments is not None and self._paid_in < self.allocation):
             return False
         k0 = self.closed
         span = slice(k0, month)
@@ -154,41 +205,47 @@ class LineLedger:
                  for kind, values in self.flows.items()}
         returns = (flows["principal_repaid"] + flows["interest_received"]
                    + flows["recoveries"] + flows["grants_recovered"])
-        months = np.arange(k0, month)
-        to_legacy = months >= self.legacy_from_month
+        to_legacy = np.arange(k0, month) >= self.legacy_from_month
         released = flows["released"]
         paid_out = flows["loans_disbursed"] + flows["grants_paid"]
-        disbursed_to_date = self._disbursed_to_date + np.cumsum(paid_out)
-        fees = self.fees
-        cap = round_cents(fees.cap * self._resources)
-        due = round_half_away(fees.base_rate / 12.0 * self._resources
-                              + fees.performance_rate / 12.0 * disbursed_to_date)
-        charged_to_date = np.minimum(self._fees_charged_to_date + np.cumsum(np.maximum(due, 0)),
-                                     max(cap, self._fees_charged_to_date))
-        charged = np.diff(charged_to_date, prepend=self._fees_charged_to_date)
-        fee_out = charged if fees.paid_from_fund else np.zeros_like(charged)
+        loans_to_date = self._loans_to_date + np.cumsum(flows["loans_disbursed"])
+        grants_to_date = self._grants_to_date + np.cumsum(flows["grants_paid"])
+        loan_part, grant_part = self._fee_due(loans_to_date, grants_to_date)
+        cap = round_cents(self.fees.cap * self._resources)
+        charged_to_date = np.minimum(
+            self._fees_charged_to_date + np.cumsum(np.maximum(round_half_away(loan_part), 0)),
+            max(cap, self._fees_charged_to_date))
+        grant_cap = round_half_away(self.fees.grant_cap * grants_to_date)
+        grant_to_date = _capped_running(self._grant_fees_to_date,
+                                        np.maximum(round_half_away(grant_part), 0), grant_cap)
+        grant_charged = np.diff(grant_to_date, prepend=self._grant_fees_to_date)
+        charged = np.diff(charged_to_date, prepend=self._fees_charged_to_date) + grant_charged
+        fee_out = charged if self.fees.paid_from_fund else np.zeros_like(charged)
         inflow = np.where(to_legacy, 0, returns) + released
         free = self.free + np.cumsum(inflow - fee_out)
-        if fees.paid_from_fund and np.any(free < 0):
+        if self.fees.paid_from_fund and np.any(free < 0):
             return False
         undisbursed = self._undisbursed + np.cumsum(
             np.array(self.committed_amount[span], dtype=np.int64) - paid_out - released)
         legacy = self._legacy + np.cumsum(np.where(to_legacy, returns, 0))
         self.fees_charged[span] = charged
+        self.fees_grant_charged[span] = grant_charged
         self.fees_paid[span] = fee_out
         self.cash[span] = free + undisbursed
         self.legacy[span] = legacy
         self.free = int(free[-1])
         self._undisbursed = int(undisbursed[-1])
         self._legacy = int(legacy[-1])
-        self._disbursed_to_date = int(disbursed_to_date[-1])
+        self._loans_to_date = int(loans_to_date[-1])
+        self._grants_to_date = int(grants_to_date[-1])
+        self._spent += int(paid_out.sum() + fee_out.sum())
         self._fees_charged_to_date = int(charged_to_date[-1])
+        self._grant_fees_to_date = int(grant_to_date[-1])
         return True
 
     def _close_loop(self, month: int) -> None:
-        """Close months one by one (treasury interest, fee arrears, short spans)."""
+        """Close months one by one (treasury interest, fee arrears, tranches, short spans)."""
         k0 = self.closed
-        span = slice(k0, month)
         flows = self.flows
         principal, interest_in = flows["principal_repaid"], flows["interest_received"]
         recoveries, grants_back = flows["recoveries"], flows["grants_recovered"]
@@ -196,14 +253,12 @@ class LineLedger:
                                                flows["grants_paid"])
         committed_all = self.committed_amount
         fees = self.fees
-        cap = round_cents(fees.cap * self._resources)
-        monthly_base = fees.base_rate / 12.0
-        monthly_perf = fees.performance_rate / 12.0
         rate = self.treasury_rate / 12.0
         free, legacy, undisbursed = self.free, self._legacy, self._undisbursed
-        disbursed_to_date, charged_to_date = self._disbursed_to_date, self._fees_charged_to_date
-        arrears = self._fee_arrears
-        charged_out, paid_fees, interest_out, cash_out, legacy_out = [], [], [], [], []
+        loans_to_date, grants_to_date = self._loans_to_date, self._grants_to_date
+        charged_to_date, grant_fees_to_date = self._fees_charged_to_date, \
+            self._grant_fees_to_date
+        arrears, spent = self._fee_arrears, self._spent
         for k in range(k0, month):
             returns = principal[k] + interest_in[k] + recoveries[k] + grants_back[k]
             if k >= self.legacy_from_month:
@@ -213,38 +268,63 @@ class LineLedger:
             released = released_all[k]
             paid_out = loans_out[k] + grants_out[k]
             free += released
-            disbursed_to_date += paid_out
+            loans_to_date += loans_out[k]
+            grants_to_date += grants_out[k]
             undisbursed += committed_all[k] - paid_out - released
+            spent += paid_out
 
-            # Fees: base on the resources paid in, performance on what reached recipients,
-            # never past the lifetime cap; paid from free cash, the rest in arrears.
-            due = round_cents(monthly_base * self._resources + monthly_perf * disbursed_to_date)
-            due = max(0, min(due, cap - charged_to_date))
+            # Fees: each part charged monthly up to its lifetime cap; paid from free cash,
+            # what cannot be paid waits in arrears.
+            loan_part, grant_part = self._fee_due(loans_to_date, grants_to_date)
+            cap = round_cents(fees.cap * self._resources)
+            due = max(0, min(round_cents(loan_part), cap - charged_to_date))
+            grant_due = max(0, min(round_cents(grant_part),
+                                   round_cents(fees.grant_cap * grants_to_date)
+                                   - grant_fees_to_date))
             charged_to_date += due
-            charged_out.append(due)
-            pay = 0
+            grant_fees_to_date += grant_due
+            self.fees_charged[k] = due + grant_due
+            self.fees_grant_charged[k] = grant_due
             if fees.paid_from_fund:
-                arrears += due
+                arrears += due + grant_due
                 pay = min(arrears, free)
                 arrears -= pay
                 free -= pay
-            paid_fees.append(pay)
+                spent += pay
+                self.fees_paid[k] = pay
 
-            interest = 0
             if rate and free > 0:
                 interest = round_cents(free * rate)
                 free += interest
-            interest_out.append(interest)
-            cash_out.append(free + undisbursed)
-            legacy_out.append(legacy)
-        self.fees_charged[span] = charged_out
-        self.fees_paid[span] = paid_fees
-        self.treasury_interest[span] = interest_out
-        self.cash[span] = cash_out
-        self.legacy[span] = legacy_out
+                self.treasury_interest[k] = interest
+
+            tranche = self._next_tranche(spent)
+            if tranche:
+                free += tranche
+                self.contribution_paid_in[k] += tranche
+            self.cash[k] = free + undisbursed
+            self.legacy[k] = legacy
         self.free, self._legacy, self._undisbursed = free, legacy, undisbursed
-        self._disbursed_to_date, self._fees_charged_to_date = disbursed_to_date, charged_to_date
-        self._fee_arrears = arrears
+        self._loans_to_date, self._grants_to_date = loans_to_date, grants_to_date
+        self._fees_charged_to_date, self._grant_fees_to_date = charged_to_date, \
+            grant_fees_to_date
+        self._fee_arrears, self._spent = arrears, spent
+
+    def _next_tranche(self, spent: int) -> int:
+        """The contribution tranche paid in at this month end, if its threshold is met."""
+        payments = self.payments
+        if payments is None or self._paid_in >= self.allocation:
+            return 0
+        threshold = payments.second_threshold if self._tranches_paid_in == 1 else \
+            payments.later_threshold
+        if spent < threshold * self._paid_in:
+            return 0
+        tranche = min(self.allocation - self._paid_in,
+                      max(1, round_cents(self.allocation * payments.next_share)))
+        self._paid_in += tranche
+        self._resources += tranche
+        self._tranches_paid_in += 1
+        return tranche
 
     # -- results -----------------------------------------------------------------
     def series(self) -> dict[str, np.ndarray]:
@@ -270,11 +350,42 @@ class LineLedger:
             "treasury_interest": np.cumsum(self.treasury_interest),
             "reallocated_in": np.cumsum(self.reallocated_in),
             "reallocated_out": np.cumsum(self.reallocated_out),
+            "contribution_paid_in": np.cumsum(self.contribution_paid_in),
+            "fees_grant_charged": np.cumsum(self.fees_grant_charged),
         }
+        paid_by_source = split_by_shares(np.diff(paid, prepend=0), self.funding_shares)
+        for column, values in zip(self.source_columns, paid_by_source, strict=True):
+            out[column] = np.cumsum(values)
         for name in COUNT_COLUMNS:
             counts = self.counts[name]
             out[name] = counts.copy() if name == "waiting" else np.cumsum(counts)
         return out
+
+
+def split_by_shares(amounts: np.ndarray, shares: np.ndarray) -> np.ndarray:
+    """Split each month's cents among sources (rows of ``shares``) exactly.
+
+    Largest-remainder rounding: each source gets the whole cents of its share,
+    and the cents left over go to the largest fractional parts (ties to the
+    first source), so every month's parts sum to its amount to the cent.
+    """
+    raw = shares * amounts
+    parts = np.floor(raw).astype(np.int64)
+    missing = amounts - parts.sum(axis=0)
+    order = np.argsort(-(raw - parts), axis=0, kind="stable")
+    rank = np.empty_like(order)
+    np.put_along_axis(rank, order, np.arange(shares.shape[0])[:, None], axis=0)
+    return parts + (rank < missing).astype(np.int64)
+
+
+def _capped_running(start: int, dues: np.ndarray, caps: np.ndarray) -> np.ndarray:
+    """Running total of ``dues`` where each month's total may not pass that month's cap."""
+    out = np.empty(len(dues), dtype=np.int64)
+    total = start
+    for i, (due, cap) in enumerate(zip(dues.tolist(), caps.tolist(), strict=True)):
+        total += max(0, min(due, cap - total))
+        out[i] = total
+    return out
 
 
 def total_series(per_line: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
@@ -286,8 +397,11 @@ def check_invariants(series: dict[str, np.ndarray], allocation: int, line: str,
                      dates: list) -> None:
     """Assert the ledger identities for every month; raise :class:`InvariantError`."""
     s = series
+    paid_in = s["contribution_paid_in"]
+    _first_failure(paid_in > allocation, "contribution_paid_in", paid_in, "allocation",
+                   np.full_like(paid_in, allocation), line, dates)
     lhs = s["cash"] + s["legacy"]
-    rhs = (allocation + s["reallocated_in"] - s["reallocated_out"] - s["loans_disbursed"]
+    rhs = (paid_in + s["reallocated_in"] - s["reallocated_out"] - s["loans_disbursed"]
            - s["grants_paid"] - s["fees_paid"] + s["grants_recovered"] + s["principal_repaid"]
            + s["interest_received"] + s["recoveries"] + s["treasury_interest"])
     _first_failure(lhs != rhs, "cash + legacy", lhs, "sources - uses", rhs, line, dates)
@@ -297,6 +411,10 @@ def check_invariants(series: dict[str, np.ndarray], allocation: int, line: str,
                    line, dates)
     _first_failure(s["committed_undisbursed"] > s["cash"], "committed_undisbursed",
                    s["committed_undisbursed"], "cash", s["cash"], line, dates)
+    paid = s["loans_disbursed"] + s["grants_paid"]
+    by_source = sum(s[c] for c in s if c.startswith("disbursed_"))
+    _first_failure(by_source != paid, "sum over funding sources", by_source,
+                   "loans disbursed + grants paid", paid, line, dates)
     for name in MONEY_COLUMNS:
         if name in ("treasury_interest",):
             continue  # negative rates make it negative on purpose

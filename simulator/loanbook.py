@@ -32,7 +32,9 @@ Rules (documented in the README, "How the model works"):
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from bisect import bisect_left
+from collections.abc import Iterator
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -90,18 +92,58 @@ class Fate:
     prepayment_u: float
 
 
+class DatedAmounts:
+    """Amounts in cents falling due at whole months (increasing), e.g. a loan's instalments.
+
+    Months and amounts are kept as two lists of plain ints rather than a list
+    of ``(month, amount)`` pairs: a large fund books tens of thousands of
+    loans per replication, and millions of small tuples alive at once make
+    Python's garbage collector sweep them over and over. Iterating still
+    gives ``(month, amount)`` pairs. Never modified once built.
+    """
+
+    __slots__ = ("amounts", "months")
+
+    def __init__(self, months: list[int], amounts: list[int]):
+        self.months = months
+        self.amounts = amounts
+
+    @classmethod
+    def one(cls, month: int, amount: int) -> DatedAmounts:
+        return cls([month], [amount])
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        return zip(self.months, self.amounts, strict=True)
+
+    def __len__(self) -> int:
+        return len(self.months)
+
+    def __repr__(self) -> str:
+        return f"DatedAmounts({list(self)})"
+
+    def total_before(self, month: int) -> int:
+        """What falls due before ``month`` (the horizon, for what the run has seen)."""
+        months = self.months
+        if not months or months[-1] < month:
+            return sum(self.amounts)
+        return sum(self.amounts[:bisect_left(months, month)])
+
+
+NOTHING = DatedAmounts([], [])  # shared by every project without a flow of some kind
+
+
 @dataclass(slots=True)
 class Flows:
-    """Every cash flow of one project: month index -> cents, per kind."""
+    """Every cash flow of one project, per kind (months may lie beyond the horizon)."""
 
-    loans_disbursed: list[tuple[int, int]] = field(default_factory=list)
-    grants_paid: list[tuple[int, int]] = field(default_factory=list)
-    released: list[tuple[int, int]] = field(default_factory=list)
-    principal_repaid: list[tuple[int, int]] = field(default_factory=list)
-    interest_received: list[tuple[int, int]] = field(default_factory=list)
-    principal_written_off: list[tuple[int, int]] = field(default_factory=list)
-    recoveries: list[tuple[int, int]] = field(default_factory=list)
-    grants_recovered: list[tuple[int, int]] = field(default_factory=list)
+    loans_disbursed: DatedAmounts = NOTHING
+    grants_paid: DatedAmounts = NOTHING
+    released: DatedAmounts = NOTHING
+    principal_repaid: DatedAmounts = NOTHING
+    interest_received: DatedAmounts = NOTHING
+    principal_written_off: DatedAmounts = NOTHING
+    recoveries: DatedAmounts = NOTHING
+    grants_recovered: DatedAmounts = NOTHING
     # loan-level facts
     schedule: Schedule | None = None   # the fund loan's schedule as granted
     status: str = "active"
@@ -158,42 +200,43 @@ def project_flows(terms: Terms, fate: Fate, commit_time: float, month_of, line) 
         # Completion never comes: what is due then is released, the rest called.
         paid = [(m, a) for m, a in tranches if m < m_done and a > 0]
         unpaid = sum(a for m, a in tranches if m >= m_done)
-        flows.loans_disbursed = paid
+        flows.loans_disbursed = _dated(paid)
         if terms.grant and grant_month < m_done:
-            flows.grants_paid = [(grant_month, terms.grant)]
+            flows.grants_paid = DatedAmounts.one(grant_month, terms.grant)
             recovered = round_cents(terms.grant * risk.recovery_rate)
             if recovered:
-                flows.grants_recovered = [(failure_month + lag, recovered)]
+                flows.grants_recovered = DatedAmounts.one(failure_month + lag, recovered)
         else:
             unpaid += terms.grant
         if unpaid:
-            flows.released = [(failure_month, unpaid)]
+            flows.released = DatedAmounts.one(failure_month, unpaid)
         disbursed = sum(a for _, a in paid)
         if paid:
             flows.first_disbursement_month = paid[0][0]
-            interest = _grace_interest(paid, instrument, paid[0][0], failure_month)
-            flows.interest_received = interest
+            flows.interest_received = _grace_interest(paid, instrument, paid[0][0],
+                                                      failure_month)
         if disbursed:
-            flows.principal_written_off = [(failure_month, disbursed)]
+            flows.principal_written_off = DatedAmounts.one(failure_month, disbursed)
             recovered = round_cents(disbursed * risk.recovery_rate)
             if recovered:
-                flows.recoveries = [(failure_month + lag, recovered)]
+                flows.recoveries = DatedAmounts.one(failure_month + lag, recovered)
         flows.status = "failed"
         flows.end_month = failure_month
         return flows
 
-    flows.loans_disbursed = [(m, a) for m, a in tranches if a > 0]
+    disbursed = [(m, a) for m, a in tranches if a > 0]
+    flows.loans_disbursed = _dated(disbursed)
     if terms.grant:
-        flows.grants_paid = [(grant_month, terms.grant)]
+        flows.grants_paid = DatedAmounts.one(grant_month, terms.grant)
     if terms.public_loan == 0:
         flows.status = "repaid"
         flows.end_month = max(m_done, grant_month)
         return flows
 
-    m0 = flows.loans_disbursed[0][0]
+    m0 = disbursed[0][0]
     flows.first_disbursement_month = m0
     period = PERIOD_MONTHS[instrument.frequency]
-    last_tranche = flows.loans_disbursed[-1][0]
+    last_tranche = disbursed[-1][0]
     grace = max(instrument.grace_months, -(-(last_tranche - m0) // period) * period)
     schedule = loan_schedule(terms.public_loan, instrument.public_rate, instrument.term_months,
                              grace, instrument.frequency, instrument.method)
@@ -201,49 +244,52 @@ def project_flows(terms: Terms, fate: Fate, commit_time: float, month_of, line) 
     months = schedule.months + m0
     principal = schedule.principal
     interest = schedule.interest
-    if len(flows.loans_disbursed) > 1 and instrument.public_rate > 0:
+    if len(disbursed) > 1 and instrument.public_rate > 0:
         rate = periodic_rate(instrument.public_rate, instrument.frequency)
         interest = interest.copy()
         in_grace = principal == 0
         for i in np.flatnonzero(in_grace):
             period_start = months[i] - period
-            owed = sum(a for m, a in flows.loans_disbursed if m <= period_start)
+            owed = sum(a for m, a in disbursed if m <= period_start)
             interest[i] = round_cents(owed * rate)
+    # tolist() turns numpy scalars into Python ints in one C call.
+    months, principal, interest = months.tolist(), principal.tolist(), interest.tolist()
 
     # Default and prepayment: hazards from the month after completion.
     default_at = m_done + monthly_hazard_month(fate.default_u, risk.default_rate)
     prepay_at = m_done + monthly_hazard_month(fate.prepayment_u, risk.prepayment_rate)
-    last_payment = int(months[-1])
+    last_payment = months[-1]
     stop = min(default_at, prepay_at)
     if stop <= last_payment:
         stop = int(stop)
-        before = months < stop
-        flows.principal_repaid = _pairs(months[before], principal[before])
-        flows.interest_received = _pairs(months[before], interest[before])
-        outstanding = terms.public_loan - int(principal[before].sum())
+        paid_before = bisect_left(months, stop)   # the payments due before the stop
+        months, principal = months[:paid_before], principal[:paid_before]
+        flows.interest_received = DatedAmounts(months, interest[:paid_before])
+        outstanding = terms.public_loan - sum(principal)
         if default_at <= prepay_at:
-            flows.principal_written_off = [(stop, outstanding)]
+            flows.principal_repaid = DatedAmounts(months, principal)
+            flows.principal_written_off = DatedAmounts.one(stop, outstanding)
             recovered = round_cents(outstanding * risk.recovery_rate)
             if recovered:
-                flows.recoveries = [(stop + lag, recovered)]
+                flows.recoveries = DatedAmounts.one(stop + lag, recovered)
             flows.status = "defaulted"
         else:
-            flows.principal_repaid.append((stop, outstanding))
+            flows.principal_repaid = DatedAmounts([*months, stop], [*principal, outstanding])
             flows.status = "prepaid"
         flows.end_month = stop
     else:
-        flows.principal_repaid = _pairs(months, principal)
-        flows.interest_received = _pairs(months, interest)
+        flows.principal_repaid = DatedAmounts(months, principal)
+        flows.interest_received = DatedAmounts(months, interest)
         flows.status = "repaid"
         flows.end_month = last_payment
     return flows
 
 
 def _grace_interest(paid: list[tuple[int, int]], instrument, m0: int,
-                    until: int) -> list[tuple[int, int]]:
+                    until: int) -> DatedAmounts:
     """Interest-only payments of a loan that fails before its first instalment."""
     if instrument.public_rate <= 0:
-        return []
+        return NOTHING
     period = PERIOD_MONTHS[instrument.frequency]
     rate = periodic_rate(instrument.public_rate, instrument.frequency)
     out = []
@@ -253,12 +299,14 @@ def _grace_interest(paid: list[tuple[int, int]], instrument, m0: int,
         if owed:
             out.append((month, round_cents(owed * rate)))
         month += period
-    return out
+    return _dated(out)
 
 
-def _pairs(months: np.ndarray, amounts: np.ndarray) -> list[tuple[int, int]]:
-    # tolist() turns numpy scalars into Python ints in one C call.
-    return list(zip(months.tolist(), amounts.tolist(), strict=True))
+def _dated(pairs: list[tuple[int, int]]) -> DatedAmounts:
+    """``(month, amount)`` pairs (a few at most) as :class:`DatedAmounts`."""
+    if not pairs:
+        return NOTHING
+    return DatedAmounts([m for m, _ in pairs], [a for _, a in pairs])
 
 
 def _split(total: int, shares: list[float]) -> list[int]:

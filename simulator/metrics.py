@@ -67,6 +67,21 @@ KPI_DEFINITIONS: dict[str, tuple[str, str]] = {
     "reduced_state_aid": (
         "count", "projects committed with a lower grant or fund loan in a strict run so that "
         "their aid fits the de minimis ceiling (over_ceiling = \"reduce\")"),
+    "fees_grant_part_eur": (
+        "EUR", "fees of the grant part: grant_rate per year of the grants paid, capped at "
+        "grant_cap x grants paid (included in fees_eur)"),
+    "contribution_paid_in_eur": (
+        "EUR", "programme contribution paid into the fund by the horizon (the endowment "
+        "unless [fund.payments] phased = true)"),
+    "idle_cash_mean_eur": (
+        "EUR", "mean over the months up to the eligibility deadline of the fund's "
+        "uncommitted cash (cash - committed_undisbursed)"),
+    "disbursed_<source>_eur": (
+        "EUR", "loans and grants paid to final recipients out of each funding source "
+        "([fund.funding] shares in force each month), e.g. disbursed_eu_eur"),
+    "absorption_eligible_at_eligibility_end": (
+        "share", "payments to final recipients from the sources eligible at closure "
+        "([fund.funding] eligible) by the eligibility deadline / endowment"),
     "legacy_period_returns_eur": (
         "EUR", "principal repaid + interest + recoveries + grants recovered from the end of "
         "the month of eligibility_end to the end of the month legacy_years later (Art. 45 "
@@ -78,6 +93,8 @@ KPI_DEFINITIONS: dict[str, tuple[str, str]] = {
 def kpi_unit(name: str) -> str:
     if name.startswith("projects_financed_"):
         return KPI_DEFINITIONS["projects_financed_<line>"][0]
+    if name.startswith("disbursed_") and name.endswith("_eur"):
+        return KPI_DEFINITIONS["disbursed_<source>_eur"][0]
     return KPI_DEFINITIONS[name][0]
 
 
@@ -132,6 +149,7 @@ def replication_kpis(scenario, total: dict[str, np.ndarray], loans: dict[str, np
     counts = state_aid or {}
     kpis["rejected_state_aid"] = float(counts.get("rejected", 0))
     kpis["reduced_state_aid"] = float(counts.get("reduced", 0))
+    kpis.update(_funding_kpis(scenario, total, eligibility_month, endowment))
     kpis["legacy_period_returns_eur"] = _legacy_period_returns(scenario, total,
                                                                eligibility_month)
     return kpis
@@ -151,6 +169,28 @@ def _legacy_period_returns(scenario, total: dict[str, np.ndarray],
     first = min(eligibility_month, last)
     before = int(returns[first]) if first >= 0 else 0
     return (int(returns[last]) - before) / 100
+
+
+def _funding_kpis(scenario, total: dict[str, np.ndarray], eligibility_month: int,
+                  endowment: int) -> dict[str, float]:
+    """Fees of the grant part, contributions paid in, idle cash, payments by source."""
+    funding = scenario.fund.funding
+    last = len(total["cash"]) - 1
+    m = min(max(eligibility_month, 0), last)
+    idle = total["cash"][:m + 1] - total["committed_undisbursed"][:m + 1]
+    out = {
+        "fees_grant_part_eur": int(total["fees_grant_charged"][-1]) / 100,
+        "contribution_paid_in_eur": int(total["contribution_paid_in"][-1]) / 100,
+        "idle_cash_mean_eur": float(idle.mean()) / 100 if eligibility_month >= 0 else math.nan,
+    }
+    eligible = 0
+    for name in funding.sources():
+        column = f"disbursed_{name.lower()}"
+        out[f"{column}_eur"] = int(total[column][-1]) / 100
+        if name in funding.eligible_sources():
+            eligible += int(total[column][m])
+    out["absorption_eligible_at_eligibility_end"] = eligible / endowment
+    return out
 
 
 def loan_resources(scenario) -> int:

@@ -180,9 +180,12 @@ class FundModel:
             legacy_from = math.floor(date_to_months(start, fund.revolving_until) + self.offset)
             # Returns of the month that contains the cut-off date still revolve.
             legacy_from = min(max(legacy_from + 1, 0), self.horizon)
+        sources = fund.funding.sources()
+        shares = funding_shares(fund.funding, start, self.horizon, self.offset)
         self.ledgers = {
             line_id: LineLedger(line_id, round(line.allocation * 100), self.horizon, fund.fees,
-                                fund.treasury_rate, legacy_from)
+                                fund.treasury_rate, legacy_from, fund.payments, sources,
+                                shares)
             for line_id, line in scenario.lines.items()
         }
         self.applications = {
@@ -370,11 +373,57 @@ class FundModel:
         # The day a date maps to comes back whole: (14/30) * 30 is 13.999..., not day 14.
         return last.replace(day=min(1 + int(frac * last.day + 1e-6), last.day))
 
+    def dates_of(self, times: np.ndarray) -> np.ndarray:
+        """:meth:`date_of` of many times at once (the same arithmetic), as date objects."""
+        months = np.floor(times + self.offset + 1e-9).astype(np.int64)
+        if len(months) and not (months.min() >= 0 and months.max() < self.horizon):
+            return np.array([self.date_of(t) for t in times.tolist()], dtype=object)
+        ends, lengths = month_calendar(self.start, self.horizon)
+        ends, lengths = ends[months], lengths[months]
+        frac = np.clip(times + self.offset - months, 0.0, 1.0 - 1e-12)
+        day = np.minimum(1 + (frac * lengths + 1e-6).astype(np.int64), lengths)
+        return (ends - (lengths - day)).astype(object)
+
+    def month_end_dates(self, months) -> np.ndarray:
+        """The last day of each month index, None where it lies outside the horizon."""
+        months = np.asarray(months, dtype=np.int64)
+        inside = (months >= 0) & (months < self.horizon)
+        ends = np.full(len(months), np.datetime64("NaT"), dtype="datetime64[D]")
+        ends[inside] = month_calendar(self.start, self.horizon)[0][months[inside]]
+        return ends.astype(object)  # NaT becomes None
+
+
+def funding_shares(funding, start: dt.date, horizon: int, offset: float) -> np.ndarray:
+    """Sources x months: the share of each funding source in force in each month.
+
+    A switch applies from the month that contains its date.
+    """
+    sources = funding.sources()
+    matrix = np.zeros((len(sources), horizon))
+    periods = [(0, funding.shares)] + [
+        (max(0, math.floor(date_to_months(start, sw.date) + offset)), sw.shares)
+        for sw in funding.switches]
+    for i, (first_month, shares) in enumerate(periods):
+        last = periods[i + 1][0] if i + 1 < len(periods) else horizon
+        for name, share in shares.items():
+            matrix[sources.index(name), first_month:last] = share
+    return matrix
+
 
 @functools.lru_cache(maxsize=64)
 def month_dates(start: dt.date, horizon: int) -> tuple[dt.date, ...]:
     """The last day of each of ``horizon`` months from ``start`` (shared by replications)."""
     return tuple(month_end(start, m) for m in range(horizon))
+
+
+@functools.lru_cache(maxsize=64)
+def month_calendar(start: dt.date, horizon: int) -> tuple[np.ndarray, np.ndarray]:
+    """Month ends as ``datetime64[D]`` and the number of days of each month (read-only)."""
+    dates = month_dates(start, horizon)
+    ends = np.array(dates, dtype="datetime64[D]")
+    lengths = np.array([d.day for d in dates], dtype=np.int64)
+    ends.flags.writeable = lengths.flags.writeable = False
+    return ends, lengths
 
 
 def simulate(scenario: Scenario, replication: int, seed: int | None = None) -> FundModel:

@@ -92,11 +92,11 @@ def _schema(columns: dict[str, pa.DataType]) -> pa.Schema:
     return pa.schema([pa.field(name, kind) for name, kind in columns.items()])
 
 
-def timeseries_schema() -> pa.Schema:
-    from .ledger import COUNT_COLUMNS, MONEY_COLUMNS
+def timeseries_schema(scenario: Scenario) -> pa.Schema:
+    from .ledger import timeseries_columns
 
     columns = {"replication": pa.int32(), "date": pa.date32(), "line": pa.string()}
-    columns.update({c: pa.int64() for c in (*MONEY_COLUMNS, *COUNT_COLUMNS)})
+    columns.update({c: pa.int64() for c in timeseries_columns(scenario)})
     return _schema(columns)
 
 
@@ -139,7 +139,8 @@ class RunWriter:
                                       "already exists: choose another --out")])
         self._context = atomic_folder(self.folder)
         self.tmp = self._context.__enter__()
-        self._ts = pq.ParquetWriter(self.tmp / "timeseries.parquet", timeseries_schema())
+        self._ts = pq.ParquetWriter(self.tmp / "timeseries.parquet",
+                                    timeseries_schema(self.scenario))
         self._loans = pq.ParquetWriter(self.tmp / "loans.parquet", loans_schema())
         return self
 

@@ -20,9 +20,8 @@ import numpy as np
 import pandas as pd
 
 from .ledger import (
-    COUNT_COLUMNS,
-    MONEY_COLUMNS,
     check_invariants,
+    timeseries_columns,
     total_series,
 )
 from .metrics import replication_kpis
@@ -79,67 +78,82 @@ def collect(model: FundModel, check: bool = False) -> ReplicationTables:
 
 
 def loan_table(model: FundModel) -> dict[str, np.ndarray]:
-    """One row per committed project, money in cents truncated at the horizon."""
+    """One row per committed project, money in cents truncated at the horizon.
+
+    Built column by column: a large fund has tens of thousands of loans per
+    replication, and dates are computed for all of them at once.
+    """
     horizon = model.horizon
-    rows: dict[str, list] = {name: [] for name in LOAN_COLUMNS}
-    dates = model.month_dates()
+    loans = model.loans
+    apps = [loan.application for loan in loans]
+    terms = [loan.terms for loan in loans]
+    flows = [loan.flows for loan in loans]
+    aids = [loan.aid for loan in loans]  # priced at commitment (state_aid.AidRegister)
 
-    def month_date(m: int) -> dt.date | None:
-        return dates[m] if 0 <= m < horizon else None
+    def cents(values) -> np.ndarray:
+        return np.array(values, dtype=np.int64)
 
-    def within(pairs: list[tuple[int, int]]) -> int:
-        return sum(a for m, a in pairs if m < horizon)
+    def seen(kind: str) -> np.ndarray:
+        """What the run saw of each project's flows of one kind (before the horizon)."""
+        return cents([getattr(f, kind).total_before(horizon) for f in flows])
 
-    for loan in model.loans:
-        app, terms, flows = loan.application, loan.terms, loan.flows
-        status = flows.status if 0 <= flows.end_month < horizon else "active"
-        if flows.status == "failed" and flows.end_month < horizon:
-            status = "failed"
-        disbursed = within(flows.loans_disbursed)
-        repaid = within(flows.principal_repaid)
-        written_off = within(flows.principal_written_off)
-        commit_date = loan.commit_date or model.date_of(loan.commit_time)
-        aid = loan.aid  # priced at commitment (state_aid.AidRegister)
-        esl = aid.esl
-        values = {
-            "replication": model.replication, "project_id": app.project_id,
-            "line": app.line_id, "status": status,
-            "application_date": model.date_of(app.arrival),
-            "decision_date": model.date_of(app.decided),
-            "commitment_date": commit_date,
-            "first_disbursement_date": month_date(flows.first_disbursement_month),
-            "completion_date": month_date(flows.completion_month),
-            "end_date": month_date(flows.end_month) if status != "active" else None,
-            "eligible_cost": terms.eligible_cost, "public_loan": terms.public_loan,
-            "bank_loan": terms.bank_loan, "grant": terms.grant,
-            "loans_disbursed": disbursed, "grant_paid": within(flows.grants_paid),
-            "principal_repaid": repaid, "interest_paid": within(flows.interest_received),
-            "written_off": written_off, "recovered": within(flows.recoveries),
-            "grant_recovered": within(flows.grants_recovered),
-            "outstanding_end": disbursed - repaid - written_off,
-            "esl": esl, "esl_pct": 100.0 * esl / terms.eligible_cost,
-            "de_minimis_ceiling": math.nan if aid.ceiling is None else aid.ceiling,
-            "prior_aid": aid.prior, "over_ceiling": aid.over,
-        }
-        for name, value in values.items():
-            rows[name].append(value)
+    def text(values) -> np.ndarray:
+        return np.array(values, dtype=object)
+
+    statuses = [_status(f, horizon) for f in flows]
+    end_months = np.array([f.end_month if status != "active" else -1
+                           for f, status in zip(flows, statuses, strict=True)], dtype=np.int64)
+    eligible_cost = cents([t.eligible_cost for t in terms])
+    disbursed = seen("loans_disbursed")
+    repaid = seen("principal_repaid")
+    written_off = seen("principal_written_off")
+    esl = cents([aid.esl for aid in aids])
+    # Cents, empty (NaN) for lines without a ceiling: float only if the scenario has such
+    # lines, so that every replication and the run folder read back alike.
     ceiling_may_be_empty = any(line.state_aid.regime in ("gber", "none")
                                for line in model.scenario.lines.values())
-    out = {}
-    for name, values in rows.items():
-        if name in ("project_id", "line", "status") or name.endswith("_date"):
-            out[name] = np.array(values, dtype=object)
-        elif name == "esl_pct":
-            out[name] = np.array(values, dtype=float)
-        elif name == "over_ceiling":
-            out[name] = np.array(values, dtype=bool)
-        elif name == "de_minimis_ceiling":
-            # Cents, empty (NaN) for lines without a ceiling: float only if the scenario has such
-            # lines, so that every replication and the run folder read back alike.
-            out[name] = np.array(values, dtype=float if ceiling_may_be_empty else np.int64)
-        else:
-            out[name] = np.array(values, dtype=np.int64)
-    return out
+    ceilings = [math.nan if aid.ceiling is None else aid.ceiling for aid in aids]
+    out = {
+        "replication": np.full(len(loans), model.replication, dtype=np.int64),
+        "project_id": text([app.project_id for app in apps]),
+        "line": text([app.line_id for app in apps]),
+        "status": text(statuses),
+        "application_date": model.dates_of(np.array([app.arrival for app in apps],
+                                                    dtype=float)),
+        "decision_date": model.dates_of(np.array([app.decided for app in apps], dtype=float)),
+        "commitment_date": text([loan.commit_date or model.date_of(loan.commit_time)
+                                 for loan in loans]),
+        "first_disbursement_date": model.month_end_dates(
+            [f.first_disbursement_month for f in flows]),
+        "completion_date": model.month_end_dates([f.completion_month for f in flows]),
+        "end_date": model.month_end_dates(end_months),
+        "eligible_cost": eligible_cost,
+        "public_loan": cents([t.public_loan for t in terms]),
+        "bank_loan": cents([t.bank_loan for t in terms]),
+        "grant": cents([t.grant for t in terms]),
+        "loans_disbursed": disbursed,
+        "grant_paid": seen("grants_paid"),
+        "principal_repaid": repaid,
+        "interest_paid": seen("interest_received"),
+        "written_off": written_off,
+        "recovered": seen("recoveries"),
+        "grant_recovered": seen("grants_recovered"),
+        "outstanding_end": disbursed - repaid - written_off,
+        "esl": esl,
+        "esl_pct": 100.0 * esl / eligible_cost,
+        "de_minimis_ceiling": np.array(ceilings, dtype=float if ceiling_may_be_empty
+                                       else np.int64),
+        "prior_aid": cents([aid.prior for aid in aids]),
+        "over_ceiling": np.array([aid.over for aid in aids], dtype=bool),
+    }
+    return {name: out[name] for name in LOAN_COLUMNS}
+
+
+def _status(flows, horizon: int) -> str:
+    """A project's status at the horizon: what it ended as, or active if it has not ended."""
+    if flows.status == "failed" and flows.end_month < horizon:
+        return "failed"
+    return flows.status if 0 <= flows.end_month < horizon else "active"
 
 
 def _check_loans(loans: dict[str, np.ndarray], model: FundModel) -> None:
@@ -173,7 +187,7 @@ def to_frames(batch: list[ReplicationTables],
             "date": np.tile(dates, len(names)),
             "line": np.repeat(np.array(names, dtype=object), horizon),
         }
-        for col in (*MONEY_COLUMNS, *COUNT_COLUMNS):
+        for col in timeseries_columns(scenario):
             columns[col] = np.concatenate([tables.series[n][col] for n in names])
         ts_parts.append(columns)
     timeseries = pd.DataFrame({k: np.concatenate([p[k] for p in ts_parts])

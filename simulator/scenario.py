@@ -141,13 +141,81 @@ class Reallocation(BaseModel):
 
 
 class Fees(BaseModel):
-    """[fund.fees]: the manager's remuneration (Delegated Reg. 480/2014 Art. 13)."""
+    """[fund.fees]: the manager's remuneration (Delegated Reg. 480/2014 Art. 13).
+
+    Loan part: ``base_rate`` per year of the contributions paid into the
+    instrument plus ``performance_rate`` per year of the loans paid to final
+    recipients, charged month by month, never past ``cap`` x contributions.
+    Grant part: ``grant_rate`` per year of the grants paid, never past
+    ``grant_cap`` x grants paid. All values "to be verified" (DOMAIN.md).
+    """
 
     model_config = _CONFIG
-    paid_from_fund: bool = True
-    base_rate: Share = 0.005
-    performance_rate: Share = 0.01
-    cap: Share = 0.08
+    paid_from_fund: bool = Field(True, description="false: the Region pays the fees "
+                                 "outside the fund")
+    base_rate: Share = Field(0.005, description="per year, of contributions paid in")
+    performance_rate: Share = Field(0.01, description="per year, of loans paid to final "
+                                    "recipients")
+    cap: Share = Field(0.08, description="lifetime cap of the loan part, share of the "
+                       "contributions (0.07 under the 2021-2027 rules)")
+    grant_rate: Share = Field(0.005, description="grant part: per year, of grants paid")
+    grant_cap: Share = Field(0.06, description="grant part: lifetime cap, share of the "
+                             "grants paid")
+
+
+class Payments(BaseModel):
+    """[fund.payments]: the programme's contribution paid into the fund in tranches.
+
+    Reg. 1303/2013 Art. 41 (to be verified): a first request of at most 25 %
+    of the committed contribution; the next once 60 % of what was paid in has
+    been spent, later ones once 85 % has. Modelled per line: each line's
+    allocation is paid in by the same rule, and "spent" means paid to final
+    recipients plus fees paid from the fund. Off by default: the whole
+    allocation is in the fund from the start.
+    """
+
+    model_config = _CONFIG
+    phased: bool = Field(False, description="true: pay the contribution in tranches")
+    first_share: Share = Field(0.25, description="first tranche, share of the allocation")
+    next_share: Share = Field(0.25, description="each later tranche, share of the allocation")
+    second_threshold: Share = Field(0.6, description="share of what was paid in that must "
+                                    "be spent before the second tranche")
+    later_threshold: Share = Field(0.85, description="the same for the third and later "
+                                   "tranches")
+
+
+class FundingSwitch(BaseModel):
+    """A change of funding sources at a date (e.g. FSC refinancing, Nov 2020)."""
+
+    model_config = _CONFIG
+    date: dt.date
+    shares: dict[Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_]*$")], Share]
+
+
+class Funding(BaseModel):
+    """[fund.funding]: which public budgets each euro paid out comes from.
+
+    Default: POR FESR Piemonte 2014-2020 co-financing, 50 % EU, 35 % State,
+    15 % Region (the national split is to be verified). ``switches`` change the
+    shares from a date on; ``eligible`` lists the sources whose payments count
+    for the programme's closure (default: those of the initial shares).
+    """
+
+    model_config = _CONFIG
+    shares: dict[Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_]*$")], Share] = Field(
+        default_factory=lambda: {"EU": 0.5, "State": 0.35, "Region": 0.15})
+    switches: list[FundingSwitch] = Field(default_factory=list)
+    eligible: list[str] | None = None
+
+    def sources(self) -> list[str]:
+        """Every source named, in order of first appearance."""
+        names = list(self.shares)
+        for switch in self.switches:
+            names += [n for n in switch.shares if n not in names]
+        return names
+
+    def eligible_sources(self) -> list[str]:
+        return list(self.eligible) if self.eligible is not None else list(self.shares)
 
 
 class Fund(BaseModel):
@@ -160,6 +228,8 @@ class Fund(BaseModel):
     treasury_rate: Rate = 0.0
     reallocations: list[Reallocation] = Field(default_factory=list)
     fees: Fees = Field(default_factory=Fees)
+    payments: Payments = Field(default_factory=Payments)
+    funding: Funding = Field(default_factory=Funding)
     legacy_years: PositiveMonths = Field(
         8, description="years after eligibility_end during which returns must keep serving "
         "the programme's aims (Reg. 1303/2013 Art. 45, 'legacy'); a horizon that ends "

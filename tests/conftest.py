@@ -21,6 +21,7 @@ BASE_TABLES: dict = {
     "fund": {"endowment": 1_000_000, "eligibility_end": "2023-12-31",
              "treasury_rate": 0.0,
              "fees": {"paid_from_fund": True, "base_rate": 0.0, "performance_rate": 0.0,
+                      "grant_rate": 0.0,
                       "cap": 0.08}},
     "lines": {"A": {
         "title": "Linea A", "allocation": 1_000_000, "min_cost": 10_000, "max_cost": 500_000,
