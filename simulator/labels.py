@@ -76,7 +76,8 @@ def kpi_label(name: str, unit: str = "", lang: str = "it") -> str:
         return f"Progetti finanziati, linea {line}" if lang == "it" else \
             f"Projects financed, line {line}"
     if name.startswith("disbursed_") and name.endswith("_eur"):
-        source = name.removeprefix("disbursed_").removesuffix("_eur").upper()
+        source = name.removeprefix("disbursed_").removesuffix("_eur")
+        source = source.upper() if len(source) <= 3 else source.capitalize()  # EU, State
         return f"Erogato da fonte {source}" if lang == "it" else f"Paid out of {source}"
     labels = KPI_LABELS_IT if lang == "it" else KPI_LABELS_EN
     return labels.get(name, name)
