@@ -417,6 +417,62 @@ def projects_chart(results, lang: str = "it", region: Region | None = None) -> C
     return Chart(fr.root, data)
 
 
+# --------------------------------------------------------------------------- 4b. fees by year
+
+
+def fees_chart(results, lang: str = "it", region: Region | None = None) -> Chart:
+    """Management fees charged each calendar year (median over replications), by part.
+
+    Data: ``year, loan_part_p50, grant_part_p50, total_p5, total_p50, total_p95`` in
+    euros, from the ``total`` line's cumulative ``fees_charged`` and
+    ``fees_grant_charged``.
+    """
+    check_lang(lang)
+    facts = RunFacts.of(results)
+    ts = results.timeseries
+    total = ts[ts["line"] == "total"][["replication", "date", "fees_charged",
+                                       "fees_grant_charged"]].copy()
+    total["year"] = pd.to_datetime(total["date"]).dt.year
+    # Cumulative at each year end, then differences: what each year charged.
+    year_end = total.sort_values("date").groupby(["replication", "year"]).last()
+    per_year = year_end.groupby(level="replication")[["fees_charged",
+                                                      "fees_grant_charged"]].diff()
+    first = year_end.groupby(level="replication").head(1).index
+    per_year.loc[first] = year_end.loc[first, ["fees_charged", "fees_grant_charged"]]
+    per_year = per_year / 100.0
+    per_year["loan_part"] = per_year["fees_charged"] - per_year["fees_grant_charged"]
+    grouped = per_year.groupby(level="year")
+    data = pd.DataFrame({
+        "loan_part_p50": grouped["loan_part"].median(),
+        "grant_part_p50": grouped["fees_grant_charged"].median(),
+        "total_p5": grouped["fees_charged"].quantile(0.05),
+        "total_p50": grouped["fees_charged"].median(),
+        "total_p95": grouped["fees_charged"].quantile(0.95),
+    }).reset_index()
+    with house_style():
+        title = _t(lang, "Commissioni di gestione per anno", "Management fees by year")
+        fr = _start(region, 4.2, title, facts.title, facts.source(lang))
+        ax = fr.body.add_subplot(1, 1, 1)
+        years = data["year"].to_numpy()
+        loan = ax.bar(years, data["loan_part_p50"], color=LINE_COLORS[0], width=0.7)
+        grant = ax.bar(years, data["grant_part_p50"], bottom=data["loan_part_p50"],
+                       color=OCHRE, width=0.7)
+        spread = ax.errorbar(years, data["total_p50"],
+                             yerr=[data["total_p50"] - data["total_p5"],
+                                   data["total_p95"] - data["total_p50"]],
+                             fmt="none", ecolor=INK, elinewidth=1, capsize=2)
+        ax.set_ylabel(_t(lang, "Commissioni nell'anno", "Fees in the year"))
+        ax.set_ylim(bottom=0)
+        euro_axis(ax, lang)
+        step = max(1, -(-len(years) // 9))
+        ax.set_xticks(years[::step], [str(y) for y in years[::step]])
+        fr.legend([loan, grant, spread],
+                  [_t(lang, "Parte finanziamenti (mediana)", "Loan part (median)"),
+                   _t(lang, "Parte contributi (mediana)", "Grant part (median)"),
+                   _t(lang, "Totale, P5-P95", "Total, P5-P95")], ncols=3)
+    return Chart(fr.root, data)
+
+
 # --------------------------------------------------------------------------- 5. KPI distributions
 
 
@@ -526,6 +582,13 @@ CHARTS: tuple[ChartSpec, ...] = (
         "di domande in lista d'attesa, per linea.",
         "Expected number of projects financed, of applications rejected for lack of funds "
         "and of applications on the waiting list, by line."),
+    ChartSpec(
+        "06_commissioni", fees_chart,
+        "Commissioni di gestione maturate in ciascun anno (mediana delle replicazioni), "
+        "distinte tra parte finanziamenti e parte contributi, entro i tetti del "
+        "Reg. delegato 480/2014.",
+        "Management fees charged each year (median of the replications), loan part and "
+        "grant part, within the caps of Delegated Reg. 480/2014."),
     ChartSpec(
         "05_distribuzione_indicatori", kpi_distribution_chart,
         "Dispersione dei risultati sulle replicazioni: valore del fondo all'orizzonte, "

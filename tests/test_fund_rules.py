@@ -109,3 +109,21 @@ def test_split_by_shares_is_exact(amount):
     parts = split_by_shares(np.array([amount]), shares)[:, 0]
     assert parts.sum() == amount
     assert np.all(np.abs(parts - amount * shares[:, 0]) < 1)
+
+
+def test_fees_by_year_chart_adds_up_to_the_fees_kpi():
+    from simulator import load_scenario
+    from simulator import run as run_scenario
+    from simulator.charts import fees_chart
+
+    results = run_scenario(load_scenario("scenarios/grant_heavy.toml"), replications=1,
+                           workers=1)
+    chart = fees_chart(results, lang="en")
+    data = chart.data
+    kpis = results.kpis.iloc[0]
+    assert (data["loan_part_p50"] + data["grant_part_p50"]).sum() == \
+        pytest.approx(kpis["fees_eur"], abs=0.01)
+    assert data["grant_part_p50"].sum() == pytest.approx(kpis["fees_grant_part_eur"], abs=0.01)
+    assert data["year"].tolist() == list(range(2018, 2036))
+    texts = [t.get_text() for t in chart.figure.findobj(lambda a: hasattr(a, "get_text"))]
+    assert "Management fees by year" in texts
