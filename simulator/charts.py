@@ -583,14 +583,14 @@ CHARTS: tuple[ChartSpec, ...] = (
         "Expected number of projects financed, of applications rejected for lack of funds "
         "and of applications on the waiting list, by line."),
     ChartSpec(
-        "06_commissioni", fees_chart,
+        "05_commissioni", fees_chart,
         "Commissioni di gestione maturate in ciascun anno (mediana delle replicazioni), "
         "distinte tra parte finanziamenti e parte contributi, entro i tetti del "
         "Reg. delegato 480/2014.",
         "Management fees charged each year (median of the replications), loan part and "
         "grant part, within the caps of Delegated Reg. 480/2014."),
     ChartSpec(
-        "05_distribuzione_indicatori", kpi_distribution_chart,
+        "06_distribuzione_indicatori", kpi_distribution_chart,
         "Dispersione dei risultati sulle replicazioni: valore del fondo all'orizzonte, "
         "costo pubblico netto e progetti finanziati.",
         "Spread of the results over the replications: fund value at the horizon, net public "
