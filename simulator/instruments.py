@@ -151,6 +151,8 @@ def _check_principal(principal: object) -> int:
 
 
 def _check_rate(annual_rate: object) -> float:
+    if type(annual_rate) is float and 0.0 <= annual_rate < math.inf:
+        return annual_rate  # the model's case, once per loan: no need for the ABC check
     if isinstance(annual_rate, bool) or not isinstance(annual_rate, Real):
         raise ValueError(f"annual_rate must be a number, got {annual_rate!r}")
     rate = float(annual_rate)

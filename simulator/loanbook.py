@@ -254,6 +254,8 @@ def project_flows(terms: Terms, fate: Fate, commit_time: float, month_of, line) 
             interest[i] = round_cents(owed * rate)
     # tolist() turns numpy scalars into Python ints in one C call.
     months, principal, interest = months.tolist(), principal.tolist(), interest.tolist()
+    # A zero-rate loan pays no interest: no rows of zeros for the ledger to add up.
+    pays_interest = instrument.public_rate > 0
 
     # Default and prepayment: hazards from the month after completion.
     default_at = m_done + monthly_hazard_month(fate.default_u, risk.default_rate)
@@ -264,7 +266,8 @@ def project_flows(terms: Terms, fate: Fate, commit_time: float, month_of, line) 
         stop = int(stop)
         paid_before = bisect_left(months, stop)   # the payments due before the stop
         months, principal = months[:paid_before], principal[:paid_before]
-        flows.interest_received = DatedAmounts(months, interest[:paid_before])
+        if pays_interest:
+            flows.interest_received = DatedAmounts(months, interest[:paid_before])
         outstanding = terms.public_loan - sum(principal)
         if default_at <= prepay_at:
             flows.principal_repaid = DatedAmounts(months, principal)
@@ -279,7 +282,8 @@ def project_flows(terms: Terms, fate: Fate, commit_time: float, month_of, line) 
         flows.end_month = stop
     else:
         flows.principal_repaid = DatedAmounts(months, principal)
-        flows.interest_received = DatedAmounts(months, interest)
+        if pays_interest:
+            flows.interest_received = DatedAmounts(months, interest)
         flows.status = "repaid"
         flows.end_month = last_payment
     return flows

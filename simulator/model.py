@@ -28,12 +28,13 @@ import math
 import zlib
 from collections import deque
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import simpy
 
 from .distributions import Fixed
-from .ledger import LineLedger
+from .ledger import RETURN_KINDS, LineLedger
 from .loanbook import Fate, Flows, Terms, project_flows, project_terms
 from .money import round_cents, round_half_away
 from .scenario import Line, Scenario, date_to_months, month_end
@@ -61,16 +62,58 @@ class Application:
     prior_aid: int = 0               # cents of de minimis aid already received (declared)
 
 
-@dataclass(slots=True)
-class Loan:
-    """A committed project: its application, terms, commitment time and flows."""
+class Loan(NamedTuple):
+    """A committed project as the loan table keeps it: plain numbers, flows seen by the run.
 
-    application: Application
-    terms: Terms
-    commit_time: float
-    flows: Flows
-    aid: Aid | None = None   # priced at commitment
-    commit_date: dt.date | None = None
+    The row is taken when the project is committed, and its flows, schedule and
+    aid objects are let go: a large fund commits tens of thousands of projects
+    per replication, and keeping them all alive until the end made Python's
+    garbage collector sweep them over and over.
+    """
+
+    project_id: str
+    line: str
+    status: str                     # at the horizon (active if the project has not ended)
+    arrival: float                  # months since the start
+    decided: float
+    commitment_date: dt.date
+    first_disbursement_month: int
+    completion_month: int
+    end_month: int                  # -1 while active at the horizon
+    eligible_cost: int              # cents, as all money below
+    public_loan: int
+    bank_loan: int
+    grant: int
+    loans_disbursed: int            # flows: what falls before the horizon
+    grant_paid: int
+    principal_repaid: int
+    interest_paid: int
+    written_off: int
+    recovered: int
+    grant_recovered: int
+    esl: int                        # aid priced at commitment (state_aid.AidRegister)
+    de_minimis_ceiling: int | None
+    prior_aid: int
+    over_ceiling: bool
+
+
+def book_loan(app: Application, terms: Terms, flows: Flows, aid: Aid, commit_date: dt.date,
+              horizon: int) -> Loan:
+    """The loan table's row of a project committed now."""
+    status = flows.status if 0 <= flows.end_month < horizon else "active"
+    if flows.status == "failed" and flows.end_month < horizon:
+        status = "failed"
+    return Loan(
+        app.project_id, app.line_id, status, app.arrival, app.decided, commit_date,
+        flows.first_disbursement_month, flows.completion_month,
+        flows.end_month if status != "active" else -1,
+        terms.eligible_cost, terms.public_loan, terms.bank_loan, terms.grant,
+        flows.loans_disbursed.total_before(horizon), flows.grants_paid.total_before(horizon),
+        flows.principal_repaid.total_before(horizon),
+        flows.interest_received.total_before(horizon),
+        flows.principal_written_off.total_before(horizon),
+        flows.recoveries.total_before(horizon), flows.grants_recovered.total_before(horizon),
+        aid.esl, aid.ceiling, aid.prior, aid.over)
 
 
 def line_rng(seed: int, replication: int, line_id: str, purpose: int) -> np.random.Generator:
@@ -146,15 +189,16 @@ def draw_applications(scenario: Scenario, line_id: str, replication: int,
     else:
         aid_rng = line_rng(seed, replication, line_id, STATE_AID)
         prior_cents = round_half_away(prior.draw(aid_rng, n) * 100.0).tolist()
-    return [
-        Application(ids[i], line_id, float(arrival[i]), int(cents[i]), bool(admitted[i]),
-                    float(evaluation[i]), float(score[i]),
-                    Fate(float(signing[i]), float(implementation[i]), bool(fails[i]),
-                         float(failure_fraction[i]), float(default_u[i]),
-                         float(prepayment_u[i])),
-                    beneficiary=beneficiaries[i], prior_aid=prior_cents[i])
-        for i in range(n)
-    ]
+    # Columns become Python numbers in one C call each (tolist): picking numpy
+    # elements one by one costs more than building the applications.
+    fates = map(Fate, signing.tolist(), implementation.tolist(), fails.tolist(),
+                failure_fraction.tolist(), default_u.tolist(), prepayment_u.tolist())
+    columns = zip(ids, arrival.tolist(), cents.tolist(), admitted.tolist(), evaluation.tolist(),
+                  score.tolist(), fates, beneficiaries, prior_cents, strict=True)
+    return [Application(project_id, line_id, t, cost_cents, is_admitted, months, points, fate,
+                        beneficiary=beneficiary, prior_aid=prior_aid)
+            for project_id, t, cost_cents, is_admitted, months, points, fate, beneficiary,
+            prior_aid in columns]
 
 
 def _override(given, drawn: np.ndarray) -> np.ndarray:
@@ -287,13 +331,19 @@ class FundModel:
         ledger = self.ledgers[app.line_id]
         now = self.env.now
         month = self.month_of(now)
-        ledger.close_until(month)
         terms = app.terms
         if terms is None:
             terms = app.terms = project_terms(app.eligible_cost, line.instrument)
         action = self.aid.action(line)
         # A project that may be reduced is priced first: the reduced one may fit.
-        if terms.exposure > ledger.free and action != "reduce":
+        may_reduce = action == "reduce"
+        if not may_reduce and terms.exposure > ledger.free and \
+                terms.exposure > free_cash_at_most(ledger, month):
+            # It cannot fit whatever the months not yet closed bring: leave them for later
+            # (a waiting list retries its head every month, and closing is the dear part).
+            return False
+        ledger.close_until(month)
+        if terms.exposure > ledger.free and not may_reduce:
             return False
         flows = project_flows(terms, app.fate, now, self.month_of, line)
         when = self.date_of(now)
@@ -318,7 +368,7 @@ class FundModel:
         ledger.count("committed", month)
         self.aid.record(app, aid, when)
         self.aid.reduced += reduced
-        self.loans.append(Loan(app, terms, now, flows, aid, when))
+        self.loans.append(book_loan(app, terms, flows, aid, when, self.horizon))
         return True
 
     def _serve_waiting_list(self, line_id: str):
@@ -391,6 +441,26 @@ class FundModel:
         ends = np.full(len(months), np.datetime64("NaT"), dtype="datetime64[D]")
         ends[inside] = month_calendar(self.start, self.horizon)[0][months[inside]]
         return ends.astype(object)  # NaT becomes None
+
+
+def free_cash_at_most(ledger: LineLedger, month: int) -> float:
+    """An upper bound of a line's free cash once the months before ``month`` are closed.
+
+    Closing a month can raise free cash only by the returns that stay in the
+    fund and by released commitments; fees and a negative treasury rate only
+    lower it. A positive treasury rate or contribution tranches paid in as
+    money is spent (phased payments) raise it too: no bound then (inf).
+    Summing the flows booked for those months costs far less than closing them.
+    """
+    if ledger.treasury_rate > 0 or ledger.payments is not None:
+        return math.inf
+    start, end = ledger.closed, min(month, ledger.horizon)
+    flows = ledger.flows
+    bound = ledger.free + sum(flows["released"][start:end])
+    revolving_end = min(end, ledger.legacy_from_month)  # later returns go to legacy
+    for kind in RETURN_KINDS:
+        bound += sum(flows[kind][start:revolving_end])
+    return bound
 
 
 def funding_shares(funding, start: dt.date, horizon: int, offset: float) -> np.ndarray:

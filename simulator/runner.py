@@ -25,7 +25,7 @@ from .ledger import (
     total_series,
 )
 from .metrics import replication_kpis
-from .model import FundModel, simulate
+from .model import FundModel, Loan, simulate
 from .scenario import Scenario, date_to_months
 
 LOAN_COLUMNS = (
@@ -80,80 +80,60 @@ def collect(model: FundModel, check: bool = False) -> ReplicationTables:
 def loan_table(model: FundModel) -> dict[str, np.ndarray]:
     """One row per committed project, money in cents truncated at the horizon.
 
-    Built column by column: a large fund has tens of thousands of loans per
-    replication, and dates are computed for all of them at once.
+    Built column by column from the rows the model booked (``model.Loan``):
+    a large fund has tens of thousands of loans per replication, and their
+    dates are computed all at once.
     """
-    horizon = model.horizon
-    loans = model.loans
-    apps = [loan.application for loan in loans]
-    terms = [loan.terms for loan in loans]
-    flows = [loan.flows for loan in loans]
-    aids = [loan.aid for loan in loans]  # priced at commitment (state_aid.AidRegister)
+    rows = model.loans
+    book = dict(zip(Loan._fields, zip(*rows, strict=True), strict=True)) if rows else \
+        {name: () for name in Loan._fields}
 
-    def cents(values) -> np.ndarray:
-        return np.array(values, dtype=np.int64)
+    def cents(name: str) -> np.ndarray:
+        return np.array(book[name], dtype=np.int64)
 
-    def seen(kind: str) -> np.ndarray:
-        """What the run saw of each project's flows of one kind (before the horizon)."""
-        return cents([getattr(f, kind).total_before(horizon) for f in flows])
+    def text(name: str) -> np.ndarray:
+        return np.array(book[name], dtype=object)
 
-    def text(values) -> np.ndarray:
-        return np.array(values, dtype=object)
-
-    statuses = [_status(f, horizon) for f in flows]
-    end_months = np.array([f.end_month if status != "active" else -1
-                           for f, status in zip(flows, statuses, strict=True)], dtype=np.int64)
-    eligible_cost = cents([t.eligible_cost for t in terms])
-    disbursed = seen("loans_disbursed")
-    repaid = seen("principal_repaid")
-    written_off = seen("principal_written_off")
-    esl = cents([aid.esl for aid in aids])
+    eligible_cost = cents("eligible_cost")
+    disbursed, repaid, written_off = (cents("loans_disbursed"), cents("principal_repaid"),
+                                      cents("written_off"))
+    esl = cents("esl")
     # Cents, empty (NaN) for lines without a ceiling: float only if the scenario has such
     # lines, so that every replication and the run folder read back alike.
     ceiling_may_be_empty = any(line.state_aid.regime in ("gber", "none")
                                for line in model.scenario.lines.values())
-    ceilings = [math.nan if aid.ceiling is None else aid.ceiling for aid in aids]
+    ceilings = [math.nan if c is None else c for c in book["de_minimis_ceiling"]]
     out = {
-        "replication": np.full(len(loans), model.replication, dtype=np.int64),
-        "project_id": text([app.project_id for app in apps]),
-        "line": text([app.line_id for app in apps]),
-        "status": text(statuses),
-        "application_date": model.dates_of(np.array([app.arrival for app in apps],
-                                                    dtype=float)),
-        "decision_date": model.dates_of(np.array([app.decided for app in apps], dtype=float)),
-        "commitment_date": text([loan.commit_date or model.date_of(loan.commit_time)
-                                 for loan in loans]),
-        "first_disbursement_date": model.month_end_dates(
-            [f.first_disbursement_month for f in flows]),
-        "completion_date": model.month_end_dates([f.completion_month for f in flows]),
-        "end_date": model.month_end_dates(end_months),
+        "replication": np.full(len(rows), model.replication, dtype=np.int64),
+        "project_id": text("project_id"),
+        "line": text("line"),
+        "status": text("status"),
+        "application_date": model.dates_of(np.array(book["arrival"], dtype=float)),
+        "decision_date": model.dates_of(np.array(book["decided"], dtype=float)),
+        "commitment_date": text("commitment_date"),
+        "first_disbursement_date": model.month_end_dates(book["first_disbursement_month"]),
+        "completion_date": model.month_end_dates(book["completion_month"]),
+        "end_date": model.month_end_dates(book["end_month"]),
         "eligible_cost": eligible_cost,
-        "public_loan": cents([t.public_loan for t in terms]),
-        "bank_loan": cents([t.bank_loan for t in terms]),
-        "grant": cents([t.grant for t in terms]),
+        "public_loan": cents("public_loan"),
+        "bank_loan": cents("bank_loan"),
+        "grant": cents("grant"),
         "loans_disbursed": disbursed,
-        "grant_paid": seen("grants_paid"),
+        "grant_paid": cents("grant_paid"),
         "principal_repaid": repaid,
-        "interest_paid": seen("interest_received"),
+        "interest_paid": cents("interest_paid"),
         "written_off": written_off,
-        "recovered": seen("recoveries"),
-        "grant_recovered": seen("grants_recovered"),
+        "recovered": cents("recovered"),
+        "grant_recovered": cents("grant_recovered"),
         "outstanding_end": disbursed - repaid - written_off,
         "esl": esl,
         "esl_pct": 100.0 * esl / eligible_cost,
         "de_minimis_ceiling": np.array(ceilings, dtype=float if ceiling_may_be_empty
                                        else np.int64),
-        "prior_aid": cents([aid.prior for aid in aids]),
-        "over_ceiling": np.array([aid.over for aid in aids], dtype=bool),
+        "prior_aid": cents("prior_aid"),
+        "over_ceiling": np.array(book["over_ceiling"], dtype=bool),
     }
     return {name: out[name] for name in LOAN_COLUMNS}
-
-
-def _status(flows, horizon: int) -> str:
-    """A project's status at the horizon: what it ended as, or active if it has not ended."""
-    if flows.status == "failed" and flows.end_month < horizon:
-        return "failed"
-    return flows.status if 0 <= flows.end_month < horizon else "active"
 
 
 def _check_loans(loans: dict[str, np.ndarray], model: FundModel) -> None:
@@ -174,24 +154,22 @@ def _check_loans(loans: dict[str, np.ndarray], model: FundModel) -> None:
 def to_frames(batch: list[ReplicationTables],
               scenario: Scenario) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """Timeseries, loans and KPI DataFrames of a batch of replications."""
-    from .model import month_dates
+    from .model import month_calendar
 
-    line_ids = list(scenario.lines)
+    names = [*scenario.lines, "total"]
     horizon = scenario.scenario.horizon_months
-    names = [*line_ids, "total"]
-    dates = np.array(month_dates(scenario.scenario.start, horizon), dtype="datetime64[D]")
-    ts_parts = []
-    for tables in batch:
-        columns: dict[str, np.ndarray] = {
-            "replication": np.full(horizon * len(names), tables.replication, dtype=np.int32),
-            "date": np.tile(dates, len(names)),
-            "line": np.repeat(np.array(names, dtype=object), horizon),
-        }
-        for col in timeseries_columns(scenario):
-            columns[col] = np.concatenate([tables.series[n][col] for n in names])
-        ts_parts.append(columns)
-    timeseries = pd.DataFrame({k: np.concatenate([p[k] for p in ts_parts])
-                               for k in ts_parts[0]}) if ts_parts else pd.DataFrame()
+    dates = month_calendar(scenario.scenario.start, horizon)[0]
+    timeseries = pd.DataFrame()
+    if batch:
+        # Rows: replication by replication, line by line, month by month.
+        timeseries = pd.DataFrame({
+            "replication": np.repeat(np.array([t.replication for t in batch], dtype=np.int32),
+                                     len(names) * horizon),
+            "date": np.tile(dates, len(batch) * len(names)),
+            "line": np.tile(np.repeat(np.array(names, dtype=object), horizon), len(batch)),
+            **{col: np.concatenate([t.series[name][col] for t in batch for name in names])
+               for col in timeseries_columns(scenario)},
+        })
     loans = pd.DataFrame({k: np.concatenate([t.loans[k] for t in batch])
                           for k in LOAN_COLUMNS})
     loans["replication"] = loans["replication"].astype(np.int32)

@@ -388,6 +388,12 @@ def grant_equivalent(
         raise ValueError(f"discount_rate must be > -1, got {discount_rate!r}")
     grant = _month("grant_cents", grant_cents)
     month = _month("grant_month", grant_month)
+    return _grant_equivalent(schedule, soft, ref, d, grant, month)
+
+
+def _grant_equivalent(schedule: Schedule, soft: float, ref: float, d: float, grant: int,
+                      month: int) -> int:
+    """:func:`grant_equivalent` of arguments already checked (the model prices every loan)."""
     pv = 0.0
     months = schedule.months
     if ref > soft and len(months):
@@ -491,8 +497,9 @@ def project_esl(terms: Terms, flows: Flows, line, reference: float, discount: fl
     grant_month = 0
     if line.disbursement.grant_paid_at == "completion" and flows.first_disbursement_month >= 0:
         grant_month = max(0, flows.completion_month - flows.first_disbursement_month)
-    return grant_equivalent(schedule, line.instrument.public_rate, reference, discount,
-                            grant_cents=terms.grant, grant_month=grant_month)
+    # Rates come checked from the scenario and the rates file, cents and months from the model.
+    return _grant_equivalent(schedule, line.instrument.public_rate, reference, discount,
+                             terms.grant, grant_month)
 
 
 def _largest(low: int, high: int, fits) -> int:
