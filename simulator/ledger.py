@@ -329,37 +329,53 @@ class LineLedger:
     # -- results -----------------------------------------------------------------
     def series(self) -> dict[str, np.ndarray]:
         """The line's timeseries columns (flows cumulative, stocks end of month)."""
-        f = {kind: np.cumsum(np.array(self.flows[kind], dtype=np.int64)) for kind in FLOW_KINDS}
-        paid = f["loans_disbursed"] + f["grants_paid"]
-        out = {
-            "cash": self.cash.copy(),
-            "committed_undisbursed": (np.cumsum(np.array(self.committed_amount, dtype=np.int64))
-                                      - paid - f["released"]),
-            "loans_outstanding": (f["loans_disbursed"] - f["principal_repaid"]
-                                  - f["principal_written_off"]),
-            "legacy": self.legacy.copy(),
-            "loans_disbursed": f["loans_disbursed"],
-            "grants_paid": f["grants_paid"],
-            "grants_recovered": f["grants_recovered"],
-            "principal_repaid": f["principal_repaid"],
-            "interest_received": f["interest_received"],
-            "principal_written_off": f["principal_written_off"],
-            "recoveries": f["recoveries"],
-            "fees_paid": np.cumsum(self.fees_paid),
-            "fees_charged": np.cumsum(self.fees_charged),
-            "treasury_interest": np.cumsum(self.treasury_interest),
-            "reallocated_in": np.cumsum(self.reallocated_in),
-            "reallocated_out": np.cumsum(self.reallocated_out),
-            "contribution_paid_in": np.cumsum(self.contribution_paid_in),
-            "fees_grant_charged": np.cumsum(self.fees_grant_charged),
-        }
-        paid_by_source = split_by_shares(np.diff(paid, prepend=0), self.funding_shares)
-        for column, values in zip(self.source_columns, paid_by_source, strict=True):
-            out[column] = np.cumsum(values)
-        for name in COUNT_COLUMNS:
-            counts = self.counts[name]
-            out[name] = counts.copy() if name == "waiting" else np.cumsum(counts)
-        return out
+        flows = {kind: np.array(self.flows[kind], dtype=np.int64) for kind in FLOW_KINDS}
+        return series_columns(
+            flows, np.array(self.committed_amount, dtype=np.int64),
+            {"cash": self.cash, "legacy": self.legacy, "fees_paid": self.fees_paid,
+             "fees_charged": self.fees_charged, "treasury_interest": self.treasury_interest,
+             "reallocated_in": self.reallocated_in, "reallocated_out": self.reallocated_out,
+             "contribution_paid_in": self.contribution_paid_in,
+             "fees_grant_charged": self.fees_grant_charged},
+            self.counts, self.funding_shares, self.source_columns)
+
+
+def series_columns(flows: dict[str, np.ndarray], committed_amount: np.ndarray,
+                   monthly: dict[str, np.ndarray], counts: dict[str, np.ndarray],
+                   funding_shares: np.ndarray, columns_of_sources: list[str]
+                   ) -> dict[str, np.ndarray]:
+    """Timeseries columns from monthly arrays (months on the last axis; any leading axes).
+
+    ``flows`` per kind and ``committed_amount`` are booked per month; ``monthly``
+    holds what closing the months gave (``cash`` and ``legacy`` are stocks,
+    the rest flows); ``counts`` are per month except the ``waiting`` stock.
+    """
+    f = {kind: np.cumsum(flows[kind], axis=-1) for kind in FLOW_KINDS}
+    paid = f["loans_disbursed"] + f["grants_paid"]
+    out = {
+        "cash": monthly["cash"].copy(),
+        "committed_undisbursed": np.cumsum(committed_amount, axis=-1) - paid - f["released"],
+        "loans_outstanding": (f["loans_disbursed"] - f["principal_repaid"]
+                              - f["principal_written_off"]),
+        "legacy": monthly["legacy"].copy(),
+        "loans_disbursed": f["loans_disbursed"],
+        "grants_paid": f["grants_paid"],
+        "grants_recovered": f["grants_recovered"],
+        "principal_repaid": f["principal_repaid"],
+        "interest_received": f["interest_received"],
+        "principal_written_off": f["principal_written_off"],
+        "recoveries": f["recoveries"],
+    }
+    for name in ("fees_paid", "fees_charged", "treasury_interest", "reallocated_in",
+                 "reallocated_out", "contribution_paid_in", "fees_grant_charged"):
+        out[name] = np.cumsum(monthly[name], axis=-1)
+    paid_by_source = split_by_shares(np.diff(paid, prepend=0, axis=-1), funding_shares)
+    for i, column in enumerate(columns_of_sources):
+        out[column] = np.cumsum(paid_by_source[..., i, :], axis=-1)
+    for name in COUNT_COLUMNS:
+        values = counts[name]
+        out[name] = values.copy() if name == "waiting" else np.cumsum(values, axis=-1)
+    return out
 
 
 def split_by_shares(amounts: np.ndarray, shares: np.ndarray) -> np.ndarray:
@@ -368,14 +384,17 @@ def split_by_shares(amounts: np.ndarray, shares: np.ndarray) -> np.ndarray:
     Largest-remainder rounding: each source gets the whole cents of its share,
     and the cents left over go to the largest fractional parts (ties to the
     first source), so every month's parts sum to its amount to the cent.
+    ``amounts`` has months on its last axis (any leading axes); the result
+    has the sources on the axis before the months.
     """
-    raw = shares * amounts
+    raw = shares * amounts[..., None, :]
     parts = np.floor(raw).astype(np.int64)
-    missing = amounts - parts.sum(axis=0)
-    order = np.argsort(-(raw - parts), axis=0, kind="stable")
+    missing = amounts - parts.sum(axis=-2)
+    order = np.argsort(-(raw - parts), axis=-2, kind="stable")
     rank = np.empty_like(order)
-    np.put_along_axis(rank, order, np.arange(shares.shape[0])[:, None], axis=0)
-    return parts + (rank < missing).astype(np.int64)
+    sources = np.broadcast_to(np.arange(shares.shape[0])[:, None], order.shape)
+    np.put_along_axis(rank, order, sources, axis=-2)
+    return parts + (rank < missing[..., None, :]).astype(np.int64)
 
 
 def _capped_running(start: int, dues: np.ndarray, caps: np.ndarray) -> np.ndarray:

@@ -136,9 +136,13 @@ def _windows(line: Line, scenario: Scenario) -> list[tuple[float, float]]:
     return [(max(0.0, a), min(b, horizon)) for a, b in spans if min(b, horizon) > max(0.0, a)]
 
 
-def draw_applications(scenario: Scenario, line_id: str, replication: int,
-                      seed: int) -> list[Application]:
-    """Every application of a line in one replication, in arrival order."""
+def draw_columns(scenario: Scenario, line_id: str, replication: int,
+                 seed: int) -> dict[str, np.ndarray | list]:
+    """Every draw of a line's applications in one replication, as columns in arrival order.
+
+    ``ids`` and ``beneficiaries`` are lists (None: generated / own beneficiary);
+    every other column is a numpy array.
+    """
     line = scenario.lines[line_id]
     apps = line.applications
     rng = line_rng(seed, replication, line_id, ARRIVALS)
@@ -168,33 +172,50 @@ def draw_applications(scenario: Scenario, line_id: str, replication: int,
         admitted = rng.random(n) < apps.admission_rate
         evaluation = apps.evaluation_months.draw(rng, n)
         score = apps.score.draw(rng, n, low=-math.inf)
-        ids = [f"{line_id}-{k:05d}" for k in range(1, n + 1)]
-        implementation_given = np.full(n, np.nan)
-        beneficiaries = [None] * n
+        ids = None
+        implementation_given = None
+        beneficiaries = None
 
     fates = line_rng(seed, replication, line_id, FATES)
     risk, disbursement = line.risk, line.disbursement
     signing = disbursement.signing_months.draw(fates, n)
-    implementation = _override(implementation_given,
-                               disbursement.implementation_months.draw(fates, n))
+    implementation = disbursement.implementation_months.draw(fates, n)
+    if implementation_given is not None:
+        implementation = _override(implementation_given, implementation)
     fails = fates.random(n) < risk.failure_rate
     failure_fraction = fates.random(n)
     default_u = fates.random(n)
     prepayment_u = fates.random(n)
-    cents = round_half_away(cost * 100.0)
     # Declared prior aid: its own stream, so the other draws do not change with it.
     prior = line.state_aid.prior_aid
     if isinstance(prior, Fixed):
-        prior_cents = [round_cents(prior.value * 100)] * n
+        prior_cents = np.full(n, round_cents(prior.value * 100), dtype=np.int64)
     else:
         aid_rng = line_rng(seed, replication, line_id, STATE_AID)
-        prior_cents = round_half_away(prior.draw(aid_rng, n) * 100.0).tolist()
+        prior_cents = round_half_away(prior.draw(aid_rng, n) * 100.0)
+    return {"ids": ids, "beneficiaries": beneficiaries, "arrival": arrival,
+            "eligible_cost": round_half_away(cost * 100.0), "admitted": admitted,
+            "evaluation_months": evaluation, "score": score, "signing_months": signing,
+            "implementation_months": implementation, "fails": fails,
+            "failure_fraction": failure_fraction, "default_u": default_u,
+            "prepayment_u": prepayment_u, "prior_aid": prior_cents}
+
+
+def draw_applications(scenario: Scenario, line_id: str, replication: int,
+                      seed: int) -> list[Application]:
+    """Every application of a line in one replication, in arrival order."""
+    c = draw_columns(scenario, line_id, replication, seed)
+    n = len(c["arrival"])
+    ids = c["ids"] or [f"{line_id}-{k:05d}" for k in range(1, n + 1)]
+    beneficiaries = c["beneficiaries"] or [None] * n
     # Columns become Python numbers in one C call each (tolist): picking numpy
     # elements one by one costs more than building the applications.
-    fates = map(Fate, signing.tolist(), implementation.tolist(), fails.tolist(),
-                failure_fraction.tolist(), default_u.tolist(), prepayment_u.tolist())
-    columns = zip(ids, arrival.tolist(), cents.tolist(), admitted.tolist(), evaluation.tolist(),
-                  score.tolist(), fates, beneficiaries, prior_cents, strict=True)
+    fates = map(Fate, c["signing_months"].tolist(), c["implementation_months"].tolist(),
+                c["fails"].tolist(), c["failure_fraction"].tolist(), c["default_u"].tolist(),
+                c["prepayment_u"].tolist())
+    columns = zip(ids, c["arrival"].tolist(), c["eligible_cost"].tolist(),
+                  c["admitted"].tolist(), c["evaluation_months"].tolist(), c["score"].tolist(),
+                  fates, beneficiaries, c["prior_aid"].tolist(), strict=True)
     return [Application(project_id, line_id, t, cost_cents, is_admitted, months, points, fate,
                         beneficiary=beneficiary, prior_aid=prior_aid)
             for project_id, t, cost_cents, is_admitted, months, points, fate, beneficiary,
@@ -428,11 +449,7 @@ class FundModel:
         months = np.floor(times + self.offset + 1e-9).astype(np.int64)
         if len(months) and not (months.min() >= 0 and months.max() < self.horizon):
             return np.array([self.date_of(t) for t in times.tolist()], dtype=object)
-        ends, lengths = month_calendar(self.start, self.horizon)
-        ends, lengths = ends[months], lengths[months]
-        frac = np.clip(times + self.offset - months, 0.0, 1.0 - 1e-12)
-        day = np.minimum(1 + (frac * lengths + 1e-6).astype(np.int64), lengths)
-        return (ends - (lengths - day)).astype(object)
+        return days_of(self.start, self.horizon, self.offset, times).astype(object)
 
     def month_end_dates(self, months) -> np.ndarray:
         """The last day of each month index, None where it lies outside the horizon."""
@@ -478,6 +495,16 @@ def funding_shares(funding, start: dt.date, horizon: int, offset: float) -> np.n
         for name, share in shares.items():
             matrix[sources.index(name), first_month:last] = share
     return matrix
+
+
+def days_of(start: dt.date, horizon: int, offset: float, times: np.ndarray) -> np.ndarray:
+    """``FundModel.date_of`` of times inside the horizon, as ``datetime64[D]``."""
+    months = np.floor(times + offset + 1e-9).astype(np.int64)
+    ends, lengths = month_calendar(start, horizon)
+    ends, lengths = ends[months], lengths[months]
+    frac = np.clip(times + offset - months, 0.0, 1.0 - 1e-12)
+    day = np.minimum(1 + (frac * lengths + 1e-6).astype(np.int64), lengths)
+    return ends - (lengths - day)
 
 
 @functools.lru_cache(maxsize=64)

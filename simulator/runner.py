@@ -84,7 +84,9 @@ def loan_table(model: FundModel) -> dict[str, np.ndarray]:
     a large fund has tens of thousands of loans per replication, and their
     dates are computed all at once.
     """
-    rows = model.loans
+    # Line by line (in the scenario's order), each in the order of commitment.
+    order = {line_id: i for i, line_id in enumerate(model.scenario.lines)}
+    rows = sorted(model.loans, key=lambda loan: order[loan.line])
     book = dict(zip(Loan._fields, zip(*rows, strict=True), strict=True)) if rows else \
         {name: () for name in Loan._fields}
 
