@@ -1,0 +1,599 @@
+"""The batch engine: a chunk of replications simulated together, month by month.
+
+The SimPy model (``model``) is the specification: one replication, one
+event per decision, easy to read. It costs a few milliseconds per
+replication, mostly Python work per application and per loan. This engine
+runs the same model on all the replications of a chunk at once: its state
+(free cash, waiting list, fees to date, ...) is one numpy array over the
+replications, the months are stepped in order, and in each month every
+replication's decisions are taken together:
+
+1. close the previous month (returns, legacy, fees, treasury interest) as
+   ``LineLedger._close_loop`` does, for every replication at once;
+2. decisions that fall exactly on the month's first instant (a call ranked
+   then), then the waiting list served at the month end (expired entries
+   first), then the month's other decisions in time order. A waiting list is
+   a contiguous run of a line's decisions (FIFO), so it is two pointers per
+   replication; on the desk, the decisions of a month that fit are those
+   whose running total of exposures fits the free cash;
+3. the cash flows of the month's commitments are computed in closed form
+   for all of them at once (``batch_flows``) and booked.
+
+The numbers are the SimPy model's, to the cent and bit for bit (the tests
+run both on random scenarios and compare every table). Scenarios with
+features the engine does not cover (:func:`unsupported`) run on the SimPy
+model.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from . import batch_flows as bf
+from .ledger import (
+    COUNT_COLUMNS,
+    FLOW_KINDS,
+    check_invariants,
+    series_columns,
+    source_columns,
+    timeseries_columns,
+)
+from .metrics import replication_kpis
+from .model import _windows, days_of, draw_columns, funding_shares, month_calendar
+from .scenario import Scenario, date_to_months
+from .state_aid import _DE_MINIMIS_2023_FROM, _DE_MINIMIS_CENTS
+
+
+def unsupported(scenario: Scenario) -> str | None:
+    """Why a scenario must run on the SimPy model, or None if the batch engine covers it."""
+    fund = scenario.fund
+    if fund.reallocations:
+        return "reallocations between lines"
+    if fund.payments.phased:
+        return "contributions paid in tranches"
+    for line_id, line in scenario.lines.items():
+        if line.applications.mode == "pipeline":
+            return f"line {line_id} reads a pipeline"
+        if scenario.state_aid.strict and line.state_aid.over_ceiling != "flag":
+            return f"line {line_id} reduces or rejects aid over the ceiling"
+    return None
+
+
+class Calendar:
+    """Time of a scenario: months, the offset of the start date, the end of the run."""
+
+    def __init__(self, scenario: Scenario):
+        self.start = scenario.scenario.start
+        self.horizon = scenario.scenario.horizon_months
+        self.offset = -date_to_months(self.start, self.start.replace(day=1))
+        self.end_time = self.horizon - self.offset
+
+    def month_start(self, month: int) -> float:
+        """The time at which month ``month`` begins (the model's month-end ticks)."""
+        return month - self.offset
+
+
+class LineBatch:
+    """One line of the fund in every replication of a chunk."""
+
+    def __init__(self, scenario: Scenario, line_id: str, index: int, replications: list[int],
+                 seed: int, calendar: Calendar, legacy_from: int):
+        self.scenario, self.line_id, self.index = scenario, line_id, index
+        self.line = line = scenario.lines[line_id]
+        self.calendar = calendar
+        size = len(replications)
+        self.size = size
+        horizon = self.horizon = calendar.horizon
+        fund = scenario.fund
+        self.legacy_from = legacy_from
+        self.fees, self.treasury_rate = fund.fees, fund.treasury_rate
+        self.allocation = round(line.allocation * 100)
+        self.shares = funding_shares(fund.funding, calendar.start, horizon, calendar.offset)
+        self.sources = source_columns(fund.funding.sources())
+
+        self._draw(replications, seed)
+        self._decisions()
+
+        def zeros():
+            return np.zeros((size, horizon), dtype=np.int64)
+
+        # Booked flows get one spare month: whatever falls at or after the horizon.
+        self.flows = {kind: np.zeros((size, horizon + 1), dtype=np.int64)
+                      for kind in FLOW_KINDS}
+        self.committed_amount = zeros()
+        self.monthly = {name: zeros() for name in (
+            "cash", "legacy", "fees_paid", "fees_charged", "treasury_interest",
+            "reallocated_in", "reallocated_out", "contribution_paid_in", "fees_grant_charged")}
+        if horizon:
+            self.monthly["contribution_paid_in"][:, 0] = self.allocation
+        self.counts = {name: zeros() for name in COUNT_COLUMNS}
+        arrival_month = bf.month_of(self.arrival, calendar.offset)
+        seen = arrival_month < horizon
+        np.add.at(self.counts["applications"], (self.app_rep[seen], arrival_month[seen]), 1)
+        # Running state, one value per replication.
+        self.free = np.full(size, self.allocation, dtype=np.int64)
+        self.undisbursed = np.zeros(size, dtype=np.int64)
+        self.legacy = np.zeros(size, dtype=np.int64)
+        self.loans_to_date = np.zeros(size, dtype=np.int64)
+        self.grants_to_date = np.zeros(size, dtype=np.int64)
+        self.charged_to_date = np.zeros(size, dtype=np.int64)
+        self.grant_fees_to_date = np.zeros(size, dtype=np.int64)
+        self.arrears = np.zeros(size, dtype=np.int64)
+        self.first_dry = np.full(size, math.nan)
+        # The waiting list of replication r: decisions head[r] .. tail[r] - 1.
+        self.head = self.rep_first.copy()
+        self.tail = self.rep_first.copy()
+        self.commits: list[tuple[np.ndarray, np.ndarray]] = []   # this month's
+        self.loan_parts: list[dict[str, np.ndarray]] = []
+        self.sequence = 0
+
+    # -- applications and decisions ------------------------------------------------------
+    def _draw(self, replications: list[int], seed: int) -> None:
+        columns = [draw_columns(self.scenario, self.line_id, r, seed) for r in replications]
+        counts = np.array([len(c["arrival"]) for c in columns], dtype=np.int64)
+        self.app_rep = np.repeat(np.arange(self.size), counts)
+        self.app_number = np.arange(len(self.app_rep)) - np.repeat(np.cumsum(counts) - counts,
+                                                                   counts)
+        for name in ("arrival", "eligible_cost", "admitted", "evaluation_months", "score",
+                     "signing_months", "implementation_months", "fails", "failure_fraction",
+                     "default_u", "prepayment_u", "prior_aid"):
+            setattr(self, name, np.concatenate([c[name] for c in columns]) if columns
+                    else np.zeros(0))
+        self.eligible_cost = self.eligible_cost.astype(np.int64)
+        self.prior_aid = self.prior_aid.astype(np.int64)
+        self.admitted = self.admitted.astype(bool)
+        self.fails = self.fails.astype(bool)
+        self._terms()
+
+    def _terms(self) -> None:
+        """``loanbook.project_terms`` of every application."""
+        i = self.line.instrument
+        cost = self.eligible_cost
+        financed = bf.round_any(cost * i.coverage)
+        public = bf.round_any(financed * i.public_loan_share)
+        bank = financed - public
+        if i.max_public_loan is not None:
+            public = np.minimum(public, bf._round(i.max_public_loan * 100))
+        base = cost if i.grant_base == "eligible_cost" else public
+        grant = bf.round_any(base * i.grant_share)
+        if i.max_grant is not None:
+            grant = np.minimum(grant, bf._round(i.max_grant * 100))
+        grant = np.maximum(np.minimum(grant, cost - public - bank), 0)
+        self.public_loan, self.bank_loan, self.grant = public, bank, grant
+        self.exposure = public + grant
+
+    def _decisions(self) -> None:
+        """Every decision of the line, per replication in the model's event order."""
+        cal, line = self.calendar, self.line
+        end = cal.end_time
+        apps = np.flatnonzero(self.admitted)
+        if line.procedure == "graduatoria":
+            parts = []
+            for call, (opens, closes) in enumerate(_windows(line, self.scenario)):
+                entry = (self.arrival >= opens) & (self.arrival < closes)
+                ends = np.full(self.size, closes)
+                np.maximum.at(ends, self.app_rep[entry],
+                              (self.arrival + self.evaluation_months)[entry])
+                chosen = np.flatnonzero(entry & self.admitted)
+                time = ends[self.app_rep[chosen]]
+                keep = time < end
+                chosen, time = chosen[keep], time[keep]
+                parts.append((chosen, time, np.full(len(chosen), call), -self.score[chosen]))
+            chosen = np.concatenate([p[0] for p in parts])
+            time = np.concatenate([p[1] for p in parts])
+            call = np.concatenate([p[2] for p in parts])
+            rank = np.concatenate([p[3] for p in parts])
+            # Ranked by score, ties by arrival (the application's number).
+            order = np.lexsort((self.app_number[chosen], rank, call, time,
+                                self.app_rep[chosen]))
+        else:
+            time = (self.arrival + self.evaluation_months)[apps]
+            keep = time < end
+            chosen, time = apps[keep], time[keep]
+            order = np.lexsort((self.app_number[chosen], time, self.app_rep[chosen]))
+        self.dec_app = chosen[order].astype(np.int64)
+        self.dec_time = np.asarray(time, dtype=float)[order]
+        self.dec_rep = self.app_rep[self.dec_app]
+        self.dec_exposure = self.exposure[self.dec_app]
+        self.dec_month = bf.month_of(self.dec_time, cal.offset)
+        starts = np.searchsorted(self.dec_rep, np.arange(self.size))
+        self.rep_first = starts.astype(np.int64)
+        on_boundary = self.dec_time == self.dec_month - cal.offset
+        # Decisions of each month, in two groups: on the month's first instant, and after.
+        key = self.dec_month * 2 + ~on_boundary
+        self.by_month = np.argsort(key, kind="stable")
+        self.group_bounds = np.searchsorted(key[self.by_month],
+                                            np.arange(2 * self.horizon + 1))
+
+    # -- one month --------------------------------------------------------------------------
+    def step(self, month: int) -> None:
+        """Close the previous month, take this month's decisions, book their flows."""
+        if month > 0:
+            self.close(month - 1)
+        waiting_list = self.line.when_dry == "waiting_list"
+        alive = self.head < self.tail
+        self._decide(self._group(2 * month), month)
+        if waiting_list:
+            if month > 0:
+                self.counts["waiting"][:, month - 1] = np.where(alive, self.tail - self.head, 0)
+            self._serve(alive, month)
+        self._decide(self._group(2 * month + 1), month)
+        if waiting_list:
+            self.counts["waiting"][:, month] = self.tail - self.head
+        self._book(month)
+
+    def _group(self, g: int) -> np.ndarray:
+        return self.by_month[self.group_bounds[g]:self.group_bounds[g + 1]]
+
+    def _serve(self, alive: np.ndarray, month: int) -> None:
+        """The month-end tick of the waiting list: drop expired entries, commit the head."""
+        now = self.calendar.month_start(month)
+        last = len(self.dec_time) - 1
+        max_wait = self.line.max_wait_months
+        while True:
+            live = alive & (self.head < self.tail)
+            head = np.minimum(self.head, last)
+            expired = live & (now - self.dec_time[head] > max_wait)
+            if not expired.any():
+                break
+            self.counts["rejected_no_funds"][expired, month] += 1
+            self.head += expired
+        while True:
+            live = alive & (self.head < self.tail)
+            head = np.minimum(self.head, last)
+            fits = live & (self.dec_exposure[head] <= self.free)
+            if not fits.any():
+                break
+            chosen = self.head[fits]
+            self._commit(chosen, np.full(len(chosen), now), month)
+            self.head += fits
+
+    def _decide(self, group: np.ndarray, month: int) -> None:
+        """Offer a group of decisions (sorted by replication, then in order)."""
+        if not len(group):
+            return
+        self.counts["admitted"][:, month] += np.bincount(self.dec_rep[group],
+                                                         minlength=self.size)
+        rep = self.dec_rep[group]
+        exposure = self.dec_exposure[group]
+        running = np.cumsum(exposure)
+        first = np.flatnonzero(np.r_[True, rep[1:] != rep[:-1]])
+        seg_rep = rep[first]
+        lengths = np.diff(np.r_[first, len(group)])
+        running = running - np.repeat(running[first] - exposure[first], lengths)
+        if self.line.when_dry == "waiting_list":
+            was_empty = self.head[seg_rep] == self.tail[seg_rep]
+            fits = np.repeat(was_empty, lengths) & (running <= self.free[rep])  # a prefix
+            self._commit(group[fits], self.dec_time[group[fits]], month)
+            fitted = np.add.reduceat(fits, first) if len(first) else first
+            tail = group[first + lengths - 1] + 1
+            runs_dry = was_empty & (fitted < lengths)
+            first_queued = group[np.minimum(first + fitted, len(group) - 1)]
+            self._dry(seg_rep[runs_dry], self.dec_time[first_queued[runs_dry]])
+            self.head[seg_rep] = np.where(was_empty, np.where(runs_dry, first_queued, tail),
+                                          self.head[seg_rep])
+            self.tail[seg_rep] = tail
+            return
+        total_fits = np.repeat(running[first + lengths - 1] <= self.free[seg_rep], lengths)
+        easy = group[total_fits]
+        self._commit(easy, self.dec_time[easy], month)
+        hard = group[~total_fits]
+        for position in hard.tolist():   # replications that run dry this month: in order
+            r = self.dec_rep[position]
+            if self.dec_exposure[position] <= self.free[r]:
+                self._commit(np.array([position]), self.dec_time[[position]], month)
+            else:
+                self._dry(np.array([r]), self.dec_time[[position]])
+                self.counts["rejected_no_funds"][r, month] += 1
+
+    def _dry(self, reps: np.ndarray, times: np.ndarray) -> None:
+        first = self.first_dry[reps]
+        self.first_dry[reps] = np.where(np.isnan(first), times, first)
+
+    def _commit(self, positions: np.ndarray, times: np.ndarray, month: int) -> None:
+        if not len(positions):
+            return
+        rep, exposure = self.dec_rep[positions], self.dec_exposure[positions]
+        spent = np.bincount(rep, weights=exposure, minlength=self.size).astype(np.int64)
+        self.free -= spent
+        self.committed_amount[:, month] += spent
+        self.counts["committed"][:, month] += np.bincount(rep, minlength=self.size)
+        sequence = self.sequence + np.arange(len(positions))
+        self.sequence += len(positions)
+        self.commits.append((positions, times, sequence))
+
+    # -- booking and closing ---------------------------------------------------------------
+    def _book(self, month: int) -> None:
+        """Compute and book the flows of this month's commitments."""
+        if not self.commits:
+            return
+        positions = np.concatenate([c[0] for c in self.commits])
+        times = np.concatenate([c[1] for c in self.commits])
+        sequence = np.concatenate([c[2] for c in self.commits])
+        self.commits = []
+        apps = self.dec_app[positions]
+        rep = self.app_rep[apps]
+        fate = {name: getattr(self, name)[apps] for name in (
+            "signing_months", "implementation_months", "fails", "failure_fraction",
+            "default_u", "prepayment_u")}
+        public, grant = self.public_loan[apps], self.grant[apps]
+        flows = bf.project_flows(public, grant, times, fate, self.line, self.calendar.offset)
+        horizon = self.horizon
+        for kind in FLOW_KINDS:
+            projects, months, amounts = flows.flat(kind)
+            if len(projects):
+                np.add.at(self.flows[kind], (rep[projects], np.minimum(months, horizon)),
+                          amounts)
+        self.loan_parts.append(self._loan_rows(positions, apps, rep, times, sequence, flows))
+
+    def _loan_rows(self, positions, apps, rep, times, sequence, flows: bf.FlowBatch) -> dict:
+        cal, horizon = self.calendar, self.horizon
+        days = days_of(cal.start, horizon, cal.offset, times)
+        rates_of = self.scenario.rate_table().rates_at
+        margin = self.scenario.reference_margin_bp()
+        unique, inverse = np.unique(days, return_inverse=True)
+        dates = unique.astype(object)
+        found = [rates_of(d, margin) for d in dates]
+        rates = [found[i] for i in inverse.tolist()]
+        public, grant = self.public_loan[apps], self.grant[apps]
+        esl = bf.grant_equivalents(flows, public, grant, self.line, rates)
+        regime = self.line.state_aid.regime
+        if regime == "auto":
+            late = np.array([d >= _DE_MINIMIS_2023_FROM for d in dates], dtype=bool)[inverse]
+            ceiling = np.where(late, _DE_MINIMIS_CENTS["de_minimis_2023"],
+                               _DE_MINIMIS_CENTS["de_minimis_2013"])
+            has_ceiling = True
+        else:
+            has_ceiling = regime in _DE_MINIMIS_CENTS
+            ceiling = np.full(len(apps), _DE_MINIMIS_CENTS.get(regime, 0), dtype=np.int64)
+        prior = self.prior_aid[apps]
+        end = flows.end_month
+        ended = (end >= 0) & (end < horizon)
+        status = np.where(ended, flows.status, 0)
+        totals = {kind: flows.totals_before(kind, horizon) for kind in FLOW_KINDS}
+        return {
+            "rep": rep, "sequence": sequence, "line": np.full(len(apps), self.index),
+            "number": self.app_number[apps], "arrival": self.arrival[apps],
+            "decided": self.dec_time[positions],
+            "commit_day": days, "status": status,
+            "first_disbursement_month": flows.first_disbursement_month,
+            "completion_month": flows.completion_month,
+            "end_month": np.where(ended, end, -1),
+            "eligible_cost": self.eligible_cost[apps], "public_loan": public,
+            "bank_loan": self.bank_loan[apps], "grant": grant,
+            "loans_disbursed": totals["loans_disbursed"], "grant_paid": totals["grants_paid"],
+            "principal_repaid": totals["principal_repaid"],
+            "interest_paid": totals["interest_received"],
+            "written_off": totals["principal_written_off"],
+            "recovered": totals["recoveries"], "grant_recovered": totals["grants_recovered"],
+            "esl": esl, "ceiling": ceiling, "has_ceiling": has_ceiling, "prior_aid": prior,
+            "over_ceiling": (esl + prior > ceiling) if has_ceiling else
+            np.zeros(len(apps), dtype=bool),
+        }
+
+    def close(self, k: int) -> None:
+        """Close month ``k`` in every replication (``LineLedger._close_loop``, one month)."""
+        flows = self.flows
+        returns = (flows["principal_repaid"][:, k] + flows["interest_received"][:, k]
+                   + flows["recoveries"][:, k] + flows["grants_recovered"][:, k])
+        if k >= self.legacy_from:
+            self.legacy = self.legacy + returns
+        else:
+            self.free = self.free + returns
+        released = flows["released"][:, k]
+        loans_out, grants_out = flows["loans_disbursed"][:, k], flows["grants_paid"][:, k]
+        self.free = self.free + released
+        self.loans_to_date = self.loans_to_date + loans_out
+        self.grants_to_date = self.grants_to_date + grants_out
+        self.undisbursed = (self.undisbursed + self.committed_amount[:, k] - loans_out
+                            - grants_out - released)
+        fees = self.fees
+        loan_part = fees.base_rate / 12.0 * self.allocation + \
+            fees.performance_rate / 12.0 * self.loans_to_date
+        grant_part = fees.grant_rate / 12.0 * self.grants_to_date
+        cap = bf._round(fees.cap * self.allocation)
+        due = np.maximum(0, np.minimum(bf.round_any(loan_part), cap - self.charged_to_date))
+        grant_due = np.maximum(0, np.minimum(
+            bf.round_any(grant_part),
+            bf.round_any(fees.grant_cap * self.grants_to_date) - self.grant_fees_to_date))
+        self.charged_to_date = self.charged_to_date + due
+        self.grant_fees_to_date = self.grant_fees_to_date + grant_due
+        monthly = self.monthly
+        monthly["fees_charged"][:, k] = due + grant_due
+        monthly["fees_grant_charged"][:, k] = grant_due
+        if fees.paid_from_fund:
+            self.arrears = self.arrears + due + grant_due
+            pay = np.minimum(self.arrears, self.free)
+            self.arrears = self.arrears - pay
+            self.free = self.free - pay
+            monthly["fees_paid"][:, k] = pay
+        rate = self.treasury_rate / 12.0
+        if rate:
+            earning = self.free > 0
+            interest = np.where(earning, bf.round_any(self.free * rate), 0)
+            self.free = self.free + interest
+            monthly["treasury_interest"][:, k] = interest
+        monthly["cash"][:, k] = self.free + self.undisbursed
+        monthly["legacy"][:, k] = self.legacy
+
+    def series(self) -> dict[str, np.ndarray]:
+        flows = {kind: values[:, :self.horizon] for kind, values in self.flows.items()}
+        return series_columns(flows, self.committed_amount, self.monthly, self.counts,
+                              self.shares, self.sources)
+
+
+def simulate_chunk(scenario: Scenario, replications: list[int], seed: int,
+                   check: bool = False):
+    """Run a chunk of replications together; return its tables (``executors.ChunkFrames``)."""
+    from .executors import ChunkFrames
+
+    calendar = Calendar(scenario)
+    horizon = calendar.horizon
+    fund = scenario.fund
+    legacy_from = horizon
+    if fund.revolving_until is not None:
+        cut = math.floor(date_to_months(calendar.start, fund.revolving_until) + calendar.offset)
+        legacy_from = min(max(cut + 1, 0), horizon)
+    lines = [LineBatch(scenario, line_id, i, replications, seed, calendar, legacy_from)
+             for i, line_id in enumerate(scenario.lines)]
+    for month in range(horizon):
+        for line in lines:
+            line.step(month)
+    if horizon:
+        for line in lines:
+            line.close(horizon - 1)
+
+    series = {line.line_id: line.series() for line in lines}
+    total = {name: sum(s[name] for s in series.values()) for name in next(iter(
+        series.values()))}
+    if check:
+        _check(scenario, lines, series, total, replications)
+    series["total"] = total
+    loans = _loan_table(scenario, lines, calendar, replications)
+    first_dry = np.fmin.reduce([line.first_dry for line in lines]) if lines else \
+        np.full(len(replications), math.nan)
+    eligibility_month = math.floor(
+        date_to_months(calendar.start, fund.eligibility_end) + calendar.offset)
+    bounds = np.searchsorted(loans["replication"], replications + [math.inf]) if \
+        len(replications) else []
+    kpis = []
+    for r, replication in enumerate(replications):
+        rows = slice(bounds[r], bounds[r + 1])
+        values = replication_kpis(
+            scenario, {name: column[r] for name, column in total.items()},
+            {name: column[rows] for name, column in loans.items()}, float(first_dry[r]),
+            eligibility_month, state_aid={"rejected": 0, "reduced": 0})
+        kpis.append({"replication": replication, **values})
+    return ChunkFrames(replications, _timeseries_frame(scenario, series, replications),
+                       _loans_frame(loans), _kpis_frame(kpis))
+
+
+def _check(scenario, lines, series, total, replications) -> None:
+    from .model import month_dates
+
+    dates = month_dates(scenario.scenario.start, scenario.scenario.horizon_months)
+    endowment = round(scenario.fund.endowment * 100)
+    for r in range(len(replications)):
+        for line in lines:
+            check_invariants({k: v[r] for k, v in series[line.line_id].items()},
+                             line.allocation, line.line_id, dates)
+        check_invariants({k: v[r] for k, v in total.items()}, endowment, "total", dates)
+
+
+def _loan_table(scenario, lines: list[LineBatch], calendar: Calendar,
+                replications: list[int]) -> dict[str, np.ndarray]:
+    """``runner.loan_table`` of every replication of the chunk, replication by replication."""
+    from .runner import LOAN_COLUMNS
+
+    parts = [p for line in lines for p in line.loan_parts]
+    if not parts:
+        return _empty_loans(scenario)
+    rows = {name: np.concatenate([p[name] for p in parts]) for name in parts[0]
+            if name != "has_ceiling"}
+    has_ceiling = np.concatenate([np.full(len(p["rep"]), p["has_ceiling"]) for p in parts])
+    order = np.lexsort((rows["sequence"], rows["line"], rows["rep"]))
+    rows = {name: values[order] for name, values in rows.items()}
+    has_ceiling = has_ceiling[order]
+    ids = np.array(replications, dtype=np.int64)
+    line_ids = list(scenario.lines)
+    start, horizon, offset = calendar.start, calendar.horizon, calendar.offset
+    ends = month_calendar(start, horizon)[0]
+
+    def month_end_dates(months: np.ndarray) -> np.ndarray:
+        inside = (months >= 0) & (months < horizon)
+        out = np.full(len(months), np.datetime64("NaT"), dtype="datetime64[D]")
+        out[inside] = ends[months[inside]]
+        return out.astype(object)
+
+    line_names = np.array(line_ids, dtype=object)[rows["line"]]
+    project_ids = np.array([f"{line}-{number + 1:05d}" for line, number in
+                            zip(line_names.tolist(), rows["number"].tolist(), strict=True)],
+                           dtype=object)
+    disbursed, repaid, written_off = (rows["loans_disbursed"], rows["principal_repaid"],
+                                      rows["written_off"])
+    ceiling_may_be_empty = any(line.state_aid.regime in ("gber", "none")
+                               for line in scenario.lines.values())
+    ceilings = np.where(has_ceiling, rows["ceiling"], 0)
+    if ceiling_may_be_empty:
+        ceilings = np.where(has_ceiling, ceilings.astype(float), math.nan)
+    out = {
+        "replication": ids[rows["rep"]],
+        "project_id": project_ids,
+        "line": line_names,
+        "status": np.array(bf.STATUS_CODES, dtype=object)[rows["status"]],
+        "application_date": days_of(start, horizon, offset, rows["arrival"]).astype(object),
+        "decision_date": days_of(start, horizon, offset, rows["decided"]).astype(object),
+        "commitment_date": rows["commit_day"].astype(object),
+        "first_disbursement_date": month_end_dates(rows["first_disbursement_month"]),
+        "completion_date": month_end_dates(rows["completion_month"]),
+        "end_date": month_end_dates(rows["end_month"]),
+        "eligible_cost": rows["eligible_cost"],
+        "public_loan": rows["public_loan"],
+        "bank_loan": rows["bank_loan"],
+        "grant": rows["grant"],
+        "loans_disbursed": disbursed,
+        "grant_paid": rows["grant_paid"],
+        "principal_repaid": repaid,
+        "interest_paid": rows["interest_paid"],
+        "written_off": written_off,
+        "recovered": rows["recovered"],
+        "grant_recovered": rows["grant_recovered"],
+        "outstanding_end": disbursed - repaid - written_off,
+        "esl": rows["esl"],
+        "esl_pct": 100.0 * rows["esl"] / rows["eligible_cost"],
+        "de_minimis_ceiling": ceilings,
+        "prior_aid": rows["prior_aid"],
+        "over_ceiling": rows["over_ceiling"].astype(bool),
+    }
+    return {name: out[name] for name in LOAN_COLUMNS}
+
+
+def _empty_loans(scenario) -> dict[str, np.ndarray]:
+    from .runner import LOAN_COLUMNS
+
+    ceiling_may_be_empty = any(line.state_aid.regime in ("gber", "none")
+                               for line in scenario.lines.values())
+    text = {"project_id", "line", "status", "application_date", "decision_date",
+            "commitment_date", "first_disbursement_date", "completion_date", "end_date"}
+    out = {}
+    for name in LOAN_COLUMNS:
+        if name in text:
+            out[name] = np.array([], dtype=object)
+        elif name == "esl_pct" or (name == "de_minimis_ceiling" and ceiling_may_be_empty):
+            out[name] = np.array([], dtype=float)
+        elif name == "over_ceiling":
+            out[name] = np.array([], dtype=bool)
+        else:
+            out[name] = np.array([], dtype=np.int64)
+    return out
+
+
+def _timeseries_frame(scenario, series, replications: list[int]) -> pd.DataFrame:
+    """``runner.to_frames``' timeseries: replication by replication, line by line."""
+    names = [*scenario.lines, "total"]
+    horizon = scenario.scenario.horizon_months
+    dates = month_calendar(scenario.scenario.start, horizon)[0]
+    count = len(replications)
+    return pd.DataFrame({
+        "replication": np.repeat(np.array(replications, dtype=np.int32), len(names) * horizon),
+        "date": np.tile(dates, count * len(names)),
+        "line": np.tile(np.repeat(np.array(names, dtype=object), horizon), count),
+        **{col: np.stack([series[name][col] for name in names], axis=1).ravel()
+           for col in timeseries_columns(scenario)},
+    })
+
+
+def _loans_frame(loans: dict[str, np.ndarray]) -> pd.DataFrame:
+    frame = pd.DataFrame(loans)
+    frame["replication"] = frame["replication"].astype(np.int32)
+    return frame
+
+
+def _kpis_frame(rows: list[dict]) -> pd.DataFrame:
+    frame = pd.DataFrame(rows)
+    frame["replication"] = frame["replication"].astype(np.int32)
+    return frame
+
