@@ -43,6 +43,7 @@ from .ledger import (
 )
 from .metrics import replication_kpis
 from .model import _windows, days_of, draw_columns, funding_shares, month_calendar
+from .money import round_cents
 from .scenario import Scenario, date_to_months
 from .state_aid import _DE_MINIMIS_2023_FROM, _DE_MINIMIS_CENTS
 
@@ -127,7 +128,7 @@ class LineBatch:
         self.head = self.rep_first.copy()
         self.tail = self.rep_first.copy()
         self.commits: list[tuple[np.ndarray, np.ndarray]] = []   # this month's
-        self.loan_parts: list[dict[str, np.ndarray]] = []
+        self.booked: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
         self.sequence = 0
 
     # -- applications and decisions ------------------------------------------------------
@@ -156,11 +157,11 @@ class LineBatch:
         public = bf.round_any(financed * i.public_loan_share)
         bank = financed - public
         if i.max_public_loan is not None:
-            public = np.minimum(public, bf._round(i.max_public_loan * 100))
+            public = np.minimum(public, round_cents(i.max_public_loan * 100))
         base = cost if i.grant_base == "eligible_cost" else public
         grant = bf.round_any(base * i.grant_share)
         if i.max_grant is not None:
-            grant = np.minimum(grant, bf._round(i.max_grant * 100))
+            grant = np.minimum(grant, round_cents(i.max_grant * 100))
         grant = np.maximum(np.minimum(grant, cost - public - bank), 0)
         self.public_loan, self.bank_loan, self.grant = public, bank, grant
         self.exposure = public + grant
@@ -327,19 +328,30 @@ class LineBatch:
             if len(projects):
                 np.add.at(self.flows[kind], (rep[projects], np.minimum(months, horizon)),
                           amounts)
-        self.loan_parts.append(self._loan_rows(positions, apps, rep, times, sequence, flows))
+        self.booked.append((positions, times, sequence))
 
-    def _loan_rows(self, positions, apps, rep, times, sequence, flows: bf.FlowBatch) -> dict:
+    def loan_rows(self) -> dict[str, np.ndarray] | None:
+        """The loan table's facts of every commitment of the chunk (one pass at the end)."""
+        if not self.booked:
+            return None
+        positions = np.concatenate([b[0] for b in self.booked])
+        times = np.concatenate([b[1] for b in self.booked])
+        sequence = np.concatenate([b[2] for b in self.booked])
+        apps = self.dec_app[positions]
+        fate = {name: getattr(self, name)[apps] for name in (
+            "signing_months", "implementation_months", "fails", "failure_fraction",
+            "default_u", "prepayment_u")}
+        public, grant = self.public_loan[apps], self.grant[apps]
+        flows = bf.project_flows(public, grant, times, fate, self.line, self.calendar.offset)
         cal, horizon = self.calendar, self.horizon
         days = days_of(cal.start, horizon, cal.offset, times)
         rates_of = self.scenario.rate_table().rates_at
         margin = self.scenario.reference_margin_bp()
         unique, inverse = np.unique(days, return_inverse=True)
         dates = unique.astype(object)
-        found = [rates_of(d, margin) for d in dates]
-        rates = [found[i] for i in inverse.tolist()]
-        public, grant = self.public_loan[apps], self.grant[apps]
-        esl = bf.grant_equivalents(flows, public, grant, self.line, rates)
+        found = np.array([rates_of(d, margin) for d in dates], dtype=float).reshape(-1, 2)
+        esl = bf.grant_equivalents(flows, public, grant, self.line, found[inverse, 0],
+                                   found[inverse, 1])
         regime = self.line.state_aid.regime
         if regime == "auto":
             late = np.array([d >= _DE_MINIMIS_2023_FROM for d in dates], dtype=bool)[inverse]
@@ -352,13 +364,13 @@ class LineBatch:
         prior = self.prior_aid[apps]
         end = flows.end_month
         ended = (end >= 0) & (end < horizon)
-        status = np.where(ended, flows.status, 0)
         totals = {kind: flows.totals_before(kind, horizon) for kind in FLOW_KINDS}
         return {
-            "rep": rep, "sequence": sequence, "line": np.full(len(apps), self.index),
+            "rep": self.app_rep[apps], "sequence": sequence,
+            "line": np.full(len(apps), self.index), "has_ceiling": has_ceiling,
             "number": self.app_number[apps], "arrival": self.arrival[apps],
-            "decided": self.dec_time[positions],
-            "commit_day": days, "status": status,
+            "decided": self.dec_time[positions], "commit_day": days,
+            "status": np.where(ended, flows.status, 0),
             "first_disbursement_month": flows.first_disbursement_month,
             "completion_month": flows.completion_month,
             "end_month": np.where(ended, end, -1),
@@ -369,7 +381,7 @@ class LineBatch:
             "interest_paid": totals["interest_received"],
             "written_off": totals["principal_written_off"],
             "recovered": totals["recoveries"], "grant_recovered": totals["grants_recovered"],
-            "esl": esl, "ceiling": ceiling, "has_ceiling": has_ceiling, "prior_aid": prior,
+            "esl": esl, "ceiling": ceiling, "prior_aid": prior,
             "over_ceiling": (esl + prior > ceiling) if has_ceiling else
             np.zeros(len(apps), dtype=bool),
         }
@@ -394,7 +406,7 @@ class LineBatch:
         loan_part = fees.base_rate / 12.0 * self.allocation + \
             fees.performance_rate / 12.0 * self.loans_to_date
         grant_part = fees.grant_rate / 12.0 * self.grants_to_date
-        cap = bf._round(fees.cap * self.allocation)
+        cap = round_cents(fees.cap * self.allocation)
         due = np.maximum(0, np.minimum(bf.round_any(loan_part), cap - self.charged_to_date))
         grant_due = np.maximum(0, np.minimum(
             bf.round_any(grant_part),
@@ -488,7 +500,7 @@ def _loan_table(scenario, lines: list[LineBatch], calendar: Calendar,
     """``runner.loan_table`` of every replication of the chunk, replication by replication."""
     from .runner import LOAN_COLUMNS
 
-    parts = [p for line in lines for p in line.loan_parts]
+    parts = [p for p in (line.loan_rows() for line in lines) if p is not None]
     if not parts:
         return _empty_loans(scenario)
     rows = {name: np.concatenate([p[name] for p in parts]) for name in parts[0]

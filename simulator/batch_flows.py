@@ -358,39 +358,62 @@ def _repayments(batch: FlowBatch, lent: np.ndarray, principal: np.ndarray, amoun
 # ------------------------------------------------------------------------------ aid
 
 def grant_equivalents(batch: FlowBatch, public_loan: np.ndarray, grant: np.ndarray, line,
-                      rates: list[tuple[float, float]]) -> np.ndarray:
-    """``state_aid.project_esl`` of each project, at its ``(reference, discount)`` rates."""
+                      reference: np.ndarray, discount: np.ndarray) -> np.ndarray:
+    """``state_aid.project_esl`` of each project at its reference and discount rates.
+
+    The present value of the interest saved is summed payment by payment, in
+    the order ``state_aid`` sums it, so every project gets the same bits.
+    """
     instrument = line.instrument
+    size = len(public_loan)
     nominal = schedules(public_loan, instrument,
-                        np.full(len(public_loan), instrument.grace_months, dtype=np.int64))
-    actual_row = np.full(len(public_loan), -1)
-    if batch.schedule is not None:
-        actual_row[batch.schedule_rows] = np.arange(len(batch.schedule_rows))
+                        np.full(size, instrument.grace_months, dtype=np.int64))
+    months, principal, length = nominal.months, nominal.principal, nominal.length
+    if batch.schedule is not None and len(batch.schedule_rows):
+        # The actual schedule (grace extended for a late tranche) where the loan ran.
+        actual = batch.schedule
+        width = max(months.shape[1], actual.months.shape[1])
+        months, principal = _widen(months, width, _PAD), _widen(principal, width, 0)
+        rows = batch.schedule_rows
+        months[rows] = _widen(actual.months, width, _PAD)
+        principal[rows] = _widen(actual.principal, width, 0)
+        length = length.copy()
+        length[rows] = actual.length
+    soft = instrument.public_rate
+    valid = np.arange(months.shape[1])[None, :] < length[:, None]
+    present = np.zeros(size)
+    last = np.where(length > 0, np.take_along_axis(
+        months, np.maximum(length - 1, 0)[:, None], axis=1)[:, 0], 0)
+    # Each loan reads the factor table state_aid would build for it (same length).
+    span = -(-last // 120) * 120
+    for d, table in set(zip(discount.tolist(), span.tolist(), strict=True)):
+        rows = np.flatnonzero((discount == d) & (span == table) & (reference > soft)
+                              & (length > 0))
+        if not len(rows):
+            continue
+        factors = _annuity_factors(d, table)
+        at = np.where(valid[rows], months[rows], 0)
+        terms = principal[rows] * factors[at]
+        total = np.zeros(len(rows))
+        for column in range(terms.shape[1]):
+            total = total + terms[:, column]    # padding adds 0.0: no change
+        present[rows] = total
+    pv = np.where((reference > soft) & (length > 0), (reference - soft) / 12.0 * present, 0.0)
     at_completion = line.disbursement.grant_paid_at == "completion"
     first = batch.first_disbursement_month
     grant_month = np.where(at_completion & (first >= 0),
                            np.maximum(0, batch.completion_month - first), 0)
-    soft = instrument.public_rate
-    out = np.empty(len(public_loan), dtype=np.int64)
-    for i, (ref, d) in enumerate(rates):
-        row = actual_row[i]
-        sched, k = (batch.schedule, row) if row >= 0 else (nominal, i)
-        n = int(sched.length[k])
-        pv = 0.0
-        if ref > soft and n:
-            months = sched.months[k, :n]
-            length = -(-int(months[-1]) // 120) * 120
-            factors = _annuity_factors(d, length)
-            pv = (ref - soft) / 12.0 * float(np.dot(sched.principal[k, :n], factors[months]))
-        g = int(grant[i])
-        if g:
-            pv += g * (1.0 + d) ** (-int(grant_month[i]) / 12.0)
-        out[i] = _round(pv)
+    paid = np.flatnonzero(grant != 0)
+    if len(paid):
+        pairs = list(zip(discount[paid].tolist(), grant_month[paid].tolist(), strict=True))
+        factor = {pair: (1.0 + pair[0]) ** (-pair[1] / 12.0) for pair in set(pairs)}
+        pv[paid] = pv[paid] + grant[paid] * np.array([factor[p] for p in pairs])
+    return round_any(pv)
+
+
+def _widen(matrix: np.ndarray, width: int, fill) -> np.ndarray:
+    if matrix.shape[1] == width:
+        return matrix.copy()
+    out = np.full((matrix.shape[0], width), fill, dtype=matrix.dtype)
+    out[:, :matrix.shape[1]] = matrix
     return out
-
-
-def _round(x: float) -> int:
-    a = -x if x < 0 else x
-    f = int(a)
-    r = f + 1 if a - f >= 0.5 else f
-    return -r if x < 0 else r

@@ -399,7 +399,13 @@ def _grant_equivalent(schedule: Schedule, soft: float, ref: float, d: float, gra
     if ref > soft and len(months):
         length = -(-int(months[-1]) // _CHUNK_MONTHS) * _CHUNK_MONTHS
         factors = _annuity_factors(d, length)
-        pv = (ref - soft) / 12.0 * float(np.dot(schedule.principal, factors[months]))
+        # Summed in payment order, one product at a time: the batch engine sums the
+        # same products in the same order over many loans and gets the same bits.
+        present = 0.0
+        for part, factor in zip(schedule.principal.tolist(), factors[months].tolist(),
+                                strict=True):
+            present += part * factor
+        pv = (ref - soft) / 12.0 * present
     if grant:
         pv += grant * (1.0 + d) ** (-month / 12.0)
     return round_cents(pv)
