@@ -63,6 +63,15 @@ def unsupported(scenario: Scenario) -> str | None:
     return None
 
 
+def expected_applications(scenario: Scenario) -> float:
+    """Mean number of applications of one replication (all lines)."""
+    total = 0.0
+    for line in scenario.lines.values():
+        windows = _windows(line, scenario)
+        total += line.applications.per_month * sum(b - a for a, b in windows)
+    return total
+
+
 class Calendar:
     """Time of a scenario: months, the offset of the start date, the end of the run."""
 
@@ -469,7 +478,7 @@ def simulate_chunk(scenario: Scenario, replications: list[int], seed: int,
         np.full(len(replications), math.nan)
     eligibility_month = math.floor(
         date_to_months(calendar.start, fund.eligibility_end) + calendar.offset)
-    bounds = np.searchsorted(loans["replication"], replications + [math.inf]) if \
+    bounds = np.searchsorted(loans["replication"], [*replications, math.inf]) if \
         len(replications) else []
     kpis = []
     for r, replication in enumerate(replications):

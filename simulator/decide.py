@@ -53,15 +53,15 @@ def run_kpis(scenario: Scenario, replication_ids: list[int], seed: int,
     with the same seed and replication ids. ``progress`` is called with the
     number of replications done so far.
     """
-    from .executors import chunked, map_chunks
+    from .executors import chunk_results
 
     parts, done = [], 0
-    for chunk in map_chunks(scenario, chunked(list(replication_ids)), seed, False,
-                            workers, client):
-        parts.append(chunk.kpis)
-        done += len(chunk.replications)
-        if progress is not None:
-            progress(done)
+    with chunk_results(scenario, list(replication_ids), seed, False, workers, client) as results:
+        for chunk in results:
+            parts.append(chunk.kpis)
+            done += len(chunk.replications)
+            if progress is not None:
+                progress(done)
     kpis = pd.concat(parts, ignore_index=True)
     return kpis.sort_values("replication", ignore_index=True)
 

@@ -1,7 +1,10 @@
 """Where replications run: in this process, on local worker processes, or on Dask.
 
-Replications are grouped in chunks of :data:`CHUNK_SIZE` consecutive ids.
-The chunking never depends on the number of workers or the backend, and
+Replications are grouped in chunks of consecutive ids (:func:`chunk_size`:
+:data:`CHUNK_SIZE` for the SimPy model, up to :data:`BATCH_CHUNK_SIZE` for
+the batch engine, which simulates a chunk's replications together). The
+chunking depends on the scenario only, never on the number of workers or
+the backend, and
 chunks come back in order, so a run writes the same bytes whether it ran
 serially, on all local cores or on a Dask cluster.
 
@@ -21,11 +24,14 @@ import os
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import pandas as pd
 
 CHUNK_SIZE = 50
+BATCH_CHUNK_SIZE = 250
+APPLICATIONS_PER_CHUNK = 100_000   # keeps a chunk of a very large fund within memory
 
 
 @dataclass
@@ -42,13 +48,47 @@ def chunked(ids: list[int], size: int = CHUNK_SIZE) -> list[list[int]]:
     return [ids[i:i + size] for i in range(0, len(ids), size)]
 
 
+def chunk_size(scenario) -> int:
+    """Replications per chunk: what the engine that runs the scenario does best with."""
+    from .batch import expected_applications, unsupported
+
+    if unsupported(scenario) is not None:
+        return CHUNK_SIZE
+    per_replication = max(expected_applications(scenario), 1.0)
+    return int(min(BATCH_CHUNK_SIZE, max(1, APPLICATIONS_PER_CHUNK // per_replication)))
+
+
 def run_chunk(scenario, ids: list[int], seed: int, check: bool) -> ChunkFrames:
-    """Run a chunk of replications and return its tables (runs in a worker)."""
+    """Run a chunk of replications and return its tables (runs in a worker).
+
+    The batch engine runs the chunk when it covers the scenario; otherwise the
+    SimPy model runs its replications one by one. Both give the same tables.
+    """
+    from .batch import simulate_chunk, unsupported
     from .runner import run_replication, to_frames
 
+    if unsupported(scenario) is None:
+        return simulate_chunk(scenario, ids, seed, check)
     batch = [run_replication(scenario, i, seed, check) for i in ids]
     timeseries, loans, kpis = to_frames(batch, scenario)
     return ChunkFrames(ids, timeseries, loans, kpis)
+
+
+@contextmanager
+def chunk_results(scenario, ids: list[int], seed: int, check: bool = False,
+                  workers: int | None = None, client=None) -> Iterator[Iterator[ChunkFrames]]:
+    """The tables of every chunk of ``ids``, in order (see :func:`map_chunks`).
+
+    Leaving the ``with`` block, normally or by an exception (Ctrl-C while the
+    caller writes a chunk), stops the workers at once: a generator left to
+    the garbage collector would keep them, and the exit, waiting.
+    """
+    results = map_chunks(scenario, chunked(ids, chunk_size(scenario)), seed, check, workers,
+                         client)
+    try:
+        yield results
+    finally:
+        results.close()
 
 
 def default_workers() -> int:

@@ -69,7 +69,7 @@ class Results:
         Tables are written in chunks of replications exactly as a streamed
         run writes them, so the files are the same bytes either way.
         """
-        from .executors import CHUNK_SIZE, chunked
+        from .executors import chunk_size, chunked
 
         folder = Path(folder)
         ids = sorted(self.kpis["replication"].tolist())
@@ -77,7 +77,7 @@ class Results:
         loan_groups = dict(tuple(self.loans.groupby("replication", sort=True)))
         empty_loans = self.loans.iloc[0:0]
         with RunWriter(self.scenario, folder) as writer:
-            for chunk in chunked(ids, CHUNK_SIZE):
+            for chunk in chunked(ids, chunk_size(self.scenario)):
                 writer.add(
                     pd.concat([ts_groups[i] for i in chunk], ignore_index=True),
                     pd.concat([loan_groups.get(i, empty_loans) for i in chunk],

@@ -200,7 +200,7 @@ def run(scenario: Scenario | str, replications: int | None = None, seed: int | N
     is called with the number of replications done. For runs too large for
     memory use :func:`run_to_folder`.
     """
-    from .executors import backend_name, chunked, map_chunks
+    from .executors import backend_name, chunk_results
     from .metrics import summarise
     from .results import Results, manifest
     from .scenario import load_scenario
@@ -211,11 +211,12 @@ def run(scenario: Scenario | str, replications: int | None = None, seed: int | N
     ids = _replication_ids(scenario, replications, replication_ids)
     started = dt.datetime.now()
     parts, done = [], 0
-    for chunk in map_chunks(scenario, chunked(ids), seed, check, workers, client):
-        parts.append(chunk)
-        done += len(chunk.replications)
-        if progress is not None:
-            progress(done)
+    with chunk_results(scenario, ids, seed, check, workers, client) as results:
+        for chunk in results:
+            parts.append(chunk)
+            done += len(chunk.replications)
+            if progress is not None:
+                progress(done)
     timeseries = pd.concat([p.timeseries for p in parts], ignore_index=True)
     loans = pd.concat([p.loans for p in parts], ignore_index=True)
     kpis = pd.concat([p.kpis for p in parts], ignore_index=True)
@@ -235,7 +236,7 @@ def run_to_folder(scenario: Scenario, folder, replications: int | None = None,
     timeseries and the loan book go to disk chunk by chunk, so memory does
     not grow with the number of replications.
     """
-    from .executors import backend_name, chunked, map_chunks
+    from .executors import backend_name, chunk_results
     from .results import RunWriter, load_results, manifest
 
     seed = scenario.scenario.seed if seed is None else seed
@@ -243,11 +244,12 @@ def run_to_folder(scenario: Scenario, folder, replications: int | None = None,
     started = dt.datetime.now()
     with RunWriter(scenario, folder) as writer:
         done = 0
-        for chunk in map_chunks(scenario, chunked(ids), seed, check, workers, client):
-            writer.add(chunk.timeseries, chunk.loans, chunk.kpis)
-            done += len(chunk.replications)
-            if progress is not None:
-                progress(done)
+        with chunk_results(scenario, ids, seed, check, workers, client) as results:
+            for chunk in results:
+                writer.add(chunk.timeseries, chunk.loans, chunk.kpis)
+                done += len(chunk.replications)
+                if progress is not None:
+                    progress(done)
         writer.finish(manifest(scenario, seed, ids, started, dt.datetime.now(),
                                backend_name(workers, client), command, workers))
     return load_results(folder, lazy=True)

@@ -20,7 +20,7 @@ def test_ctrl_c_stops_workers_and_leaves_nothing(tmp_path):
     command = shutil.which("fesr-sim", path=str(Path(sys.executable).parent))
     assert command, "the fesr-sim console script is installed next to python"
     process = subprocess.Popen(
-        [command, "run", str(ROOT / "scenarios" / "wecare_fesr_2018.toml"), "-n", "5000",
+        [command, "run", str(ROOT / "scenarios" / "revolving.toml"), "-n", "200000",
          "--workers", "2", "--out", str(tmp_path / "run"), "--no-report"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
         # A shell may start background jobs with SIGINT ignored: restore the default.
