@@ -240,6 +240,8 @@ class LineBatch:
 
     def _serve(self, alive: np.ndarray, month: int) -> None:
         """The month-end tick of the waiting list: drop expired entries, commit the head."""
+        if not alive.any():
+            return
         now = self.calendar.month_start(month)
         last = len(self.dec_time) - 1
         max_wait = self.line.max_wait_months

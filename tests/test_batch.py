@@ -1,0 +1,159 @@
+"""The batch engine gives the SimPy model's tables, bit for bit, and knows what it covers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import BASE_TABLES
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from test_model_stats import small_scenarios
+
+from simulator import load_scenario
+from simulator.batch import simulate_chunk, unsupported
+from simulator.batch_flows import project_flows as flows_over_arrays
+from simulator.executors import BATCH_CHUNK_SIZE, CHUNK_SIZE, chunk_size
+from simulator.loanbook import FLOW_KINDS, Fate, Terms, project_flows
+from simulator.model import FundModel
+from simulator.runner import run_replication, to_frames
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def simpy_frames(scenario, ids, seed):
+    """The tables of the SimPy model, replication by replication."""
+    return to_frames([run_replication(scenario, i, seed, check=True) for i in ids], scenario)
+
+
+def assert_same_tables(scenario, ids, seed=None):
+    seed = scenario.scenario.seed if seed is None else seed
+    expected = simpy_frames(scenario, ids, seed)
+    got = simulate_chunk(scenario, ids, seed, check=True)
+    for name, want in zip(("timeseries", "loans", "kpis"), expected, strict=True):
+        pd.testing.assert_frame_equal(getattr(got, name), want, check_exact=True, obj=name)
+
+
+@st.composite
+def batch_scenarios(draw):
+    """Random two-line scenarios within what the batch engine covers."""
+    changes, _ = draw(small_scenarios())
+    fund = changes["fund"]
+    fund["reallocations"] = []
+    fund["payments"]["phased"] = False
+    changes["scenario"]["start"] = draw(st.sampled_from(
+        ["2020-01-01", "2019-03-15", "2018-10-15", "2019-11-30"]))
+    if draw(st.booleans()):
+        changes["lines"]["A"].update(
+            procedure="graduatoria",
+            # A call closing on the 1st is ranked on the first instant of a month.
+            calls=[{"opens": "2020-02-01", "closes": draw(st.sampled_from(
+                       ["2020-06-01", "2020-06-17"]))},
+                   {"opens": "2021-01-10", "closes": "2021-04-01"}])
+        changes["lines"]["A"]["applications"]["score"] = {
+            "dist": "uniform", "low": 0, "high": draw(st.sampled_from([0, 10, 100]))}
+    changes["lines"]["B"]["state_aid"] = {
+        "regime": draw(st.sampled_from(["auto", "de_minimis_2013", "gber", "none"])),
+        "prior_aid": draw(st.sampled_from([0, 150_000, {"dist": "uniform", "low": 0,
+                                                          "high": 250_000}]))}
+    return changes, draw(st.integers(0, 10_000))
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+                                                                  HealthCheck.function_scoped_fixture])
+@given(batch_scenarios())
+def test_the_batch_engine_gives_the_simpy_models_tables_on_random_scenarios(make_scenario,
+                                                                            case):
+    changes, first = case
+    scenario = make_scenario(changes)
+    assert unsupported(scenario) is None
+    assert_same_tables(scenario, [first, first + 1, first + 7])
+
+
+@pytest.mark.parametrize("name", ["wecare_fesr_2018", "revolving", "loan_only", "grant_heavy"])
+def test_the_batch_engine_gives_the_simpy_models_tables_on_shipped_scenarios(name):
+    scenario = load_scenario(ROOT / "scenarios" / f"{name}.toml")
+    assert unsupported(scenario) is None
+    assert_same_tables(scenario, [0, 1, 2, 3, 41])
+
+
+def test_a_replication_does_not_depend_on_its_chunk():
+    scenario = load_scenario(ROOT / "scenarios" / "wecare_fesr_2018.toml")
+    seed = scenario.scenario.seed
+    together = simulate_chunk(scenario, [3, 4, 5], seed)
+    alone = simulate_chunk(scenario, [4], seed)
+    pd.testing.assert_frame_equal(
+        together.kpis[together.kpis["replication"] == 4].reset_index(drop=True), alone.kpis)
+    pd.testing.assert_frame_equal(
+        together.loans[together.loans["replication"] == 4].reset_index(drop=True), alone.loans)
+
+
+TWO_LINES = {"lines": {"A": {"allocation": 500_000},
+                       "B": {**BASE_TABLES["lines"]["A"], "allocation": 500_000}}}
+
+
+@pytest.mark.parametrize("change, reason", [
+    ({**TWO_LINES, "fund": {"reallocations": [{"date": "2021-01-01", "from": "A", "to": "B",
+                                               "amount": "all_uncommitted"}]}},
+     "reallocations"),
+    ({"fund": {"payments": {"phased": True}}}, "tranches"),
+    ({"state_aid": {"strict": True}, "lines": {"A": {"state_aid": {"over_ceiling": "reject"}}}},
+     "reduces or rejects"),
+])
+def test_what_the_batch_engine_does_not_cover_runs_on_the_simpy_model(make_scenario, change,
+                                                                       reason):
+    scenario = make_scenario(change)
+    assert reason in unsupported(scenario)
+    assert chunk_size(scenario) == CHUNK_SIZE
+
+
+def test_pipeline_scenarios_run_on_the_simpy_model(make_scenario):
+    scenario = make_scenario(
+        {"lines": {"A": {"applications": {"mode": "pipeline", "pipeline": "pipeline.csv"}}}},
+        pipeline="id,date,line,eligible_cost\np1,2020-03-10,A,100000\n")
+    assert "pipeline" in unsupported(scenario)
+
+
+def test_chunks_are_large_for_small_funds_and_small_for_large_ones():
+    small = load_scenario(ROOT / "scenarios" / "wecare_fesr_2018.toml")
+    large = load_scenario(ROOT / "scenarios" / "large_fund.toml")
+    assert chunk_size(small) == BATCH_CHUNK_SIZE
+    assert 1 <= chunk_size(large) < 50
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+                                                                  HealthCheck.function_scoped_fixture])
+@given(batch_scenarios(), st.lists(st.tuples(
+    st.integers(0, 2_000_000_00), st.integers(0, 300_000_00), st.floats(0, 40),
+    st.floats(0, 3), st.floats(0, 18), st.booleans(), st.floats(0, 1),
+    st.floats(0, 1, exclude_max=True),
+    st.floats(0, 1, exclude_max=True)), min_size=1, max_size=12))
+def test_flows_over_arrays_equal_the_loan_books_project_by_project(make_scenario, case,
+                                                                  projects):
+    changes, _ = case
+    scenario = make_scenario(changes)
+    line = scenario.lines["A"]
+    model = FundModel(scenario, 0, 1)
+    columns = list(zip(*projects, strict=True))
+    public, grant = (np.array(c, dtype=np.int64) for c in columns[:2])
+    times = np.array(columns[2])
+    fate = {"signing_months": np.array(columns[3]),
+            "implementation_months": np.array(columns[4]),
+            "fails": np.array(columns[5], dtype=bool), "failure_fraction": np.array(columns[6]),
+            "default_u": np.array(columns[7]), "prepayment_u": np.array(columns[8])}
+    batch = flows_over_arrays(public, grant, times, fate, line, model.offset)
+    for i, p in enumerate(projects):
+        terms = Terms(p[0] + p[1] + 1, p[0], 0, p[1])
+        one = project_flows(terms, Fate(*p[3:]), p[2], model.month_of, line)
+        for kind in FLOW_KINDS:
+            index, months, amounts = batch.flat(kind)
+            mine = index == i
+            want = sorted((m, a) for m, a in getattr(one, kind) if a)
+            got = sorted((m, a) for m, a in zip(months[mine].tolist(), amounts[mine].tolist(),
+                                                strict=True) if a)
+            assert got == want, (i, kind)
+        assert batch.first_disbursement_month[i] == one.first_disbursement_month
+        assert batch.completion_month[i] == one.completion_month
+        assert batch.end_month[i] == one.end_month
