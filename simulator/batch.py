@@ -149,7 +149,8 @@ class LineBatch:
                                                                    counts)
         for name in ("arrival", "eligible_cost", "admitted", "evaluation_months", "score",
                      "signing_months", "implementation_months", "fails", "failure_fraction",
-                     "default_u", "prepayment_u", "prior_aid"):
+                     "default_u", "prepayment_u", "prior_aid", "default_months",
+                     "prepayment_months"):
             setattr(self, name, np.concatenate([c[name] for c in columns]) if columns
                     else np.zeros(0))
         self.eligible_cost = self.eligible_cost.astype(np.int64)
@@ -318,6 +319,11 @@ class LineBatch:
         self.commits.append((positions, times, sequence))
 
     # -- booking and closing ---------------------------------------------------------------
+    def _fates(self, apps: np.ndarray) -> dict[str, np.ndarray]:
+        return {name: getattr(self, name)[apps] for name in (
+            "signing_months", "implementation_months", "fails", "failure_fraction",
+            "default_months", "prepayment_months")}
+
     def _book(self, month: int) -> None:
         """Compute and book the flows of this month's commitments."""
         if not self.commits:
@@ -328,9 +334,7 @@ class LineBatch:
         self.commits = []
         apps = self.dec_app[positions]
         rep = self.app_rep[apps]
-        fate = {name: getattr(self, name)[apps] for name in (
-            "signing_months", "implementation_months", "fails", "failure_fraction",
-            "default_u", "prepayment_u")}
+        fate = self._fates(apps)
         public, grant = self.public_loan[apps], self.grant[apps]
         flows = bf.project_flows(public, grant, times, fate, self.line, self.calendar.offset)
         horizon = self.horizon
@@ -349,9 +353,7 @@ class LineBatch:
         times = np.concatenate([b[1] for b in self.booked])
         sequence = np.concatenate([b[2] for b in self.booked])
         apps = self.dec_app[positions]
-        fate = {name: getattr(self, name)[apps] for name in (
-            "signing_months", "implementation_months", "fails", "failure_fraction",
-            "default_u", "prepayment_u")}
+        fate = self._fates(apps)
         public, grant = self.public_loan[apps], self.grant[apps]
         flows = bf.project_flows(public, grant, times, fate, self.line, self.calendar.offset)
         cal, horizon = self.calendar, self.horizon

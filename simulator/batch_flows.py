@@ -9,9 +9,10 @@ the same float operations and the same rounding as ``loanbook`` and
 
 Each kind of flow comes back as three aligned arrays ``(project, month,
 amount)``; a month may lie beyond the horizon (the caller drops it).
-Transcendental functions (``log1p``, ``pow``) are evaluated with :mod:`math`
-one value at a time: numpy's vectorised versions may differ from the C
-library in the last bit, and a bit can move a default by a month.
+The months to default and prepayment are computed once from the draws
+(``loanbook.hazard_months``) and read by both engines; ``pow`` is evaluated
+with Python floats, as ``state_aid`` does: numpy's vectorised version may
+differ from the C library in the last bit.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .instruments import PERIOD_MONTHS
-from .loanbook import FLOW_KINDS
+from .loanbook import FLOW_KINDS, hazard_months
 from .state_aid import _annuity_factors
 
 STATUS_CODES = ("active", "repaid", "prepaid", "defaulted", "failed")
@@ -172,25 +173,6 @@ def _sum_by(index: np.ndarray, amounts: np.ndarray, size: int) -> np.ndarray:
     return out
 
 
-def hazard_months(u: np.ndarray, annual_rate: float) -> np.ndarray:
-    """``loanbook.monthly_hazard_month`` of each draw (floats; inf for never)."""
-    if annual_rate <= 0:
-        return np.full(len(u), math.inf)
-    if annual_rate >= 1:
-        return np.ones(len(u))
-    log_survive = math.log1p(-annual_rate) / 12.0
-    if log_survive == 0.0:
-        return np.full(len(u), math.inf)
-    out = []
-    for draw in u.tolist():
-        if draw <= 0:
-            out.append(1.0)
-            continue
-        months = math.log1p(-draw) / log_survive
-        out.append(max(1.0, math.ceil(months)) if months < 1e9 else math.inf)
-    return np.array(out, dtype=float)
-
-
 def _split(total: np.ndarray, shares: list[float]) -> list[np.ndarray]:
     parts = [round_any(total * s) for s in shares[:-1]]
     return [*parts, total - sum(parts, np.zeros_like(total))]
@@ -328,8 +310,13 @@ def _repayments(batch: FlowBatch, lent: np.ndarray, principal: np.ndarray, amoun
         fix = valid & (parts == 0) & (count > 1)[:, None]
         interest = np.where(fix, round_pos(owed * r), interest)
 
-    default_at = m_done + hazard_months(fate["default_u"][lent], risk.default_rate)
-    prepay_at = m_done + hazard_months(fate["prepayment_u"][lent], risk.prepayment_rate)
+    if "default_months" in fate:   # computed with the draws, as the SimPy model reads them
+        default_after, prepay_after = fate["default_months"][lent], fate["prepayment_months"][lent]
+    else:
+        default_after = hazard_months(fate["default_u"][lent], risk.default_rate)
+        prepay_after = hazard_months(fate["prepayment_u"][lent], risk.prepayment_rate)
+    default_at = m_done + default_after
+    prepay_at = m_done + prepay_after
     rows = np.arange(len(lent))
     last_payment = pay_months[rows, sched.length - 1]
     stop = np.minimum(default_at, prepay_at)

@@ -90,6 +90,10 @@ class Fate:
     failure_fraction: float   # where in [signing, completion] the failure falls
     default_u: float          # uniform draw turned into a default month by the hazard
     prepayment_u: float
+    # Months from completion to default / prepayment, if already computed from the draws
+    # (``hazard_months`` over all applications at once); else from ``*_u`` here.
+    default_months: float | None = None
+    prepayment_months: float | None = None
 
 
 class DatedAmounts:
@@ -177,6 +181,21 @@ def monthly_hazard_month(u: float, annual_rate: float) -> float:
     return max(1.0, math.ceil(months)) if months < 1e9 else math.inf
 
 
+def hazard_months(u: np.ndarray, annual_rate: float) -> np.ndarray:
+    """:func:`monthly_hazard_month` of an array of draws (floats; inf for never)."""
+    u = np.asarray(u, dtype=float)
+    if annual_rate <= 0:
+        return np.full(u.shape, math.inf)
+    if annual_rate >= 1:
+        return np.ones(u.shape)
+    log_survive = math.log1p(-annual_rate) / 12.0
+    if log_survive == 0.0:
+        return np.full(u.shape, math.inf)
+    months = np.log1p(-u) / log_survive
+    out = np.where(months < 1e9, np.maximum(1.0, np.ceil(months)), math.inf)
+    return np.where(u <= 0, 1.0, out)
+
+
 def project_flows(terms: Terms, fate: Fate, commit_time: float, month_of, line) -> Flows:
     """All cash flows of a committed project (months may lie beyond the horizon)."""
     instrument, disbursement, risk = line.instrument, line.disbursement, line.risk
@@ -258,8 +277,13 @@ def project_flows(terms: Terms, fate: Fate, commit_time: float, month_of, line) 
     pays_interest = instrument.public_rate > 0
 
     # Default and prepayment: hazards from the month after completion.
-    default_at = m_done + monthly_hazard_month(fate.default_u, risk.default_rate)
-    prepay_at = m_done + monthly_hazard_month(fate.prepayment_u, risk.prepayment_rate)
+    default_after, prepay_after = fate.default_months, fate.prepayment_months
+    if default_after is None:
+        default_after = monthly_hazard_month(fate.default_u, risk.default_rate)
+    if prepay_after is None:
+        prepay_after = monthly_hazard_month(fate.prepayment_u, risk.prepayment_rate)
+    default_at = m_done + default_after
+    prepay_at = m_done + prepay_after
     last_payment = months[-1]
     stop = min(default_at, prepay_at)
     if stop <= last_payment:

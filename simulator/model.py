@@ -35,7 +35,7 @@ import simpy
 
 from .distributions import Fixed
 from .ledger import RETURN_KINDS, LineLedger
-from .loanbook import Fate, Flows, Terms, project_flows, project_terms
+from .loanbook import Fate, Flows, Terms, hazard_months, project_flows, project_terms
 from .money import round_cents, round_half_away
 from .scenario import Line, Scenario, date_to_months, month_end
 from .state_aid import Aid, AidRegister
@@ -198,7 +198,9 @@ def draw_columns(scenario: Scenario, line_id: str, replication: int,
             "evaluation_months": evaluation, "score": score, "signing_months": signing,
             "implementation_months": implementation, "fails": fails,
             "failure_fraction": failure_fraction, "default_u": default_u,
-            "prepayment_u": prepayment_u, "prior_aid": prior_cents}
+            "prepayment_u": prepayment_u, "prior_aid": prior_cents,
+            "default_months": hazard_months(default_u, risk.default_rate),
+            "prepayment_months": hazard_months(prepayment_u, risk.prepayment_rate)}
 
 
 def draw_applications(scenario: Scenario, line_id: str, replication: int,
@@ -212,7 +214,8 @@ def draw_applications(scenario: Scenario, line_id: str, replication: int,
     # elements one by one costs more than building the applications.
     fates = map(Fate, c["signing_months"].tolist(), c["implementation_months"].tolist(),
                 c["fails"].tolist(), c["failure_fraction"].tolist(), c["default_u"].tolist(),
-                c["prepayment_u"].tolist())
+                c["prepayment_u"].tolist(), c["default_months"].tolist(),
+                c["prepayment_months"].tolist())
     columns = zip(ids, c["arrival"].tolist(), c["eligible_cost"].tolist(),
                   c["admitted"].tolist(), c["evaluation_months"].tolist(), c["score"].tolist(),
                   fates, beneficiaries, c["prior_aid"].tolist(), strict=True)
