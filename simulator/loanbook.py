@@ -191,7 +191,8 @@ def hazard_months(u: np.ndarray, annual_rate: float) -> np.ndarray:
     log_survive = math.log1p(-annual_rate) / 12.0
     if log_survive == 0.0:
         return np.full(u.shape, math.inf)
-    months = np.log1p(-u) / log_survive
+    with np.errstate(over="ignore"):  # a vanishing rate: the event is never (inf)
+        months = np.log1p(-u) / log_survive
     out = np.where(months < 1e9, np.maximum(1.0, np.ceil(months)), math.inf)
     return np.where(u <= 0, 1.0, out)
 
