@@ -30,7 +30,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import pandas as pd
 
 from . import batch_flows as bf
 from .ledger import (
@@ -39,12 +38,22 @@ from .ledger import (
     check_invariants,
     series_columns,
     source_columns,
-    timeseries_columns,
 )
+from .loanbook import STATUSES
 from .metrics import replication_kpis
-from .model import _windows, days_of, draw_columns, funding_shares, month_calendar
-from .money import round_cents
-from .scenario import Scenario, date_to_months
+from .model import (
+    _windows,
+    days_of,
+    draw_columns,
+    eligibility_month,
+    funding_shares,
+    legacy_from_month,
+    month_end_dates,
+    start_offset,
+)
+from .money import round_cents, round_half_away
+from .runner import LOAN_COLUMNS, ceiling_may_be_empty, frames
+from .scenario import Scenario
 from .state_aid import _DE_MINIMIS_2023_FROM, _DE_MINIMIS_CENTS
 
 
@@ -78,7 +87,7 @@ class Calendar:
     def __init__(self, scenario: Scenario):
         self.start = scenario.scenario.start
         self.horizon = scenario.scenario.horizon_months
-        self.offset = -date_to_months(self.start, self.start.replace(day=1))
+        self.offset = start_offset(self.start)
         self.end_time = self.horizon - self.offset
 
     def month_start(self, month: int) -> float:
@@ -136,7 +145,9 @@ class LineBatch:
         # The waiting list of replication r: decisions head[r] .. tail[r] - 1.
         self.head = self.rep_first.copy()
         self.tail = self.rep_first.copy()
-        self.commits: list[tuple[np.ndarray, np.ndarray]] = []   # this month's
+        # Commitments as (decision positions, commitment times, commitment sequence):
+        # this month's, and every month's so far.
+        self.commits: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
         self.booked: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
         self.sequence = 0
 
@@ -163,13 +174,13 @@ class LineBatch:
         """``loanbook.project_terms`` of every application."""
         i = self.line.instrument
         cost = self.eligible_cost
-        financed = bf.round_any(cost * i.coverage)
-        public = bf.round_any(financed * i.public_loan_share)
+        financed = round_half_away(cost * i.coverage)
+        public = round_half_away(financed * i.public_loan_share)
         bank = financed - public
         if i.max_public_loan is not None:
             public = np.minimum(public, round_cents(i.max_public_loan * 100))
         base = cost if i.grant_base == "eligible_cost" else public
-        grant = bf.round_any(base * i.grant_share)
+        grant = round_half_away(base * i.grant_share)
         if i.max_grant is not None:
             grant = np.minimum(grant, round_cents(i.max_grant * 100))
         grant = np.maximum(np.minimum(grant, cost - public - bank), 0)
@@ -319,24 +330,23 @@ class LineBatch:
         self.commits.append((positions, times, sequence))
 
     # -- booking and closing ---------------------------------------------------------------
-    def _fates(self, apps: np.ndarray) -> dict[str, np.ndarray]:
-        return {name: getattr(self, name)[apps] for name in (
+    def _flows(self, apps: np.ndarray, times: np.ndarray) -> bf.FlowBatch:
+        """The cash flows of applications committed at ``times``."""
+        fate = {name: getattr(self, name)[apps] for name in (
             "signing_months", "implementation_months", "fails", "failure_fraction",
             "default_months", "prepayment_months")}
+        return bf.project_flows(self.public_loan[apps], self.grant[apps], times, fate,
+                                self.line, self.calendar.offset)
 
     def _book(self, month: int) -> None:
         """Compute and book the flows of this month's commitments."""
         if not self.commits:
             return
-        positions = np.concatenate([c[0] for c in self.commits])
-        times = np.concatenate([c[1] for c in self.commits])
-        sequence = np.concatenate([c[2] for c in self.commits])
+        positions, times, sequence = _joined(self.commits)
         self.commits = []
         apps = self.dec_app[positions]
         rep = self.app_rep[apps]
-        fate = self._fates(apps)
-        public, grant = self.public_loan[apps], self.grant[apps]
-        flows = bf.project_flows(public, grant, times, fate, self.line, self.calendar.offset)
+        flows = self._flows(apps, times)
         horizon = self.horizon
         for kind in FLOW_KINDS:
             projects, months, amounts = flows.flat(kind)
@@ -345,17 +355,16 @@ class LineBatch:
                           amounts)
         self.booked.append((positions, times, sequence))
 
-    def loan_rows(self) -> dict[str, np.ndarray] | None:
-        """The loan table's facts of every commitment of the chunk (one pass at the end)."""
-        if not self.booked:
-            return None
-        positions = np.concatenate([b[0] for b in self.booked])
-        times = np.concatenate([b[1] for b in self.booked])
-        sequence = np.concatenate([b[2] for b in self.booked])
+    def loan_rows(self) -> dict[str, np.ndarray]:
+        """The loan table's facts of every commitment of the chunk (one pass at the end).
+
+        The flows are computed again, all at once: one call over every loan of
+        the chunk costs less than keeping each month's flows and aid until now.
+        """
+        positions, times, sequence = _joined(self.booked)
         apps = self.dec_app[positions]
-        fate = self._fates(apps)
         public, grant = self.public_loan[apps], self.grant[apps]
-        flows = bf.project_flows(public, grant, times, fate, self.line, self.calendar.offset)
+        flows = self._flows(apps, times)
         cal, horizon = self.calendar, self.horizon
         days = days_of(cal.start, horizon, cal.offset, times)
         rates_of = self.scenario.rate_table().rates_at
@@ -420,10 +429,10 @@ class LineBatch:
             fees.performance_rate / 12.0 * self.loans_to_date
         grant_part = fees.grant_rate / 12.0 * self.grants_to_date
         cap = round_cents(fees.cap * self.allocation)
-        due = np.maximum(0, np.minimum(bf.round_any(loan_part), cap - self.charged_to_date))
+        due = np.maximum(0, np.minimum(round_half_away(loan_part), cap - self.charged_to_date))
         grant_due = np.maximum(0, np.minimum(
-            bf.round_any(grant_part),
-            bf.round_any(fees.grant_cap * self.grants_to_date) - self.grant_fees_to_date))
+            round_half_away(grant_part),
+            round_half_away(fees.grant_cap * self.grants_to_date) - self.grant_fees_to_date))
         self.charged_to_date = self.charged_to_date + due
         self.grant_fees_to_date = self.grant_fees_to_date + grant_due
         monthly = self.monthly
@@ -438,7 +447,7 @@ class LineBatch:
         rate = self.treasury_rate / 12.0
         if rate:
             earning = self.free > 0
-            interest = np.where(earning, bf.round_any(self.free * rate), 0)
+            interest = np.where(earning, round_half_away(self.free * rate), 0)
             self.free = self.free + interest
             monthly["treasury_interest"][:, k] = interest
         monthly["cash"][:, k] = self.free + self.undisbursed
@@ -457,11 +466,7 @@ def simulate_chunk(scenario: Scenario, replications: list[int], seed: int,
 
     calendar = Calendar(scenario)
     horizon = calendar.horizon
-    fund = scenario.fund
-    legacy_from = horizon
-    if fund.revolving_until is not None:
-        cut = math.floor(date_to_months(calendar.start, fund.revolving_until) + calendar.offset)
-        legacy_from = min(max(cut + 1, 0), horizon)
+    legacy_from = legacy_from_month(scenario, calendar.offset)
     lines = [LineBatch(scenario, line_id, i, replications, seed, calendar, legacy_from)
              for i, line_id in enumerate(scenario.lines)]
     for month in range(horizon):
@@ -480,8 +485,7 @@ def simulate_chunk(scenario: Scenario, replications: list[int], seed: int,
     loans = _loan_table(scenario, lines, calendar, replications)
     first_dry = np.fmin.reduce([line.first_dry for line in lines]) if lines else \
         np.full(len(replications), math.nan)
-    eligibility_month = math.floor(
-        date_to_months(calendar.start, fund.eligibility_end) + calendar.offset)
+    deadline = eligibility_month(scenario, calendar.offset)
     bounds = np.searchsorted(loans["replication"], [*replications, math.inf]) if \
         len(replications) else []
     kpis = []
@@ -490,10 +494,9 @@ def simulate_chunk(scenario: Scenario, replications: list[int], seed: int,
         values = replication_kpis(
             scenario, {name: column[r] for name, column in total.items()},
             {name: column[rows] for name, column in loans.items()}, float(first_dry[r]),
-            eligibility_month, state_aid={"rejected": 0, "reduced": 0})
+            deadline, state_aid={"rejected": 0, "reduced": 0})
         kpis.append({"replication": replication, **values})
-    return ChunkFrames(replications, _timeseries_frame(scenario, series, replications),
-                       _loans_frame(loans), _kpis_frame(kpis))
+    return ChunkFrames(replications, *frames(scenario, replications, series, loans, kpis))
 
 
 def _check(scenario, lines, series, total, replications) -> None:
@@ -511,11 +514,7 @@ def _check(scenario, lines, series, total, replications) -> None:
 def _loan_table(scenario, lines: list[LineBatch], calendar: Calendar,
                 replications: list[int]) -> dict[str, np.ndarray]:
     """``runner.loan_table`` of every replication of the chunk, replication by replication."""
-    from .runner import LOAN_COLUMNS
-
-    parts = [p for p in (line.loan_rows() for line in lines) if p is not None]
-    if not parts:
-        return _empty_loans(scenario)
+    parts = [line.loan_rows() for line in lines]
     rows = {name: np.concatenate([p[name] for p in parts]) for name in parts[0]
             if name != "has_ceiling"}
     has_ceiling = np.concatenate([np.full(len(p["rep"]), p["has_ceiling"]) for p in parts])
@@ -525,13 +524,9 @@ def _loan_table(scenario, lines: list[LineBatch], calendar: Calendar,
     ids = np.array(replications, dtype=np.int64)
     line_ids = list(scenario.lines)
     start, horizon, offset = calendar.start, calendar.horizon, calendar.offset
-    ends = month_calendar(start, horizon)[0]
 
-    def month_end_dates(months: np.ndarray) -> np.ndarray:
-        inside = (months >= 0) & (months < horizon)
-        out = np.full(len(months), np.datetime64("NaT"), dtype="datetime64[D]")
-        out[inside] = ends[months[inside]]
-        return out.astype(object)
+    def month_ends(months: np.ndarray) -> np.ndarray:
+        return month_end_dates(start, horizon, months)
 
     line_names = np.array(line_ids, dtype=object)[rows["line"]]
     project_ids = np.array([f"{line}-{number + 1:05d}" for line, number in
@@ -539,22 +534,20 @@ def _loan_table(scenario, lines: list[LineBatch], calendar: Calendar,
                            dtype=object)
     disbursed, repaid, written_off = (rows["loans_disbursed"], rows["principal_repaid"],
                                       rows["written_off"])
-    ceiling_may_be_empty = any(line.state_aid.regime in ("gber", "none")
-                               for line in scenario.lines.values())
     ceilings = np.where(has_ceiling, rows["ceiling"], 0)
-    if ceiling_may_be_empty:
+    if ceiling_may_be_empty(scenario):
         ceilings = np.where(has_ceiling, ceilings.astype(float), math.nan)
     out = {
         "replication": ids[rows["rep"]],
         "project_id": project_ids,
         "line": line_names,
-        "status": np.array(bf.STATUS_CODES, dtype=object)[rows["status"]],
+        "status": np.array(STATUSES, dtype=object)[rows["status"]],
         "application_date": days_of(start, horizon, offset, rows["arrival"]).astype(object),
         "decision_date": days_of(start, horizon, offset, rows["decided"]).astype(object),
         "commitment_date": rows["commit_day"].astype(object),
-        "first_disbursement_date": month_end_dates(rows["first_disbursement_month"]),
-        "completion_date": month_end_dates(rows["completion_month"]),
-        "end_date": month_end_dates(rows["end_month"]),
+        "first_disbursement_date": month_ends(rows["first_disbursement_month"]),
+        "completion_date": month_ends(rows["completion_month"]),
+        "end_date": month_ends(rows["end_month"]),
         "eligible_cost": rows["eligible_cost"],
         "public_loan": rows["public_loan"],
         "bank_loan": rows["bank_loan"],
@@ -576,49 +569,8 @@ def _loan_table(scenario, lines: list[LineBatch], calendar: Calendar,
     return {name: out[name] for name in LOAN_COLUMNS}
 
 
-def _empty_loans(scenario) -> dict[str, np.ndarray]:
-    from .runner import LOAN_COLUMNS
-
-    ceiling_may_be_empty = any(line.state_aid.regime in ("gber", "none")
-                               for line in scenario.lines.values())
-    text = {"project_id", "line", "status", "application_date", "decision_date",
-            "commitment_date", "first_disbursement_date", "completion_date", "end_date"}
-    out = {}
-    for name in LOAN_COLUMNS:
-        if name in text:
-            out[name] = np.array([], dtype=object)
-        elif name == "esl_pct" or (name == "de_minimis_ceiling" and ceiling_may_be_empty):
-            out[name] = np.array([], dtype=float)
-        elif name == "over_ceiling":
-            out[name] = np.array([], dtype=bool)
-        else:
-            out[name] = np.array([], dtype=np.int64)
-    return out
-
-
-def _timeseries_frame(scenario, series, replications: list[int]) -> pd.DataFrame:
-    """``runner.to_frames``' timeseries: replication by replication, line by line."""
-    names = [*scenario.lines, "total"]
-    horizon = scenario.scenario.horizon_months
-    dates = month_calendar(scenario.scenario.start, horizon)[0]
-    count = len(replications)
-    return pd.DataFrame({
-        "replication": np.repeat(np.array(replications, dtype=np.int32), len(names) * horizon),
-        "date": np.tile(dates, count * len(names)),
-        "line": np.tile(np.repeat(np.array(names, dtype=object), horizon), count),
-        **{col: np.stack([series[name][col] for name in names], axis=1).ravel()
-           for col in timeseries_columns(scenario)},
-    })
-
-
-def _loans_frame(loans: dict[str, np.ndarray]) -> pd.DataFrame:
-    frame = pd.DataFrame(loans)
-    frame["replication"] = frame["replication"].astype(np.int32)
-    return frame
-
-
-def _kpis_frame(rows: list[dict]) -> pd.DataFrame:
-    frame = pd.DataFrame(rows)
-    frame["replication"] = frame["replication"].astype(np.int32)
-    return frame
-
+def _joined(commits: list[tuple[np.ndarray, np.ndarray, np.ndarray]]):
+    """Positions, times and sequence numbers of a list of commitment batches, joined."""
+    if not commits:
+        return (np.zeros(0, dtype=np.int64), np.zeros(0), np.zeros(0, dtype=np.int64))
+    return tuple(np.concatenate([c[i] for c in commits]) for i in range(3))

@@ -23,24 +23,19 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .instruments import PERIOD_MONTHS
-from .loanbook import FLOW_KINDS, hazard_months
-from .state_aid import _annuity_factors
+from .loanbook import FLOW_KINDS, STATUSES, hazard_months
+from .money import round_half_away
+from .state_aid import _CHUNK_MONTHS, _annuity_factors
 
-STATUS_CODES = ("active", "repaid", "prepaid", "defaulted", "failed")
-REPAID, PREPAID, DEFAULTED, FAILED = 1, 2, 3, 4
+# A loan's status as its position in ``loanbook.STATUSES`` (0: active).
+REPAID, PREPAID, DEFAULTED, FAILED = (STATUSES.index(name) for name in (
+    "repaid", "prepaid", "defaulted", "failed"))
 
 
 def round_pos(x: np.ndarray) -> np.ndarray:
     """Round non-negative cents half up (``instruments._round_pos`` over an array)."""
     floor = np.floor(x)
     return (floor + (x - floor >= 0.5)).astype(np.int64)
-
-
-def round_any(x: np.ndarray) -> np.ndarray:
-    """Round cents half away from zero (``money.round_cents`` over a float array)."""
-    mag = np.abs(x)
-    floor = np.floor(mag)
-    return np.copysign(floor + (mag - floor >= 0.5), x).astype(np.int64)
 
 
 def month_of(times: np.ndarray, offset: float) -> np.ndarray:
@@ -97,10 +92,6 @@ class Schedules:
     interest: np.ndarray
     length: np.ndarray
 
-    def last_month(self) -> np.ndarray:
-        rows = np.arange(len(self.length))
-        return np.where(self.length > 0, self.months[rows, np.maximum(self.length - 1, 0)], 0)
-
 
 _PAD = np.int64(2**40)
 
@@ -146,7 +137,6 @@ class FlowBatch:
     end_month: np.ndarray = None
     schedule: Schedules | None = None     # the actual schedule (non-failed loans with a loan)
     schedule_rows: np.ndarray | None = None   # the projects those schedules belong to
-    has_schedule: np.ndarray = None
 
     def add(self, kind: str, projects: np.ndarray, months: np.ndarray,
             amounts: np.ndarray) -> None:
@@ -174,7 +164,7 @@ def _sum_by(index: np.ndarray, amounts: np.ndarray, size: int) -> np.ndarray:
 
 
 def _split(total: np.ndarray, shares: list[float]) -> list[np.ndarray]:
-    parts = [round_any(total * s) for s in shares[:-1]]
+    parts = [round_half_away(total * s) for s in shares[:-1]]
     return [*parts, total - sum(parts, np.zeros_like(total))]
 
 
@@ -194,7 +184,6 @@ def project_flows(public_loan: np.ndarray, grant: np.ndarray, commit_time: np.nd
     batch.status = np.zeros(size, dtype=np.int64)
     batch.first_disbursement_month = np.full(size, -1, dtype=np.int64)
     batch.end_month = np.full(size, -1, dtype=np.int64)
-    batch.has_schedule = np.zeros(size, dtype=bool)
 
     amounts = _split(public_loan, [t.share for t in disbursement.tranches])
     months = [m_sign if t.at == "signing" else m_done for t in disbursement.tranches]
@@ -222,7 +211,7 @@ def project_flows(public_loan: np.ndarray, grant: np.ndarray, commit_time: np.nd
         g, gm = grant[f], grant_month[f]
         grant_paid = (g > 0) & (gm < done)
         batch.add("grants_paid", f[grant_paid], gm[grant_paid], g[grant_paid])
-        back = round_any(g * risk.recovery_rate)
+        back = round_half_away(g * risk.recovery_rate)
         keep = grant_paid & (back > 0)
         batch.add("grants_recovered", f[keep], fm[keep] + lag, back[keep])
         unpaid += np.where(grant_paid, 0, g)
@@ -235,7 +224,7 @@ def project_flows(public_loan: np.ndarray, grant: np.ndarray, commit_time: np.nd
                             any_paid, instrument)
         keep = disbursed > 0
         batch.add("principal_written_off", f[keep], fm[keep], disbursed[keep])
-        back = round_any(disbursed * risk.recovery_rate)
+        back = round_half_away(disbursed * risk.recovery_rate)
         keep = back > 0
         batch.add("recoveries", f[keep], fm[keep] + lag, back[keep])
         batch.status[f] = FAILED
@@ -298,7 +287,6 @@ def _repayments(batch: FlowBatch, lent: np.ndarray, principal: np.ndarray, amoun
     grace = np.maximum(instrument.grace_months, -(-(last - m0) // period) * period)
     sched = schedules(principal, instrument, grace)
     batch.schedule, batch.schedule_rows = sched, lent
-    batch.has_schedule[lent] = True
     valid = np.arange(sched.months.shape[1])[None, :] < sched.length[:, None]
     pay_months = np.where(valid, sched.months + m0[:, None], _PAD)
     parts, interest = sched.principal, sched.interest
@@ -334,7 +322,7 @@ def _repayments(batch: FlowBatch, lent: np.ndarray, principal: np.ndarray, amoun
     batch.add("principal_repaid", lent[prepays], stop_month[prepays], outstanding[prepays])
     batch.add("principal_written_off", lent[defaults], stop_month[defaults],
               outstanding[defaults])
-    back = round_any(outstanding * risk.recovery_rate)
+    back = round_half_away(outstanding * risk.recovery_rate)
     keep = defaults & (back > 0)
     batch.add("recoveries", lent[keep], stop_month[keep] + risk.recovery_lag_months,
               back[keep])
@@ -372,7 +360,7 @@ def grant_equivalents(batch: FlowBatch, public_loan: np.ndarray, grant: np.ndarr
     last = np.where(length > 0, np.take_along_axis(
         months, np.maximum(length - 1, 0)[:, None], axis=1)[:, 0], 0)
     # Each loan reads the factor table state_aid would build for it (same length).
-    span = -(-last // 120) * 120
+    span = -(-last // _CHUNK_MONTHS) * _CHUNK_MONTHS
     for d, table in set(zip(discount.tolist(), span.tolist(), strict=True)):
         rows = np.flatnonzero((discount == d) & (span == table) & (reference > soft)
                               & (length > 0))
@@ -395,7 +383,7 @@ def grant_equivalents(batch: FlowBatch, public_loan: np.ndarray, grant: np.ndarr
         pairs = list(zip(discount[paid].tolist(), grant_month[paid].tolist(), strict=True))
         factor = {pair: (1.0 + pair[0]) ** (-pair[1] / 12.0) for pair in set(pairs)}
         pv[paid] = pv[paid] + grant[paid] * np.array([factor[p] for p in pairs])
-    return round_any(pv)
+    return round_half_away(pv)
 
 
 def _widen(matrix: np.ndarray, width: int, fill) -> np.ndarray:

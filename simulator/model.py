@@ -240,14 +240,9 @@ class FundModel:
         self.horizon = scenario.scenario.horizon_months
         start = scenario.scenario.start
         self.start = start
-        # Time t lies in month floor(t + offset): the start date falls inside month 0.
-        self.offset = -date_to_months(start, start.replace(day=1))
+        self.offset = start_offset(start)
         fund = scenario.fund
-        legacy_from = self.horizon
-        if fund.revolving_until is not None:
-            legacy_from = math.floor(date_to_months(start, fund.revolving_until) + self.offset)
-            # Returns of the month that contains the cut-off date still revolve.
-            legacy_from = min(max(legacy_from + 1, 0), self.horizon)
+        legacy_from = legacy_from_month(scenario, self.offset)
         sources = fund.funding.sources()
         shares = funding_shares(fund.funding, start, self.horizon, self.offset)
         self.ledgers = {
@@ -456,11 +451,7 @@ class FundModel:
 
     def month_end_dates(self, months) -> np.ndarray:
         """The last day of each month index, None where it lies outside the horizon."""
-        months = np.asarray(months, dtype=np.int64)
-        inside = (months >= 0) & (months < self.horizon)
-        ends = np.full(len(months), np.datetime64("NaT"), dtype="datetime64[D]")
-        ends[inside] = month_calendar(self.start, self.horizon)[0][months[inside]]
-        return ends.astype(object)  # NaT becomes None
+        return month_end_dates(self.start, self.horizon, months)
 
 
 def free_cash_at_most(ledger: LineLedger, month: int) -> float:
@@ -498,6 +489,37 @@ def funding_shares(funding, start: dt.date, horizon: int, offset: float) -> np.n
         for name, share in shares.items():
             matrix[sources.index(name), first_month:last] = share
     return matrix
+
+
+def start_offset(start: dt.date) -> float:
+    """Time t lies in month floor(t + offset): the start date falls inside month 0."""
+    return -date_to_months(start, start.replace(day=1))
+
+
+def legacy_from_month(scenario: Scenario, offset: float) -> int:
+    """The first month whose returns go to the legacy account (the horizon if none)."""
+    horizon = scenario.scenario.horizon_months
+    until = scenario.fund.revolving_until
+    if until is None:
+        return horizon
+    cut = math.floor(date_to_months(scenario.scenario.start, until) + offset)
+    # Returns of the month that contains the cut-off date still revolve.
+    return min(max(cut + 1, 0), horizon)
+
+
+def eligibility_month(scenario: Scenario, offset: float) -> int:
+    """The month that contains the eligibility deadline (may lie outside the horizon)."""
+    return math.floor(
+        date_to_months(scenario.scenario.start, scenario.fund.eligibility_end) + offset)
+
+
+def month_end_dates(start: dt.date, horizon: int, months) -> np.ndarray:
+    """The last day of each month index, None where it lies outside the horizon."""
+    months = np.asarray(months, dtype=np.int64)
+    inside = (months >= 0) & (months < horizon)
+    ends = np.full(len(months), np.datetime64("NaT"), dtype="datetime64[D]")
+    ends[inside] = month_calendar(start, horizon)[0][months[inside]]
+    return ends.astype(object)  # NaT becomes None
 
 
 def days_of(start: dt.date, horizon: int, offset: float, times: np.ndarray) -> np.ndarray:

@@ -25,8 +25,8 @@ from .ledger import (
     total_series,
 )
 from .metrics import replication_kpis
-from .model import FundModel, Loan, simulate
-from .scenario import Scenario, date_to_months
+from .model import FundModel, Loan, eligibility_month, simulate
+from .scenario import Scenario
 
 LOAN_COLUMNS = (
     "replication", "project_id", "line", "status", "application_date", "decision_date",
@@ -68,10 +68,9 @@ def collect(model: FundModel, check: bool = False) -> ReplicationTables:
     loans = loan_table(model)
     if check:
         _check_loans(loans, model)
-    eligibility_month = math.floor(
-        date_to_months(model.start, scenario.fund.eligibility_end) + model.offset)
     first_dry = model.first_dry
-    kpis = replication_kpis(scenario, total, loans, first_dry, eligibility_month,
+    kpis = replication_kpis(scenario, total, loans, first_dry,
+                            eligibility_month(scenario, model.offset),
                             state_aid={"rejected": model.aid.rejected,
                                        "reduced": model.aid.reduced})
     return ReplicationTables(model.replication, series, loans, kpis)
@@ -100,10 +99,6 @@ def loan_table(model: FundModel) -> dict[str, np.ndarray]:
     disbursed, repaid, written_off = (cents("loans_disbursed"), cents("principal_repaid"),
                                       cents("written_off"))
     esl = cents("esl")
-    # Cents, empty (NaN) for lines without a ceiling: float only if the scenario has such
-    # lines, so that every replication and the run folder read back alike.
-    ceiling_may_be_empty = any(line.state_aid.regime in ("gber", "none")
-                               for line in model.scenario.lines.values())
     ceilings = [math.nan if c is None else c for c in book["de_minimis_ceiling"]]
     out = {
         "replication": np.full(len(rows), model.replication, dtype=np.int64),
@@ -130,12 +125,21 @@ def loan_table(model: FundModel) -> dict[str, np.ndarray]:
         "outstanding_end": disbursed - repaid - written_off,
         "esl": esl,
         "esl_pct": 100.0 * esl / eligible_cost,
-        "de_minimis_ceiling": np.array(ceilings, dtype=float if ceiling_may_be_empty
-                                       else np.int64),
+        "de_minimis_ceiling": np.array(ceilings, dtype=float if
+                                       ceiling_may_be_empty(model.scenario) else np.int64),
         "prior_aid": cents("prior_aid"),
         "over_ceiling": np.array(book["over_ceiling"], dtype=bool),
     }
     return {name: out[name] for name in LOAN_COLUMNS}
+
+
+def ceiling_may_be_empty(scenario: Scenario) -> bool:
+    """Whether the loan table's de minimis ceiling may be empty (a line without a ceiling).
+
+    Cents as integers otherwise; float (NaN for empty) only if the scenario has
+    such lines, so that every replication and the run folder read back alike.
+    """
+    return any(line.state_aid.regime in ("gber", "none") for line in scenario.lines.values())
 
 
 def _check_loans(loans: dict[str, np.ndarray], model: FundModel) -> None:
@@ -156,28 +160,45 @@ def _check_loans(loans: dict[str, np.ndarray], model: FundModel) -> None:
 def to_frames(batch: list[ReplicationTables],
               scenario: Scenario) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """Timeseries, loans and KPI DataFrames of a batch of replications."""
+    names = [*scenario.lines, "total"]
+    series = {name: {col: np.stack([t.series[name][col] for t in batch]) if batch else None
+                     for col in timeseries_columns(scenario)} for name in names}
+    loans = {k: np.concatenate([t.loans[k] for t in batch]) for k in LOAN_COLUMNS}
+    kpis = [{"replication": t.replication, **t.kpis} for t in batch]
+    return frames(scenario, [t.replication for t in batch], series, loans, kpis)
+
+
+def frames(scenario: Scenario, replications: list[int],
+           series: dict[str, dict[str, np.ndarray]], loans: dict[str, np.ndarray],
+           kpis: list[dict]) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """The three tables of replications given as arrays.
+
+    ``series``: line id (and ``"total"``) -> column -> replications x months;
+    ``loans``: the loan table's columns, replication by replication; ``kpis``:
+    one dict per replication. Timeseries rows go replication by replication,
+    line by line, month by month.
+    """
     from .model import month_calendar
 
     names = [*scenario.lines, "total"]
     horizon = scenario.scenario.horizon_months
     dates = month_calendar(scenario.scenario.start, horizon)[0]
+    count = len(replications)
     timeseries = pd.DataFrame()
-    if batch:
-        # Rows: replication by replication, line by line, month by month.
+    if count:
         timeseries = pd.DataFrame({
-            "replication": np.repeat(np.array([t.replication for t in batch], dtype=np.int32),
+            "replication": np.repeat(np.array(replications, dtype=np.int32),
                                      len(names) * horizon),
-            "date": np.tile(dates, len(batch) * len(names)),
-            "line": np.tile(np.repeat(np.array(names, dtype=object), horizon), len(batch)),
-            **{col: np.concatenate([t.series[name][col] for t in batch for name in names])
+            "date": np.tile(dates, count * len(names)),
+            "line": np.tile(np.repeat(np.array(names, dtype=object), horizon), count),
+            **{col: np.stack([series[name][col] for name in names], axis=1).ravel()
                for col in timeseries_columns(scenario)},
         })
-    loans = pd.DataFrame({k: np.concatenate([t.loans[k] for t in batch])
-                          for k in LOAN_COLUMNS})
-    loans["replication"] = loans["replication"].astype(np.int32)
-    kpis = pd.DataFrame([{"replication": t.replication, **t.kpis} for t in batch])
-    kpis["replication"] = kpis["replication"].astype(np.int32)
-    return timeseries, loans, kpis
+    loan_frame = pd.DataFrame(loans)
+    loan_frame["replication"] = loan_frame["replication"].astype(np.int32)
+    kpi_frame = pd.DataFrame(kpis)
+    kpi_frame["replication"] = kpi_frame["replication"].astype(np.int32)
+    return timeseries, loan_frame, kpi_frame
 
 
 def _replication_ids(scenario: Scenario, replications: int | None,

@@ -59,7 +59,14 @@ from .decide import (
     value_text,
 )
 from .errors import InputError, Problem
-from .scenario import Scenario, _label, _read_chain, apply_overrides, validate_tables
+from .scenario import (
+    Scenario,
+    _label,
+    _read_chain,
+    _read_toml,
+    apply_overrides,
+    validate_tables,
+)
 
 SET = "--set"    # how the scenario loader labels values set by an override
 VARY = "--vary"
@@ -120,18 +127,6 @@ class SweepResult:
 
 
 # -- reading and checking a sweep -------------------------------------------------------------
-
-def _read_raw(path: Path, label: str) -> dict[str, Any]:
-    try:
-        with path.open("rb") as handle:
-            return tomllib.load(handle)
-    except FileNotFoundError:
-        raise InputError([Problem(label, "", "file not found")]) from None
-    except tomllib.TOMLDecodeError as exc:
-        raise InputError([Problem(label, "", f"not valid TOML: {exc}")]) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError([Problem(label, "", f"cannot be read: {exc}")]) from None
-
 
 def _flatten(table: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     """``{"lines": {"A": {"x": [..]}}}`` -> ``{"lines.A.x": [..]}`` (unquoted dotted keys)."""
@@ -324,7 +319,7 @@ def read_sweep(path: str | Path, vary: list[str] | tuple[str, ...] = (),
     """
     path = Path(path)
     label = _label(path.resolve())
-    raw = _read_raw(path, label)
+    raw = _read_toml(path, label)
     dims, origins, problems = _collect_dims(raw, label, list(vary))
     if any(p.file == label and p.field in ("base", "sweep") for p in problems):
         raise InputError(problems)  # nothing to check the lists against
