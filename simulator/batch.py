@@ -193,7 +193,9 @@ class LineBatch:
         end = cal.end_time
         apps = np.flatnonzero(self.admitted)
         if line.procedure == "graduatoria":
-            parts = []
+            # No call inside the horizon: no decision.
+            parts = [(np.zeros(0, dtype=np.int64), np.zeros(0), np.zeros(0, dtype=np.int64),
+                      np.zeros(0))]
             for call, (opens, closes) in enumerate(_windows(line, self.scenario)):
                 entry = (self.arrival >= opens) & (self.arrival < closes)
                 ends = np.full(self.size, closes)

@@ -262,6 +262,9 @@ class FundModel:
         self.first_dry: float = math.nan
         self.aid = AidRegister(scenario)
         self.env = simpy.Environment(initial_time=0.0)
+        # The time of the event being handled, as the model computed it: SimPy's clock
+        # adds up the delays and may be a rounding error away from it.
+        self.clock = 0.0
 
     def month_of(self, t: float) -> int:
         return math.floor(t + self.offset + 1e-9)
@@ -299,6 +302,7 @@ class FundModel:
                 break
             if when > env.now:
                 yield env.timeout(when - env.now)
+            self.clock = when
             self._admit(app)
             self._offer(app)
 
@@ -310,6 +314,7 @@ class FundModel:
         if ranking_time >= self._end_time():
             return
         yield env.timeout(max(0.0, ranking_time - env.now))
+        self.clock = ranking_time
         admitted = [a for a in entries if a.admitted]
         admitted.sort(key=lambda a: (-a.score, a.arrival))
         for app in admitted:
@@ -317,8 +322,8 @@ class FundModel:
             self._offer(app)
 
     def _admit(self, app: Application) -> None:
-        app.decided = self.env.now
-        self.ledgers[app.line_id].count("admitted", self.month_of(self.env.now))
+        app.decided = self.clock
+        self.ledgers[app.line_id].count("admitted", self.month_of(self.clock))
 
     def _offer(self, app: Application) -> None:
         """Commit if the line can cover the project; else reject or queue it."""
@@ -327,16 +332,16 @@ class FundModel:
         if not (line.when_dry == "waiting_list" and queue) and self._try_commit(app):
             return
         if math.isnan(self.first_dry):
-            self.first_dry = self.env.now
-        month = self.month_of(self.env.now)
+            self.first_dry = self.clock
+        month = self.month_of(self.clock)
         if line.when_dry == "reject":
             self.ledgers[app.line_id].count("rejected_no_funds", month)
             return
-        app.queued_at = self.env.now
+        app.queued_at = self.clock
         queue.append(app)
         if app.line_id not in self._ticking:
             self._ticking.add(app.line_id)
-            self.env.process(self._serve_waiting_list(app.line_id))
+            self.env.process(self._serve_waiting_list(app.line_id, self.clock))
 
     def _try_commit(self, app: Application) -> bool:
         """Commit ``app`` if the line can cover it; True if it is settled (leaves any queue).
@@ -348,7 +353,7 @@ class FundModel:
         """
         line = self.scenario.lines[app.line_id]
         ledger = self.ledgers[app.line_id]
-        now = self.env.now
+        now = self.clock
         month = self.month_of(now)
         terms = app.terms
         if terms is None:
@@ -390,21 +395,23 @@ class FundModel:
         self.loans.append(book_loan(app, terms, flows, aid, when, self.horizon))
         return True
 
-    def _serve_waiting_list(self, line_id: str):
+    def _serve_waiting_list(self, line_id: str, started: float):
         """At every month end, serve the queue in order while money allows."""
         env = self.env
         queue = self.queues[line_id]
         line = self.scenario.lines[line_id]
         ledger = self.ledgers[line_id]
+        now = started
         while queue:
-            month = self.month_of(env.now)
+            month = self.month_of(now)
             next_month_start = month + 1 - self.offset
             ledger.set_waiting(month, len(queue))
             if next_month_start >= self._end_time():
                 break
             yield env.timeout(next_month_start - env.now)
+            self.clock = now = next_month_start
             ledger.set_waiting(month, len(queue))
-            while queue and env.now - queue[0].queued_at > line.max_wait_months:
+            while queue and now - queue[0].queued_at > line.max_wait_months:
                 queue.popleft()
                 ledger.count("rejected_no_funds", month + 1)
             while queue and self._try_commit(queue[0]):
@@ -417,7 +424,8 @@ class FundModel:
         if when >= self._end_time():
             return
         yield env.timeout(max(0.0, when - env.now))
-        month = self.month_of(env.now)
+        self.clock = when
+        month = self.month_of(when)
         source, target = self.ledgers[realloc.from_], self.ledgers[realloc.to]
         source.close_until(month)
         target.close_until(month)
