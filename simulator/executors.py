@@ -28,6 +28,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 import pandas as pd
+import pyarrow as pa
 
 CHUNK_SIZE = 50
 BATCH_CHUNK_SIZE = 250
@@ -36,12 +37,35 @@ APPLICATIONS_PER_CHUNK = 100_000   # keeps a chunk of a very large fund within m
 
 @dataclass
 class ChunkFrames:
-    """The tables of a chunk of consecutive replications."""
+    """The tables of a chunk of consecutive replications.
+
+    ``timeseries`` and ``loans`` are Arrow tables with the run folder's
+    schemas. Sent to or from a worker, they travel as LZ4-compressed Arrow
+    IPC streams: about a tenth of the bytes of a pickled DataFrame, and far
+    less work for the main process, which also writes the files.
+    """
 
     replications: list[int]
-    timeseries: pd.DataFrame
-    loans: pd.DataFrame
+    timeseries: pa.Table
+    loans: pa.Table
     kpis: pd.DataFrame
+
+    def __getstate__(self) -> dict:
+        return {"replications": self.replications, "kpis": self.kpis,
+                "timeseries": _ipc_bytes(self.timeseries), "loans": _ipc_bytes(self.loans)}
+
+    def __setstate__(self, state: dict) -> None:
+        self.replications, self.kpis = state["replications"], state["kpis"]
+        self.timeseries = pa.ipc.open_stream(state["timeseries"]).read_all()
+        self.loans = pa.ipc.open_stream(state["loans"]).read_all()
+
+
+def _ipc_bytes(table: pa.Table) -> bytes:
+    sink = pa.BufferOutputStream()
+    options = pa.ipc.IpcWriteOptions(compression="lz4")
+    with pa.ipc.new_stream(sink, table.schema, options=options) as writer:
+        writer.write_table(table)
+    return sink.getvalue().to_pybytes()
 
 
 def chunked(ids: list[int], size: int = CHUNK_SIZE) -> list[list[int]]:

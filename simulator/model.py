@@ -458,7 +458,7 @@ class FundModel:
         return days_of(self.start, self.horizon, self.offset, times).astype(object)
 
     def month_end_dates(self, months) -> np.ndarray:
-        """The last day of each month index, None where it lies outside the horizon."""
+        """The last day of each month index, NaT where it lies outside the horizon."""
         return month_end_dates(self.start, self.horizon, months)
 
 
@@ -522,12 +522,12 @@ def eligibility_month(scenario: Scenario, offset: float) -> int:
 
 
 def month_end_dates(start: dt.date, horizon: int, months) -> np.ndarray:
-    """The last day of each month index, None where it lies outside the horizon."""
+    """The last day of each month index (``datetime64[D]``), NaT outside the horizon."""
     months = np.asarray(months, dtype=np.int64)
     inside = (months >= 0) & (months < horizon)
     ends = np.full(len(months), np.datetime64("NaT"), dtype="datetime64[D]")
     ends[inside] = month_calendar(start, horizon)[0][months[inside]]
-    return ends.astype(object)  # NaT becomes None
+    return ends
 
 
 def days_of(start: dt.date, horizon: int, offset: float, times: np.ndarray) -> np.ndarray:

@@ -139,17 +139,16 @@ class RunWriter:
                                       "already exists: choose another --out")])
         self._context = atomic_folder(self.folder)
         self.tmp = self._context.__enter__()
-        self._ts = pq.ParquetWriter(self.tmp / "timeseries.parquet",
-                                    timeseries_schema(self.scenario))
-        self._loans = pq.ParquetWriter(self.tmp / "loans.parquet", loans_schema())
+        self._ts = _parquet_writer(self.tmp / "timeseries.parquet",
+                                   timeseries_schema(self.scenario))
+        self._loans = _parquet_writer(self.tmp / "loans.parquet", loans_schema())
         return self
 
-    def add(self, timeseries: pd.DataFrame, loans: pd.DataFrame, kpis: pd.DataFrame) -> None:
+    def add(self, timeseries: pa.Table | pd.DataFrame, loans: pa.Table | pd.DataFrame,
+            kpis: pd.DataFrame) -> None:
         """Append the tables of a chunk of replications (in replication order)."""
-        self._ts.write_table(pa.Table.from_pandas(timeseries, schema=self._ts.schema,
-                                                  preserve_index=False))
-        self._loans.write_table(pa.Table.from_pandas(loans, schema=self._loans.schema,
-                                                     preserve_index=False))
+        self._ts.write_table(_as_arrow(timeseries, self._ts.schema))
+        self._loans.write_table(_as_arrow(loans, self._loans.schema))
         self._kpis.append(kpis)
 
     def finish(self, manifest: dict) -> None:
@@ -171,6 +170,19 @@ class RunWriter:
             kind = RuntimeError
             value = RuntimeError("RunWriter left without finish()")
         return bool(self._context.__exit__(kind, value, traceback))
+
+
+def _parquet_writer(path: Path, schema: pa.Schema) -> pq.ParquetWriter:
+    # Dictionary encoding only for the text columns: on the money columns it
+    # triples the writing time for a few per cent of file size.
+    text = [field.name for field in schema if field.type == pa.string()]
+    return pq.ParquetWriter(path, schema, use_dictionary=text)
+
+
+def _as_arrow(table: pa.Table | pd.DataFrame, schema: pa.Schema) -> pa.Table:
+    if isinstance(table, pa.Table):
+        return table
+    return pa.Table.from_pandas(table, schema=schema, preserve_index=False)
 
 
 @contextlib.contextmanager

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from .ledger import (
     check_invariants,
@@ -158,8 +159,8 @@ def _check_loans(loans: dict[str, np.ndarray], model: FundModel) -> None:
 
 
 def to_frames(batch: list[ReplicationTables],
-              scenario: Scenario) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """Timeseries, loans and KPI DataFrames of a batch of replications."""
+              scenario: Scenario) -> tuple[pa.Table, pa.Table, pd.DataFrame]:
+    """Timeseries and loan tables (Arrow) and the KPI DataFrame of a batch of replications."""
     names = [*scenario.lines, "total"]
     series = {name: {col: np.stack([t.series[name][col] for t in batch]) if batch else None
                      for col in timeseries_columns(scenario)} for name in names}
@@ -170,35 +171,50 @@ def to_frames(batch: list[ReplicationTables],
 
 def frames(scenario: Scenario, replications: list[int],
            series: dict[str, dict[str, np.ndarray]], loans: dict[str, np.ndarray],
-           kpis: list[dict]) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+           kpis: list[dict]) -> tuple[pa.Table, pa.Table, pd.DataFrame]:
     """The three tables of replications given as arrays.
 
     ``series``: line id (and ``"total"``) -> column -> replications x months;
     ``loans``: the loan table's columns, replication by replication; ``kpis``:
     one dict per replication. Timeseries rows go replication by replication,
-    line by line, month by month.
+    line by line, month by month. The two large tables are Arrow tables with
+    the run folder's schemas (``results``): they travel between processes and
+    go to Parquet without a detour through Python objects.
     """
     from .model import month_calendar
+    from .results import loans_schema, timeseries_schema
 
     names = [*scenario.lines, "total"]
     horizon = scenario.scenario.horizon_months
     dates = month_calendar(scenario.scenario.start, horizon)[0]
     count = len(replications)
-    timeseries = pd.DataFrame()
+    schema = timeseries_schema(scenario)
     if count:
-        timeseries = pd.DataFrame({
+        line_codes = np.tile(np.repeat(np.arange(len(names), dtype=np.int32), horizon), count)
+        columns = {
             "replication": np.repeat(np.array(replications, dtype=np.int32),
                                      len(names) * horizon),
             "date": np.tile(dates, count * len(names)),
-            "line": np.tile(np.repeat(np.array(names, dtype=object), horizon), count),
+            "line": pa.DictionaryArray.from_arrays(line_codes,
+                                                   pa.array(names)).dictionary_decode(),
             **{col: np.stack([series[name][col] for name in names], axis=1).ravel()
                for col in timeseries_columns(scenario)},
-        })
-    loan_frame = pd.DataFrame(loans)
-    loan_frame["replication"] = loan_frame["replication"].astype(np.int32)
+        }
+        timeseries = _arrow_table(columns, schema)
+    else:
+        timeseries = schema.empty_table()
+    loan_table = _arrow_table(loans, loans_schema())
     kpi_frame = pd.DataFrame(kpis)
     kpi_frame["replication"] = kpi_frame["replication"].astype(np.int32)
-    return timeseries, loan_frame, kpi_frame
+    return timeseries, loan_table, kpi_frame
+
+
+def _arrow_table(columns: dict, schema: pa.Schema) -> pa.Table:
+    """An Arrow table of numpy columns (NaN and NaT become nulls)."""
+    return pa.Table.from_arrays(
+        [columns[field.name] if isinstance(columns[field.name], pa.Array) else
+         pa.array(columns[field.name], type=field.type, from_pandas=True) for field in schema],
+        schema=schema)
 
 
 def _replication_ids(scenario: Scenario, replications: int | None,
@@ -238,13 +254,18 @@ def run(scenario: Scenario | str, replications: int | None = None, seed: int | N
             done += len(chunk.replications)
             if progress is not None:
                 progress(done)
-    timeseries = pd.concat([p.timeseries for p in parts], ignore_index=True)
-    loans = pd.concat([p.loans for p in parts], ignore_index=True)
+    timeseries = _to_pandas([p.timeseries for p in parts])
+    loans = _to_pandas([p.loans for p in parts])
     kpis = pd.concat([p.kpis for p in parts], ignore_index=True)
     ended = dt.datetime.now()
     return Results(scenario, timeseries, loans, kpis, summarise(kpis),
                    manifest(scenario, seed, ids, started, ended, backend_name(workers, client),
                             command, workers))
+
+
+def _to_pandas(tables: list[pa.Table]) -> pd.DataFrame:
+    """Chunks' tables as one DataFrame, as ``pd.read_parquet`` reads the run folder's file."""
+    return pa.concat_tables(tables).to_pandas()
 
 
 def run_to_folder(scenario: Scenario, folder, replications: int | None = None,
