@@ -32,6 +32,7 @@ import math
 import numpy as np
 
 from . import batch_flows as bf
+from .draws import draw_chunk
 from .ledger import (
     COUNT_COLUMNS,
     FLOW_KINDS,
@@ -44,7 +45,6 @@ from .metrics import replication_kpis
 from .model import (
     _windows,
     days_of,
-    draw_columns,
     eligibility_month,
     funding_shares,
     legacy_from_month,
@@ -153,8 +153,8 @@ class LineBatch:
 
     # -- applications and decisions ------------------------------------------------------
     def _draw(self, replications: list[int], seed: int) -> None:
-        columns = [draw_columns(self.scenario, self.line_id, r, seed) for r in replications]
-        counts = np.array([len(c["arrival"]) for c in columns], dtype=np.int64)
+        columns = draw_chunk(self.scenario, self.line_id, replications, seed)
+        counts = columns["counts"]
         self.app_rep = np.repeat(np.arange(self.size), counts)
         self.app_number = np.arange(len(self.app_rep)) - np.repeat(np.cumsum(counts) - counts,
                                                                    counts)
@@ -162,12 +162,7 @@ class LineBatch:
                      "signing_months", "implementation_months", "fails", "failure_fraction",
                      "default_u", "prepayment_u", "prior_aid", "default_months",
                      "prepayment_months"):
-            setattr(self, name, np.concatenate([c[name] for c in columns]) if columns
-                    else np.zeros(0))
-        self.eligible_cost = self.eligible_cost.astype(np.int64)
-        self.prior_aid = self.prior_aid.astype(np.int64)
-        self.admitted = self.admitted.astype(bool)
-        self.fails = self.fails.astype(bool)
+            setattr(self, name, columns[name])
         self._terms()
 
     def _terms(self) -> None:

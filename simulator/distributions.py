@@ -2,9 +2,10 @@
 
 A scenario may write a plain number ("fixed") wherever a cost or a duration is
 drawn, or one of the inline tables below.  Each table is a small pydantic
-model that knows how to draw a numpy array of values from a
-``numpy.random.Generator``; the model never calls numpy's global random state,
-so a replication's draws depend on its own seed stream only.
+model that turns uniform numbers into values by inversion
+(``from_uniform``; ``draw`` takes the uniforms from a
+``numpy.random.Generator``). The model's uniforms come from its own
+counter-based streams (``draws``), never from numpy's global random state.
 
 ``draw(rng, size, low, high)`` returns values of the distribution *truncated*
 to ``[low, high]`` (costs: the line's ``[min_cost, max_cost]``; durations:
@@ -37,16 +38,30 @@ def _clip(values: np.ndarray, low: float, high: float) -> np.ndarray:
     return np.clip(values, low, high)
 
 
-class Fixed(BaseModel):
+class _Drawn(BaseModel):
+    """What every distribution does: values from uniforms, by inversion."""
+
+    def draw(self, rng: np.random.Generator, size: int, low: float = 0.0,
+             high: float = math.inf) -> np.ndarray:
+        """``size`` values truncated to ``[low, high]``, one uniform of ``rng`` each."""
+        return self.from_uniform(rng.uniform(0.0, 1.0, size), low, high)
+
+    def from_uniform(self, u: np.ndarray, low: float = 0.0,
+                     high: float = math.inf) -> np.ndarray:
+        """The values of uniforms ``u`` in [0, 1) (inverse CDF on the truncated range)."""
+        raise NotImplementedError
+
+
+class Fixed(_Drawn):
     """A constant: written in the scenario file as a plain number."""
 
     model_config = _CONFIG
     dist: Literal["fixed"] = "fixed"
     value: float
 
-    def draw(self, rng: np.random.Generator, size: int, low: float = 0.0,
-             high: float = math.inf) -> np.ndarray:
-        return np.full(size, min(max(self.value, low), high), dtype=float)
+    def from_uniform(self, u: np.ndarray, low: float = 0.0,
+                     high: float = math.inf) -> np.ndarray:
+        return np.full(len(u), min(max(self.value, low), high), dtype=float)
 
     def bounds(self) -> tuple[float, float]:
         return self.value, self.value
@@ -56,7 +71,7 @@ class Fixed(BaseModel):
         return 1.0 if low <= self.value <= high else 0.0
 
 
-class Uniform(BaseModel):
+class Uniform(_Drawn):
     """Uniform on [low, high]."""
 
     model_config = _CONFIG
@@ -71,10 +86,9 @@ class Uniform(BaseModel):
                              f"high = {_text(self.high)}")
         return self
 
-    def draw(self, rng: np.random.Generator, size: int, low: float = 0.0,
-             high: float = math.inf) -> np.ndarray:
+    def from_uniform(self, u: np.ndarray, low: float = 0.0,
+                     high: float = math.inf) -> np.ndarray:
         lo, hi = max(self.low, low), min(self.high, high)
-        u = rng.uniform(0.0, 1.0, size)
         if lo > hi:  # no overlap with the bounds: clip to the nearest one
             return _clip(self.low + (self.high - self.low) * u, low, high)
         return _clip(lo + (hi - lo) * u, low, high)
@@ -89,7 +103,7 @@ class Uniform(BaseModel):
         return max(overlap, 0.0) / (self.high - self.low)
 
 
-class Triangular(BaseModel):
+class Triangular(_Drawn):
     """Triangular with minimum ``low``, mode ``mode`` and maximum ``high``."""
 
     model_config = _CONFIG
@@ -123,11 +137,10 @@ class Triangular(BaseModel):
         right = b - np.sqrt((1.0 - p) * (b - a) * (b - c))
         return np.where(p < split, left, right)
 
-    def draw(self, rng: np.random.Generator, size: int, low: float = 0.0,
-             high: float = math.inf) -> np.ndarray:
-        u = rng.uniform(0.0, 1.0, size)
+    def from_uniform(self, u: np.ndarray, low: float = 0.0,
+                     high: float = math.inf) -> np.ndarray:
         if self.low == self.high:
-            return _clip(np.full(size, self.low, dtype=float), low, high)
+            return _clip(np.full(len(u), self.low, dtype=float), low, high)
         p_low, p_high = float(self.cdf(low)), float(self.cdf(high))
         if p_high <= p_low:  # no overlap with the bounds
             return _clip(self.ppf(u), low, high)
@@ -142,7 +155,7 @@ class Triangular(BaseModel):
         return max(float(self.cdf(high)) - float(self.cdf(low)), 0.0)
 
 
-class Lognormal(BaseModel):
+class Lognormal(_Drawn):
     """Lognormal with the given median and log-scale ``sigma``, truncated to the bounds."""
 
     model_config = _CONFIG
@@ -158,9 +171,9 @@ class Lognormal(BaseModel):
             return math.inf
         return (math.log(x) - math.log(self.median)) / self.sigma
 
-    def draw(self, rng: np.random.Generator, size: int, low: float = 0.0,
-             high: float = math.inf) -> np.ndarray:
-        u = rng.uniform(0.0, 1.0, size)
+    def from_uniform(self, u: np.ndarray, low: float = 0.0,
+                     high: float = math.inf) -> np.ndarray:
+        size = len(u)
         if self.sigma == 0:
             return np.full(size, min(max(self.median, low), high), dtype=float)
         z_low, z_high = self._z(low), self._z(high)
@@ -199,7 +212,7 @@ class Lognormal(BaseModel):
         return min(max(self.median * math.exp(self.sigma * z), low), high)
 
 
-class Empirical(BaseModel):
+class Empirical(_Drawn):
     """A discrete distribution over ``values`` with optional ``weights``."""
 
     model_config = _CONFIG
@@ -225,14 +238,13 @@ class Empirical(BaseModel):
         w = np.asarray(self.weights, dtype=float)
         return w / w.sum()
 
-    def draw(self, rng: np.random.Generator, size: int, low: float = 0.0,
-             high: float = math.inf) -> np.ndarray:
+    def from_uniform(self, u: np.ndarray, low: float = 0.0,
+                     high: float = math.inf) -> np.ndarray:
         values = np.asarray(self.values, dtype=float)
         p = self._probabilities()
         inside = (values >= low) & (values <= high)
         if (p * inside).sum() > 0:  # truncation: renormalise over the values inside
             p = p * inside / (p * inside).sum()
-        u = rng.uniform(0.0, 1.0, size)
         index = np.searchsorted(np.cumsum(p), u, side="right")
         return _clip(values[np.minimum(index, len(values) - 1)], low, high)
 

@@ -10,14 +10,12 @@ failure, default, prepayment, recovery) is known in closed form and booked
 by the ledger (see ``loanbook``), so a replication costs about one SimPy
 event per application, not one per instalment.
 
-Draws: every line has two random streams spawned from the master seed, the
-replication number and the line id (not its position): one for the
-applications (arrival times, costs, admission, evaluation, score), one for
-the projects' fates (signing and implementation times, failure, default and
-prepayment draws).  Each application carries its fate from the moment it is
-drawn, so two scenarios run with the same seed see the same applications
-with the same fates (common random numbers), whatever they change in the
-instrument.
+Draws (``draws``): every quantity of every application is drawn from its
+own counter-based stream of the master seed, the replication number, the
+line id (not its position) and the quantity. Each application carries its
+fate from the moment it is drawn, so two scenarios run with the same seed see
+the same applications with the same fates (common random numbers), whatever
+they change in the instrument.
 """
 
 from __future__ import annotations
@@ -25,7 +23,6 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import math
-import zlib
 from collections import deque
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -33,14 +30,10 @@ from typing import NamedTuple
 import numpy as np
 import simpy
 
-from .distributions import Fixed
 from .ledger import RETURN_KINDS, LineLedger
-from .loanbook import Fate, Flows, Terms, hazard_months, project_flows, project_terms
-from .money import round_cents, round_half_away
+from .loanbook import Fate, Flows, Terms, project_flows, project_terms
 from .scenario import Line, Scenario, date_to_months, month_end
 from .state_aid import Aid, AidRegister
-
-ARRIVALS, FATES, STATE_AID = 0, 1, 2
 
 
 @dataclass(slots=True)
@@ -116,12 +109,6 @@ def book_loan(app: Application, terms: Terms, flows: Flows, aid: Aid, commit_dat
         aid.esl, aid.ceiling, aid.prior, aid.over)
 
 
-def line_rng(seed: int, replication: int, line_id: str, purpose: int) -> np.random.Generator:
-    """The random stream of one line and purpose in one replication."""
-    key = (replication, zlib.crc32(line_id.encode()), purpose)
-    return np.random.Generator(np.random.PCG64(np.random.SeedSequence(seed, spawn_key=key)))
-
-
 def _windows(line: Line, scenario: Scenario) -> list[tuple[float, float]]:
     """When the line takes applications, in months since the start."""
     horizon = float(scenario.scenario.horizon_months)
@@ -141,66 +128,13 @@ def draw_columns(scenario: Scenario, line_id: str, replication: int,
     """Every draw of a line's applications in one replication, as columns in arrival order.
 
     ``ids`` and ``beneficiaries`` are lists (None: generated / own beneficiary);
-    every other column is a numpy array.
+    every other column is a numpy array (``draws.draw_chunk`` of one replication).
     """
-    line = scenario.lines[line_id]
-    apps = line.applications
-    rng = line_rng(seed, replication, line_id, ARRIVALS)
-    if apps.mode == "pipeline":
-        rows = scenario.pipeline(line_id)
-        n = len(rows)
-        arrival = rows["t"].to_numpy(dtype=float)
-        cost = rows["eligible_cost"].to_numpy(dtype=float)
-        drawn_admitted = rng.random(n) < apps.admission_rate
-        given = rows["admitted"].to_numpy(dtype=object)
-        admitted = np.array([bool(g) if g is not None else d
-                             for g, d in zip(given, drawn_admitted, strict=True)], dtype=bool)
-        evaluation = _override(rows["evaluation_months"], apps.evaluation_months.draw(rng, n))
-        score = _override(rows["score"], apps.score.draw(rng, n, low=-math.inf))
-        ids = rows["id"].astype(str).tolist()
-        implementation_given = rows["implementation_months"].to_numpy(dtype=float)
-        beneficiaries = [b if isinstance(b, str) and b else None
-                         for b in rows["beneficiary"].tolist()]
-    else:
-        times = []
-        for opens, closes in _windows(line, scenario):
-            count = rng.poisson(apps.per_month * (closes - opens))
-            times.append(np.sort(rng.uniform(opens, closes, count)))
-        arrival = np.concatenate(times) if times else np.zeros(0)
-        n = len(arrival)
-        cost = apps.cost.draw(rng, n, low=line.min_cost, high=line.max_cost)
-        admitted = rng.random(n) < apps.admission_rate
-        evaluation = apps.evaluation_months.draw(rng, n)
-        score = apps.score.draw(rng, n, low=-math.inf)
-        ids = None
-        implementation_given = None
-        beneficiaries = None
+    from .draws import draw_chunk
 
-    fates = line_rng(seed, replication, line_id, FATES)
-    risk, disbursement = line.risk, line.disbursement
-    signing = disbursement.signing_months.draw(fates, n)
-    implementation = disbursement.implementation_months.draw(fates, n)
-    if implementation_given is not None:
-        implementation = _override(implementation_given, implementation)
-    fails = fates.random(n) < risk.failure_rate
-    failure_fraction = fates.random(n)
-    default_u = fates.random(n)
-    prepayment_u = fates.random(n)
-    # Declared prior aid: its own stream, so the other draws do not change with it.
-    prior = line.state_aid.prior_aid
-    if isinstance(prior, Fixed):
-        prior_cents = np.full(n, round_cents(prior.value * 100), dtype=np.int64)
-    else:
-        aid_rng = line_rng(seed, replication, line_id, STATE_AID)
-        prior_cents = round_half_away(prior.draw(aid_rng, n) * 100.0)
-    return {"ids": ids, "beneficiaries": beneficiaries, "arrival": arrival,
-            "eligible_cost": round_half_away(cost * 100.0), "admitted": admitted,
-            "evaluation_months": evaluation, "score": score, "signing_months": signing,
-            "implementation_months": implementation, "fails": fails,
-            "failure_fraction": failure_fraction, "default_u": default_u,
-            "prepayment_u": prepayment_u, "prior_aid": prior_cents,
-            "default_months": hazard_months(default_u, risk.default_rate),
-            "prepayment_months": hazard_months(prepayment_u, risk.prepayment_rate)}
+    columns = draw_chunk(scenario, line_id, [replication], seed)
+    del columns["counts"]
+    return columns
 
 
 def draw_applications(scenario: Scenario, line_id: str, replication: int,

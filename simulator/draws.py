@@ -1,0 +1,167 @@
+"""The random draws of applications: counter-based streams, over many replications at once.
+
+Every drawn quantity of an application (arrival time, cost, admission,
+evaluation time, score, signing and implementation times, failure, default
+and prepayment draws, declared prior aid) is a pure function of five things:
+the master seed, the replication, the line id, the quantity and the
+application's number. So replication ``i`` draws the same numbers whether it
+runs alone (``--replication 17``), in a chunk of 250 or on another machine,
+and two scenarios run with the same seed give application ``k`` the same
+cost and the same fate (common random numbers, quantity by quantity).
+
+The generator is SplitMix64 (G. Steele, D. Lea, C. Flood, "Fast splittable
+pseudorandom number generators", OOPSLA 2014; the mixing function of
+Stafford's variant 13, as in Java's ``SplittableRandom``)::
+
+    state  = mix(mix(mix(seed + gamma) ^ (crc32(line) << 16 | quantity))
+                 + (replication + 1) * gamma)
+    u_k    = (mix(state + (k + 1) * gamma) >> 11) * 2**-53      # in [0, 1)
+
+with ``gamma = 0x9E3779B97F4A7C15`` and arithmetic modulo 2**64. Each stream
+is a stretch of SplitMix64's single sequence of period 2**64, which passes
+BigCrush; streams start at hashed states, so two of them overlap with
+negligible probability. Why not one ``numpy.random.Generator`` per stream:
+building one costs about 20 microseconds and every draw call a few more, and
+a chunk of replications has thousands of streams; here a column of every
+replication of a chunk costs a handful of numpy operations.
+
+Values come from uniforms by inversion (``distributions``: one uniform each);
+the number of arrivals in a window is the Poisson quantile of one uniform,
+and arrival times are sorted uniforms in the window.
+"""
+
+from __future__ import annotations
+
+import math
+import zlib
+
+import numpy as np
+from scipy.stats import poisson
+
+from .distributions import Fixed
+from .loanbook import hazard_months
+from .money import round_cents, round_half_away
+
+_GAMMA = np.uint64(0x9E3779B97F4A7C15)
+_M1, _M2 = np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
+_S30, _S27, _S31, _S11 = (np.uint64(s) for s in (30, 27, 31, 11))
+
+# The quantities drawn per application; arrival times of window w use ARRIVAL_TIMES + w.
+(COUNTS, COST, ADMITTED, EVALUATION, SCORE, SIGNING, IMPLEMENTATION, FAILS,
+ FAILURE_FRACTION, DEFAULT, PREPAYMENT, PRIOR_AID) = range(12)
+ARRIVAL_TIMES = 1000
+
+
+def _mix(z: np.ndarray) -> np.ndarray:
+    """SplitMix64's output function of an array of states (uint64, wrapping)."""
+    z = (z ^ (z >> _S30)) * _M1
+    z = (z ^ (z >> _S27)) * _M2
+    return z ^ (z >> _S31)
+
+
+def stream_states(seed: int, replications: np.ndarray, line_id: str,
+                  quantity: int) -> np.ndarray:
+    """The starting state of one quantity's stream in each replication (uint64)."""
+    tag = (zlib.crc32(line_id.encode()) << 16) | quantity
+    base = _mix(np.array([seed % 2**64], dtype=np.uint64) + _GAMMA)
+    base = _mix(base ^ np.uint64(tag))
+    reps = np.asarray(replications, dtype=np.uint64) + np.uint64(1)
+    return _mix(base + reps * _GAMMA)
+
+
+def uniforms(states: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """The first ``counts[r]`` uniforms in [0, 1) of stream ``r``, streams one after another."""
+    counts = np.asarray(counts, dtype=np.int64)
+    total = int(counts.sum())
+    starts = np.repeat(np.cumsum(counts) - counts, counts)
+    k = (np.arange(total, dtype=np.int64) - starts + 1).astype(np.uint64)
+    z = _mix(np.repeat(states, counts) + k * _GAMMA)
+    return (z >> _S11).astype(np.float64) * 2.0**-53
+
+
+def poisson_counts(u: np.ndarray, mean: float) -> np.ndarray:
+    """Poisson(``mean``) numbers by inversion: the smallest k with CDF(k) >= u."""
+    if mean <= 0:
+        return np.zeros(len(u), dtype=np.int64)
+    return np.maximum(poisson.ppf(u, mean), 0).astype(np.int64)
+
+
+def draw_chunk(scenario, line_id: str, replications: list[int], seed: int) -> dict:
+    """Every draw of a line's applications in each replication, as columns.
+
+    Applications go replication by replication, each in arrival order;
+    ``counts`` says how many each replication has. ``ids`` and
+    ``beneficiaries`` are lists (None: generated / own beneficiary); every
+    other column is a numpy array.
+    """
+    from .model import _override, _windows
+
+    line = scenario.lines[line_id]
+    apps = line.applications
+    reps = np.asarray(replications, dtype=np.int64)
+    size = len(reps)
+
+    def draw(quantity: int, counts: np.ndarray) -> np.ndarray:
+        return uniforms(stream_states(seed, reps, line_id, quantity), counts)
+
+    ids = beneficiaries = implementation_given = None
+    if apps.mode == "pipeline":
+        rows = scenario.pipeline(line_id)
+        counts = np.full(size, len(rows), dtype=np.int64)
+        arrival = np.tile(rows["t"].to_numpy(dtype=float), size)
+        cost = np.tile(rows["eligible_cost"].to_numpy(dtype=float), size)
+        drawn = draw(ADMITTED, counts) < apps.admission_rate
+        given = np.tile(rows["admitted"].to_numpy(dtype=object), size)
+        admitted = np.array([bool(g) if g is not None else d
+                             for g, d in zip(given, drawn, strict=True)], dtype=bool)
+        evaluation = _override(np.tile(rows["evaluation_months"], size),
+                               apps.evaluation_months.from_uniform(draw(EVALUATION, counts)))
+        score = _override(np.tile(rows["score"], size),
+                          apps.score.from_uniform(draw(SCORE, counts), low=-math.inf))
+        ids = rows["id"].astype(str).tolist() * size
+        implementation_given = np.tile(rows["implementation_months"].to_numpy(dtype=float),
+                                       size)
+        beneficiaries = [b if isinstance(b, str) and b else None
+                         for b in rows["beneficiary"].tolist()] * size
+    else:
+        windows = _windows(line, scenario)
+        rep_of, window_of, times = [], [], []
+        window_counts = draw(COUNTS, np.full(size, len(windows))).reshape(size, len(windows))
+        counts = np.zeros(size, dtype=np.int64)
+        for w, (opens, closes) in enumerate(windows):
+            number = poisson_counts(window_counts[:, w], apps.per_month * (closes - opens))
+            counts += number
+            rep_of.append(np.repeat(np.arange(size), number))
+            window_of.append(np.full(int(number.sum()), w))
+            times.append(opens + (closes - opens) * draw(ARRIVAL_TIMES + w, number))
+        rep_of, window_of, times = (np.concatenate(parts) if parts else np.zeros(0)
+                                    for parts in (rep_of, window_of, times))
+        arrival = times[np.lexsort((times, window_of, rep_of))]
+        cost = apps.cost.from_uniform(draw(COST, counts), low=line.min_cost,
+                                      high=line.max_cost)
+        admitted = draw(ADMITTED, counts) < apps.admission_rate
+        evaluation = apps.evaluation_months.from_uniform(draw(EVALUATION, counts))
+        score = apps.score.from_uniform(draw(SCORE, counts), low=-math.inf)
+
+    risk, disbursement = line.risk, line.disbursement
+    signing = disbursement.signing_months.from_uniform(draw(SIGNING, counts))
+    implementation = disbursement.implementation_months.from_uniform(
+        draw(IMPLEMENTATION, counts))
+    if implementation_given is not None:
+        implementation = _override(implementation_given, implementation)
+    default_u, prepayment_u = draw(DEFAULT, counts), draw(PREPAYMENT, counts)
+    prior = line.state_aid.prior_aid
+    n = int(counts.sum())
+    if isinstance(prior, Fixed):
+        prior_cents = np.full(n, round_cents(prior.value * 100), dtype=np.int64)
+    else:
+        prior_cents = round_half_away(prior.from_uniform(draw(PRIOR_AID, counts)) * 100.0)
+    return {"counts": counts, "ids": ids, "beneficiaries": beneficiaries, "arrival": arrival,
+            "eligible_cost": round_half_away(cost * 100.0), "admitted": admitted,
+            "evaluation_months": evaluation, "score": score, "signing_months": signing,
+            "implementation_months": implementation,
+            "fails": draw(FAILS, counts) < risk.failure_rate,
+            "failure_fraction": draw(FAILURE_FRACTION, counts), "default_u": default_u,
+            "prepayment_u": prepayment_u, "prior_aid": prior_cents,
+            "default_months": hazard_months(default_u, risk.default_rate),
+            "prepayment_months": hazard_months(prepayment_u, risk.prepayment_rate)}
