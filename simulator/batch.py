@@ -37,11 +37,12 @@ from .ledger import (
     COUNT_COLUMNS,
     FLOW_KINDS,
     check_invariants,
+    close_span,
     series_columns,
     source_columns,
 )
 from .loanbook import STATUSES
-from .metrics import replication_kpis
+from .metrics import chunk_kpis
 from .model import (
     _windows,
     days_of,
@@ -243,6 +244,43 @@ class LineBatch:
         if waiting_list:
             self.counts["waiting"][:, month] = self.tail - self.head
         self._book(month)
+
+    def quiet_from(self, month: int) -> bool:
+        """No decision left from ``month`` on, and every waiting list empty."""
+        return bool(self.group_bounds[2 * month] == len(self.by_month)
+                    and not (self.head < self.tail).any())
+
+    def close_rest(self, first: int) -> None:
+        """Close months ``first`` .. horizon - 1 when no decision is left.
+
+        All at once with ``ledger.close_span`` when it applies (no treasury
+        interest); month by month otherwise.
+        """
+        if not self.treasury_rate:
+            span = slice(first, self.horizon)
+            start = {"free": self.free, "undisbursed": self.undisbursed, "legacy": self.legacy,
+                     "loans_to_date": self.loans_to_date, "grants_to_date": self.grants_to_date,
+                     "charged_to_date": self.charged_to_date,
+                     "grant_fees_to_date": self.grant_fees_to_date, "arrears": self.arrears}
+            closed = close_span(start, {kind: values[:, span] for kind, values in
+                                        self.flows.items()},
+                                self.committed_amount[:, span],
+                                np.arange(first, self.horizon) >= self.legacy_from, self.fees,
+                                self.allocation)
+            if closed is not None:
+                monthly, end = closed
+                for name, values in monthly.items():
+                    self.monthly[name][:, span] = values
+                self.free, self.undisbursed, self.legacy = (end[k] for k in (
+                    "free", "undisbursed", "legacy"))
+                self.loans_to_date, self.grants_to_date = (end[k] for k in (
+                    "loans_to_date", "grants_to_date"))
+                self.charged_to_date = end["charged_to_date"]
+                self.grant_fees_to_date = end["grant_fees_to_date"]
+                self.arrears = end["arrears"]
+                return
+        for k in range(first, self.horizon):
+            self.close(k)
 
     def _group(self, g: int) -> np.ndarray:
         return self.by_month[self.group_bounds[g]:self.group_bounds[g + 1]]
@@ -466,12 +504,17 @@ def simulate_chunk(scenario: Scenario, replications: list[int], seed: int,
     legacy_from = legacy_from_month(scenario, calendar.offset)
     lines = [LineBatch(scenario, line_id, i, replications, seed, calendar, legacy_from)
              for i, line_id in enumerate(scenario.lines)]
-    for month in range(horizon):
-        for line in lines:
+    # Lines do not interact (no reallocations here): each runs its months alone,
+    # and once no decision is left its remaining months close in one go.
+    for line in lines:
+        for month in range(horizon):
+            if line.quiet_from(month):
+                line.close_rest(max(month - 1, 0))
+                break
             line.step(month)
-    if horizon:
-        for line in lines:
-            line.close(horizon - 1)
+        else:
+            if horizon:
+                line.close(horizon - 1)
 
     series = {line.line_id: line.series() for line in lines}
     total = {name: sum(s[name] for s in series.values()) for name in next(iter(
@@ -483,16 +526,12 @@ def simulate_chunk(scenario: Scenario, replications: list[int], seed: int,
     first_dry = np.fmin.reduce([line.first_dry for line in lines]) if lines else \
         np.full(len(replications), math.nan)
     deadline = eligibility_month(scenario, calendar.offset)
-    bounds = np.searchsorted(loans["replication"], [*replications, math.inf]) if \
-        len(replications) else []
-    kpis = []
-    for r, replication in enumerate(replications):
-        rows = slice(bounds[r], bounds[r + 1])
-        values = replication_kpis(
-            scenario, {name: column[r] for name, column in total.items()},
-            {name: column[rows] for name, column in loans.items()}, float(first_dry[r]),
-            deadline, state_aid={"rejected": 0, "reduced": 0})
-        kpis.append({"replication": replication, **values})
+    # Replications come in increasing order, and so does the loan table.
+    position = np.searchsorted(np.asarray(replications), loans["replication"])
+    no_aid_decision = np.zeros(len(replications), dtype=np.int64)
+    kpis = {"replication": np.asarray(replications),
+            **chunk_kpis(scenario, total, loans, position, first_dry, deadline,
+                         no_aid_decision, no_aid_decision)}
     return ChunkFrames(replications, *frames(scenario, replications, series, loans, kpis))
 
 

@@ -191,56 +191,38 @@ class LineLedger:
         """Close months [closed, month) with numpy when no month needs the loop.
 
         The loop is needed when treasury interest is earned (it compounds on
-        the path of free cash), when fees cannot be paid in full some month
-        (arrears) and while contribution tranches are still to be paid in.
-        Otherwise every quantity is a cumulative sum, and this path gives
-        exactly the loop's numbers (same float operations, same rounding).
+        the path of free cash) and while contribution tranches are still to be
+        paid in.
         """
-        if self.treasury_rate or self._fee_arrears or \
-                (self.payments is not None and self._paid_in < self.allocation):
+        if self.treasury_rate or (self.payments is not None and
+                                  self._paid_in < self.allocation):
             return False
         k0 = self.closed
         span = slice(k0, month)
+        start = {"free": self.free, "undisbursed": self._undisbursed, "legacy": self._legacy,
+                 "loans_to_date": self._loans_to_date, "grants_to_date": self._grants_to_date,
+                 "charged_to_date": self._fees_charged_to_date,
+                 "grant_fees_to_date": self._grant_fees_to_date, "arrears": self._fee_arrears}
         flows = {kind: np.array(values[span], dtype=np.int64)
                  for kind, values in self.flows.items()}
-        returns = (flows["principal_repaid"] + flows["interest_received"]
-                   + flows["recoveries"] + flows["grants_recovered"])
-        to_legacy = np.arange(k0, month) >= self.legacy_from_month
-        released = flows["released"]
-        paid_out = flows["loans_disbursed"] + flows["grants_paid"]
-        loans_to_date = self._loans_to_date + np.cumsum(flows["loans_disbursed"])
-        grants_to_date = self._grants_to_date + np.cumsum(flows["grants_paid"])
-        loan_part, grant_part = self._fee_due(loans_to_date, grants_to_date)
-        cap = round_cents(self.fees.cap * self._resources)
-        charged_to_date = np.minimum(
-            self._fees_charged_to_date + np.cumsum(np.maximum(round_half_away(loan_part), 0)),
-            max(cap, self._fees_charged_to_date))
-        grant_cap = round_half_away(self.fees.grant_cap * grants_to_date)
-        grant_to_date = _capped_running(self._grant_fees_to_date,
-                                        np.maximum(round_half_away(grant_part), 0), grant_cap)
-        grant_charged = np.diff(grant_to_date, prepend=self._grant_fees_to_date)
-        charged = np.diff(charged_to_date, prepend=self._fees_charged_to_date) + grant_charged
-        fee_out = charged if self.fees.paid_from_fund else np.zeros_like(charged)
-        inflow = np.where(to_legacy, 0, returns) + released
-        free = self.free + np.cumsum(inflow - fee_out)
-        if self.fees.paid_from_fund and np.any(free < 0):
+        closed = close_span({k: np.int64(v) for k, v in start.items()}, flows,
+                            np.array(self.committed_amount[span], dtype=np.int64),
+                            np.arange(k0, month) >= self.legacy_from_month, self.fees,
+                            self._resources)
+        if closed is None:
             return False
-        undisbursed = self._undisbursed + np.cumsum(
-            np.array(self.committed_amount[span], dtype=np.int64) - paid_out - released)
-        legacy = self._legacy + np.cumsum(np.where(to_legacy, returns, 0))
-        self.fees_charged[span] = charged
-        self.fees_grant_charged[span] = grant_charged
-        self.fees_paid[span] = fee_out
-        self.cash[span] = free + undisbursed
-        self.legacy[span] = legacy
-        self.free = int(free[-1])
-        self._undisbursed = int(undisbursed[-1])
-        self._legacy = int(legacy[-1])
-        self._loans_to_date = int(loans_to_date[-1])
-        self._grants_to_date = int(grants_to_date[-1])
-        self._spent += int(paid_out.sum() + fee_out.sum())
-        self._fees_charged_to_date = int(charged_to_date[-1])
-        self._grant_fees_to_date = int(grant_to_date[-1])
+        monthly, end = closed
+        for name in ("fees_charged", "fees_grant_charged", "fees_paid", "cash", "legacy"):
+            getattr(self, name)[span] = monthly[name]
+        self.free, self._undisbursed, self._legacy = (int(end[k]) for k in (
+            "free", "undisbursed", "legacy"))
+        self._loans_to_date, self._grants_to_date = (int(end[k]) for k in (
+            "loans_to_date", "grants_to_date"))
+        self._fees_charged_to_date = int(end["charged_to_date"])
+        self._grant_fees_to_date = int(end["grant_fees_to_date"])
+        self._fee_arrears = int(end["arrears"])
+        self._spent += int((flows["loans_disbursed"] + flows["grants_paid"]).sum()
+                           + monthly["fees_paid"].sum())
         return True
 
     def _close_loop(self, month: int) -> None:
@@ -397,14 +379,76 @@ def split_by_shares(amounts: np.ndarray, shares: np.ndarray) -> np.ndarray:
     return parts + (rank < missing[..., None, :]).astype(np.int64)
 
 
-def _capped_running(start: int, dues: np.ndarray, caps: np.ndarray) -> np.ndarray:
-    """Running total of ``dues`` where each month's total may not pass that month's cap."""
-    out = np.empty(len(dues), dtype=np.int64)
-    total = start
-    for i, (due, cap) in enumerate(zip(dues.tolist(), caps.tolist(), strict=True)):
-        total += max(0, min(due, cap - total))
-        out[i] = total
-    return out
+def close_span(start: dict[str, np.ndarray], flows: dict[str, np.ndarray],
+               committed: np.ndarray, to_legacy: np.ndarray, fees,
+               resources: int) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]] | None:
+    """Close a span of months at once, without treasury interest.
+
+    ``start``: the running state before the span (``free``, ``undisbursed``,
+    ``legacy``, ``loans_to_date``, ``grants_to_date``, ``charged_to_date``,
+    ``grant_fees_to_date``, ``arrears``), each an array of any shape S;
+    ``flows`` and ``committed``: the span's booked flows, shape S x months;
+    ``to_legacy``: which months' returns go to the legacy account. Returns
+    the months' ``fees_charged``, ``fees_grant_charged``, ``fees_paid``,
+    ``cash`` and ``legacy`` and the state after the span; or None if the
+    loop is needed (grant fees above their cap at the start).
+
+    Without interest every quantity is a running total:
+
+    * loan-part fees to date: ``min(charged0 + cumsum(due), cap)`` (dues >= 0);
+    * grant-part fees to date ``t`` with a cap ``c`` that never falls:
+      ``t_j = min(t_(j-1) + d_j, c_j)`` solves to
+      ``t_j = D_j + min(t0, min_(i<=j) (c_i - D_i))`` with ``D = cumsum(d)``;
+    * fees paid from the fund: each month pays ``min(arrears + due, free)``,
+      so the fees paid to date are ``P_j = min(arrears0 + F_j, free0 + I_j)``
+      (``F``: fees charged to date in the span, ``I``: cash come in to date);
+    * free cash: ``free0 + I_j - P_j``.
+
+    The float operations and roundings are the month-by-month loop's, so the
+    numbers are the same to the cent.
+    """
+    def running(start_value, values):
+        return start_value[..., None] + np.cumsum(values, axis=-1)
+
+    returns = (flows["principal_repaid"] + flows["interest_received"]
+               + flows["recoveries"] + flows["grants_recovered"])
+    released = flows["released"]
+    loans_to_date = running(start["loans_to_date"], flows["loans_disbursed"])
+    grants_to_date = running(start["grants_to_date"], flows["grants_paid"])
+    loan_part = fees.base_rate / 12.0 * resources + fees.performance_rate / 12.0 * loans_to_date
+    grant_part = fees.grant_rate / 12.0 * grants_to_date
+    charged0, grant0 = start["charged_to_date"], start["grant_fees_to_date"]
+    cap = round_cents(fees.cap * resources)
+    charged_to_date = np.minimum(running(charged0, np.maximum(round_half_away(loan_part), 0)),
+                                 np.maximum(cap, charged0)[..., None])
+    grant_cap = round_half_away(fees.grant_cap * grants_to_date)
+    if grant_cap.size and np.any(grant0 > grant_cap[..., 0]):
+        return None
+    grant_dues = np.cumsum(np.maximum(round_half_away(grant_part), 0), axis=-1)
+    grant_to_date = grant_dues + np.minimum(
+        grant0[..., None], np.minimum.accumulate(grant_cap - grant_dues, axis=-1))
+    grant_charged = np.diff(grant_to_date, axis=-1, prepend=grant0[..., None])
+    charged = np.diff(charged_to_date, axis=-1, prepend=charged0[..., None]) + grant_charged
+    came_in = running(start["free"], np.where(to_legacy, 0, returns) + released)
+    arrears0 = start["arrears"]
+    if fees.paid_from_fund:
+        owed = running(arrears0, charged)
+        paid_to_date = np.minimum(owed, came_in)
+        fee_out = np.diff(paid_to_date, axis=-1, prepend=np.zeros_like(arrears0)[..., None])
+        arrears = owed - paid_to_date
+    else:
+        paid_to_date = fee_out = np.zeros_like(charged)
+        arrears = np.broadcast_to(arrears0[..., None], charged.shape)
+    free = came_in - paid_to_date
+    undisbursed = running(start["undisbursed"], committed - flows["loans_disbursed"]
+                          - flows["grants_paid"] - released)
+    legacy = running(start["legacy"], np.where(to_legacy, returns, 0))
+    monthly = {"fees_charged": charged, "fees_grant_charged": grant_charged,
+               "fees_paid": fee_out, "cash": free + undisbursed, "legacy": legacy}
+    end = {"free": free, "undisbursed": undisbursed, "legacy": legacy, "arrears": arrears,
+           "loans_to_date": loans_to_date, "grants_to_date": grants_to_date,
+           "charged_to_date": charged_to_date, "grant_fees_to_date": grant_to_date}
+    return monthly, {name: values[..., -1] for name, values in end.items()}
 
 
 def total_series(per_line: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:

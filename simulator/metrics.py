@@ -106,49 +106,79 @@ def replication_kpis(scenario, total: dict[str, np.ndarray], loans: dict[str, np
     ``state_aid`` counts the applications the de minimis rule rejected and the
     projects it reduced (``{"rejected": n, "reduced": n}``; zero if omitted).
     """
+    counts = state_aid or {}
+    values = chunk_kpis(scenario, {name: column[None, :] for name, column in total.items()},
+                        loans, np.zeros(len(loans["line"]), dtype=np.int64),
+                        np.array([first_dry_months]), eligibility_month,
+                        np.array([counts.get("rejected", 0)]),
+                        np.array([counts.get("reduced", 0)]))
+    return {name: float(column[0]) for name, column in values.items()}
+
+
+def chunk_kpis(scenario, total: dict[str, np.ndarray], loans: dict[str, np.ndarray],
+               loan_replication: np.ndarray, first_dry_months: np.ndarray,
+               eligibility_month: int, rejected_state_aid: np.ndarray,
+               reduced_state_aid: np.ndarray) -> dict[str, np.ndarray]:
+    """Every KPI of a chunk of replications at once, one value per replication.
+
+    ``total``: the ``total`` series, replications x months; ``loans``: the
+    loan table's columns with ``loan_replication`` the position (0 .. R - 1)
+    of each loan's replication. Both engines compute their KPIs here, so
+    they agree to the last bit. Money is summed in cents (exact in float64
+    below 2**53 cents) and reported in euros.
+    """
+    size = len(first_dry_months)
+
+    def per_replication(values=None, where=None) -> np.ndarray:
+        rows = loan_replication if where is None else loan_replication[where]
+        weights = None if values is None else values if where is None else values[where]
+        return np.bincount(rows, weights=weights, minlength=size).astype(float)
+
+    def last(name: str) -> np.ndarray:
+        return total[name][:, -1]
+
     endowment = round(scenario.fund.endowment * 100)
-    end = -1
     line_of = loans["line"]
-    kpis: dict[str, float] = {}
+    kpis: dict[str, np.ndarray] = {}
     for line_id in scenario.lines:
-        kpis[f"projects_financed_{line_id}"] = float(np.count_nonzero(line_of == line_id))
-    exposure = loans["public_loan"] + loans["grant"]
-    committed = int(exposure.sum())
-    private = int((loans["eligible_cost"] - loans["public_loan"] - loans["grant"]).sum())
-    disbursed = int(total["loans_disbursed"][end])
-    grants = int(total["grants_paid"][end])
-    losses = int(total["principal_written_off"][end] - total["recoveries"][end])
-    fees = int(total["fees_charged"][end])
-    kpis["public_committed_eur"] = committed / 100
+        kpis[f"projects_financed_{line_id}"] = per_replication(where=line_of == line_id)
+    public_loan, grant, cost = loans["public_loan"], loans["grant"], loans["eligible_cost"]
+    private = per_replication(cost - public_loan - grant)
+    disbursed, grants = last("loans_disbursed"), last("grants_paid")
+    losses = last("principal_written_off") - last("recoveries")
+    fees = last("fees_charged")
+    kpis["public_committed_eur"] = per_replication(public_loan + grant) / 100
     kpis["loans_disbursed_eur"] = disbursed / 100
     kpis["grants_paid_eur"] = grants / 100
     kpis["private_cofinancing_eur"] = private / 100
     kpis["leverage"] = (disbursed + grants + private) / endowment
     kpis["revolving_multiplier"] = disbursed / max(loan_resources(scenario), 1)
-    m = min(eligibility_month, len(total["loans_disbursed"]) - 1)
-    paid_by_deadline = int(total["loans_disbursed"][m] + total["grants_paid"][m]) if m >= 0 \
-        else 0
+    horizon = total["loans_disbursed"].shape[-1]
+    m = min(eligibility_month, horizon - 1)
+    paid_by_deadline = total["loans_disbursed"][:, m] + total["grants_paid"][:, m] if m >= 0 \
+        else np.zeros(size)
     kpis["absorption_at_eligibility_end"] = paid_by_deadline / endowment
-    kpis["desk_exhausted_month"] = first_dry_months
-    kpis["rejected_no_funds"] = float(total["rejected_no_funds"][end])
+    kpis["desk_exhausted_month"] = np.asarray(first_dry_months, dtype=float)
+    kpis["rejected_no_funds"] = last("rejected_no_funds").astype(float)
     kpis["losses_eur"] = losses / 100
     kpis["fees_eur"] = fees / 100
     kpis["net_public_cost_eur"] = (
-        grants - int(total["grants_recovered"][end]) + losses + fees
-        - int(total["interest_received"][end]) - int(total["treasury_interest"][end])) / 100
-    kpis["fund_value_end_eur"] = int(total["cash"][end] + total["loans_outstanding"][end]) / 100
-    kpis["legacy_eur"] = int(total["legacy"][end]) / 100
+        grants - last("grants_recovered") + losses + fees
+        - last("interest_received") - last("treasury_interest")) / 100
+    kpis["fund_value_end_eur"] = (last("cash") + last("loans_outstanding")) / 100
+    kpis["legacy_eur"] = last("legacy") / 100
     esl = loans["esl"]
-    cost = loans["eligible_cost"]
-    kpis["esl_mean_pct"] = float(np.mean(esl / cost) * 100) if len(esl) else math.nan
-    kpis["esl_total_eur"] = int(esl.sum()) / 100
+    number = per_replication()
+    with np.errstate(invalid="ignore", divide="ignore"):  # no loan: NaN
+        kpis["esl_mean_pct"] = np.where(number > 0, per_replication(esl / cost) / number * 100,
+                                        math.nan)
+    kpis["esl_total_eur"] = per_replication(esl) / 100
     status = loans["status"]
-    kpis["projects_failed"] = float(np.count_nonzero(status == "failed"))
-    kpis["projects_defaulted"] = float(np.count_nonzero(status == "defaulted"))
-    kpis["projects_over_de_minimis"] = float(np.count_nonzero(loans["over_ceiling"]))
-    counts = state_aid or {}
-    kpis["rejected_state_aid"] = float(counts.get("rejected", 0))
-    kpis["reduced_state_aid"] = float(counts.get("reduced", 0))
+    kpis["projects_failed"] = per_replication(where=status == "failed")
+    kpis["projects_defaulted"] = per_replication(where=status == "defaulted")
+    kpis["projects_over_de_minimis"] = per_replication(where=loans["over_ceiling"].astype(bool))
+    kpis["rejected_state_aid"] = np.asarray(rejected_state_aid, dtype=float)
+    kpis["reduced_state_aid"] = np.asarray(reduced_state_aid, dtype=float)
     kpis.update(_funding_kpis(scenario, total, eligibility_month, endowment))
     kpis["legacy_period_returns_eur"] = _legacy_period_returns(scenario, total,
                                                                eligibility_month)
@@ -156,39 +186,40 @@ def replication_kpis(scenario, total: dict[str, np.ndarray], loans: dict[str, np
 
 
 def _legacy_period_returns(scenario, total: dict[str, np.ndarray],
-                           eligibility_month: int) -> float:
+                           eligibility_month: int) -> np.ndarray:
     """Returns from the end of the eligibility month to the end of the legacy period (EUR)."""
     from .checks import legacy_period_end
 
     start, end = scenario.scenario.start, legacy_period_end(scenario)
     # A horizon that ends earlier cuts the period short (Scenario.warnings() says so).
     last = min((end.year - start.year) * 12 + end.month - start.month,
-               len(total["principal_repaid"]) - 1)
+               total["principal_repaid"].shape[-1] - 1)
     returns = (total["principal_repaid"] + total["interest_received"] + total["recoveries"]
                + total["grants_recovered"])
     first = min(eligibility_month, last)
-    before = int(returns[first]) if first >= 0 else 0
-    return (int(returns[last]) - before) / 100
+    before = returns[:, first] if first >= 0 else 0
+    return (returns[:, last] - before) / 100
 
 
 def _funding_kpis(scenario, total: dict[str, np.ndarray], eligibility_month: int,
-                  endowment: int) -> dict[str, float]:
+                  endowment: int) -> dict[str, np.ndarray]:
     """Fees of the grant part, contributions paid in, idle cash, payments by source."""
     funding = scenario.fund.funding
-    last = len(total["cash"]) - 1
-    m = min(max(eligibility_month, 0), last)
-    idle = total["cash"][:m + 1] - total["committed_undisbursed"][:m + 1]
+    size, horizon = total["cash"].shape
+    m = min(max(eligibility_month, 0), horizon - 1)
+    idle = total["cash"][:, :m + 1] - total["committed_undisbursed"][:, :m + 1]
     out = {
-        "fees_grant_part_eur": int(total["fees_grant_charged"][-1]) / 100,
-        "contribution_paid_in_eur": int(total["contribution_paid_in"][-1]) / 100,
-        "idle_cash_mean_eur": float(idle.mean()) / 100 if eligibility_month >= 0 else math.nan,
+        "fees_grant_part_eur": total["fees_grant_charged"][:, -1] / 100,
+        "contribution_paid_in_eur": total["contribution_paid_in"][:, -1] / 100,
+        "idle_cash_mean_eur": idle.mean(axis=1) / 100 if eligibility_month >= 0 else
+        np.full(size, math.nan),
     }
-    eligible = 0
+    eligible = np.zeros(size, dtype=np.int64)
     for name in funding.sources():
         column = f"disbursed_{name.lower()}"
-        out[f"{column}_eur"] = int(total[column][-1]) / 100
+        out[f"{column}_eur"] = total[column][:, -1] / 100
         if name in funding.eligible_sources():
-            eligible += int(total[column][m])
+            eligible = eligible + total[column][:, m]
     out["absorption_eligible_at_eligibility_end"] = eligible / endowment
     return out
 

@@ -171,12 +171,12 @@ def to_frames(batch: list[ReplicationTables],
 
 def frames(scenario: Scenario, replications: list[int],
            series: dict[str, dict[str, np.ndarray]], loans: dict[str, np.ndarray],
-           kpis: list[dict]) -> tuple[pa.Table, pa.Table, pd.DataFrame]:
+           kpis: list[dict] | dict[str, np.ndarray]) -> tuple[pa.Table, pa.Table, pd.DataFrame]:
     """The three tables of replications given as arrays.
 
     ``series``: line id (and ``"total"``) -> column -> replications x months;
     ``loans``: the loan table's columns, replication by replication; ``kpis``:
-    one dict per replication. Timeseries rows go replication by replication,
+    one dict per replication, or one column per KPI. Timeseries rows go replication by replication,
     line by line, month by month. The two large tables are Arrow tables with
     the run folder's schemas (``results``): they travel between processes and
     go to Parquet without a detour through Python objects.
