@@ -147,8 +147,12 @@ class LineBatch:
         self.head = self.rep_first.copy()
         self.tail = self.rep_first.copy()
         # Commitments as (decision positions, commitment times, commitment sequence):
-        # this month's, and every month's so far.
+        # those whose flows are not booked yet, and every one so far. A project's
+        # first flow falls at its signing, so booking waits until the earliest
+        # signing month among the unbooked ones is closed: one pricing for
+        # several months of commitments.
         self.commits: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        self.first_flow_month = math.inf
         self.booked: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
         self.sequence = 0
 
@@ -243,7 +247,6 @@ class LineBatch:
         self._decide(self._group(2 * month + 1), month)
         if waiting_list:
             self.counts["waiting"][:, month] = self.tail - self.head
-        self._book(month)
 
     def quiet_from(self, month: int) -> bool:
         """No decision left from ``month`` on, and every waiting list empty."""
@@ -256,6 +259,7 @@ class LineBatch:
         All at once with ``ledger.close_span`` when it applies (no treasury
         interest); month by month otherwise.
         """
+        self._book()
         if not self.treasury_rate:
             span = slice(first, self.horizon)
             start = {"free": self.free, "undisbursed": self.undisbursed, "legacy": self.legacy,
@@ -363,6 +367,9 @@ class LineBatch:
         sequence = self.sequence + np.arange(len(positions))
         self.sequence += len(positions)
         self.commits.append((positions, times, sequence))
+        signing = times + self.signing_months[self.dec_app[positions]]
+        self.first_flow_month = min(self.first_flow_month,
+                                    int(bf.month_of(signing, self.calendar.offset).min()))
 
     # -- booking and closing ---------------------------------------------------------------
     def _flows(self, apps: np.ndarray, times: np.ndarray) -> bf.FlowBatch:
@@ -373,12 +380,13 @@ class LineBatch:
         return bf.project_flows(self.public_loan[apps], self.grant[apps], times, fate,
                                 self.line, self.calendar.offset)
 
-    def _book(self, month: int) -> None:
-        """Compute and book the flows of this month's commitments."""
-        if not self.commits:
+    def _book(self, month: float = math.inf) -> None:
+        """Book the flows of the unbooked commitments if one of them has a flow by ``month``."""
+        if not self.commits or self.first_flow_month > month:
             return
         positions, times, sequence = _joined(self.commits)
         self.commits = []
+        self.first_flow_month = math.inf
         apps = self.dec_app[positions]
         rep = self.app_rep[apps]
         flows = self._flows(apps, times)
@@ -445,6 +453,7 @@ class LineBatch:
 
     def close(self, k: int) -> None:
         """Close month ``k`` in every replication (``LineLedger._close_loop``, one month)."""
+        self._book(k)
         flows = self.flows
         returns = (flows["principal_repaid"][:, k] + flows["interest_received"][:, k]
                    + flows["recoveries"][:, k] + flows["grants_recovered"][:, k])
@@ -515,6 +524,7 @@ def simulate_chunk(scenario: Scenario, replications: list[int], seed: int,
         else:
             if horizon:
                 line.close(horizon - 1)
+        line._book()   # commitments whose flows all fall after the horizon
 
     series = {line.line_id: line.series() for line in lines}
     total = {name: sum(s[name] for s in series.values()) for name in next(iter(
