@@ -8,6 +8,7 @@ import pytest
 
 from simulator import load_scenario
 from simulator import run as run_in_memory
+from simulator.executors import _alongside, chunk_size
 from simulator.metrics import summarise
 from simulator.results import load_results
 from simulator.runner import run_to_folder
@@ -26,9 +27,10 @@ def _bytes(folder):
 
 
 def test_serial_and_two_local_workers_write_identical_files(scenario, tmp_path):
-    # 120 replications = 3 chunks, so the pool really splits the work.
-    run_to_folder(scenario, tmp_path / "serial", replications=120, workers=1)
-    run_to_folder(scenario, tmp_path / "pool", replications=120, workers=2)
+    # 600 replications = 3 chunks of the batch engine: this process and a helper share them.
+    assert chunk_size(scenario) == 250
+    run_to_folder(scenario, tmp_path / "serial", replications=600, workers=1)
+    run_to_folder(scenario, tmp_path / "pool", replications=600, workers=2)
     assert _bytes(tmp_path / "serial") == _bytes(tmp_path / "pool")
 
 
@@ -40,11 +42,11 @@ def test_in_memory_save_writes_the_same_bytes_as_a_streamed_run(scenario, tmp_pa
 
 def test_dask_local_cluster_gives_the_same_files(scenario, tmp_path):
     distributed = pytest.importorskip("dask.distributed")
-    run_to_folder(scenario, tmp_path / "serial", replications=60, workers=1)
+    run_to_folder(scenario, tmp_path / "serial", replications=600, workers=1)
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
                                   dashboard_address=None) as cluster, \
             distributed.Client(cluster) as client:
-        results = run_to_folder(scenario, tmp_path / "dask", replications=60, client=client)
+        results = run_to_folder(scenario, tmp_path / "dask", replications=600, client=client)
     assert _bytes(tmp_path / "serial") == _bytes(tmp_path / "dask")
     assert results.manifest["backend"].startswith("dask")
 
@@ -87,3 +89,39 @@ def test_interrupted_run_leaves_no_folder(scenario, tmp_path):
         run_to_folder(scenario, tmp_path / "run", replications=150, workers=2,
                       progress=interrupt)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_chunks_come_back_in_order_from_helpers_and_from_here():
+    """The main process runs chunks while the next one in order is not back, within bounds."""
+    import threading
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    from simulator.executors import ChunkFrames
+
+    chunks = [[i] for i in range(12)]
+    where: dict[int, str] = {}
+    ahead_seen = []
+    held: set[int] = set()
+    lock = threading.Lock()
+
+    def frames(ids, place):
+        with lock:
+            where[ids[0]] = place
+        time.sleep(0.02 if place == "helper" else 0.005)
+        return ChunkFrames(ids, None, None, None)
+
+    def run_here(ids):
+        held.add(ids[0])
+        ahead_seen.append(len(held))
+        return frames(ids, "here")
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        out = []
+        for result in _alongside(lambda ids: pool.submit(frames, ids, "helper"), run_here,
+                                 chunks, window=2):
+            held.discard(result.replications[0])
+            out.append(result.replications[0])
+    assert out == list(range(12))
+    assert set(where.values()) == {"helper", "here"}   # both did some of the work
+    assert max(ahead_seen) <= 2                          # results held here stay bounded
