@@ -132,7 +132,7 @@ class LineBatch:
         self.counts = {name: zeros() for name in COUNT_COLUMNS}
         arrival_month = bf.month_of(self.arrival, calendar.offset)
         seen = arrival_month < horizon
-        np.add.at(self.counts["applications"], (self.app_rep[seen], arrival_month[seen]), 1)
+        _add_at(self.counts["applications"], self.app_rep[seen], arrival_month[seen], 1)
         # Running state, one value per replication.
         self.free = np.full(size, self.allocation, dtype=np.int64)
         self.undisbursed = np.zeros(size, dtype=np.int64)
@@ -394,8 +394,7 @@ class LineBatch:
         for kind in FLOW_KINDS:
             projects, months, amounts = flows.flat(kind)
             if len(projects):
-                np.add.at(self.flows[kind], (rep[projects], np.minimum(months, horizon)),
-                          amounts)
+                _add_at(self.flows[kind], rep[projects], np.minimum(months, horizon), amounts)
         self.booked.append((positions, times, sequence))
 
     def loan_rows(self) -> dict[str, np.ndarray]:
@@ -613,6 +612,15 @@ def _loan_table(scenario, lines: list[LineBatch], calendar: Calendar,
         "over_ceiling": rows["over_ceiling"].astype(bool),
     }
     return {name: out[name] for name in LOAN_COLUMNS}
+
+
+def _add_at(matrix: np.ndarray, rows: np.ndarray, columns: np.ndarray, values) -> None:
+    """``matrix[rows, columns] += values`` with repeated cells summed (``np.add.at``).
+
+    Through the flat index: numpy's fast path for one index array, several
+    times quicker than a pair of index arrays.
+    """
+    np.add.at(matrix.reshape(-1), rows * matrix.shape[1] + columns, values)
 
 
 def _joined(commits: list[tuple[np.ndarray, np.ndarray, np.ndarray]]):

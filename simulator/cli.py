@@ -113,7 +113,7 @@ def _print_summary(summary, title: str) -> None:
 @click.option("--check", is_flag=True,
               help="Assert the ledger invariants at every month of every replication.")
 @click.option("--workers", "-w", type=click.IntRange(min=1), default=None,
-              help="Local worker processes (default: all cores; 1 = serial).")
+              help="Processes that simulate, this one included (default: all cores; 1 = serial).")
 @click.option("--scheduler", metavar="tcp://HOST:PORT", default=None,
               help="Run on a Dask distributed cluster instead of local processes.")
 @click.option("--strict", is_flag=True,

@@ -67,7 +67,8 @@ def _run_options(func: Callable) -> Callable:
                      help="Master seed, the same for every scenario (default: the "
                           "scenario's)."),
         click.option("--workers", "-w", type=click.IntRange(min=1), default=None,
-                     help="Local worker processes (default: all cores; 1 = serial)."),
+                     help="Processes that simulate, this one included "
+                          "(default: all cores; 1 = serial)."),
         click.option("--scheduler", metavar="tcp://HOST:PORT", default=None,
                      help="Run on a Dask distributed cluster instead of local processes."),
         click.option("--out", type=click.Path(path_type=Path), default=None,
