@@ -30,6 +30,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from . import batch_flows as bf
 from .draws import draw_chunk
@@ -290,29 +292,32 @@ class LineBatch:
         return self.by_month[self.group_bounds[g]:self.group_bounds[g + 1]]
 
     def _serve(self, alive: np.ndarray, month: int) -> None:
-        """The month-end tick of the waiting list: drop expired entries, commit the head."""
-        if not alive.any():
+        """The month-end tick of the waiting list: drop expired entries, commit the head.
+
+        A list is its replication's decisions ``head .. tail - 1`` in time
+        order, so the expired entries are a prefix, and the heads committed
+        one by one while they fit are the next prefix whose running total of
+        exposures fits the free cash. Every list is served at once.
+        """
+        reps = np.flatnonzero(alive & (self.head < self.tail))
+        if not len(reps):
             return
         now = self.calendar.month_start(month)
-        last = len(self.dec_time) - 1
-        max_wait = self.line.max_wait_months
-        while True:
-            live = alive & (self.head < self.tail)
-            head = np.minimum(self.head, last)
-            expired = live & (now - self.dec_time[head] > max_wait)
-            if not expired.any():
-                break
-            self.counts["rejected_no_funds"][expired, month] += 1
-            self.head += expired
-        while True:
-            live = alive & (self.head < self.tail)
-            head = np.minimum(self.head, last)
-            fits = live & (self.dec_exposure[head] <= self.free)
-            if not fits.any():
-                break
-            chosen = self.head[fits]
-            self._commit(chosen, np.full(len(chosen), now), month)
-            self.head += fits
+        head = self.head[reps]
+        lengths = self.tail[reps] - head
+        entry_list = np.repeat(np.arange(len(reps)), lengths)
+        starts = np.cumsum(lengths) - lengths
+        positions = head[entry_list] + np.arange(len(entry_list)) - starts[entry_list]
+        expired = now - self.dec_time[positions] > self.line.max_wait_months
+        dropped = np.bincount(entry_list, weights=expired, minlength=len(reps)).astype(np.int64)
+        self.counts["rejected_no_funds"][reps, month] += dropped
+        exposure = np.where(expired, 0, self.dec_exposure[positions])
+        running = np.cumsum(exposure)
+        running -= (running[starts] - exposure[starts])[entry_list]
+        fits = ~expired & (running <= self.free[reps][entry_list])
+        self._commit(positions[fits], np.full(int(fits.sum()), now), month)
+        self.head[reps] = head + dropped + np.bincount(entry_list, weights=fits,
+                                                       minlength=len(reps)).astype(np.int64)
 
     def _decide(self, group: np.ndarray, month: int) -> None:
         """Offer a group of decisions (sorted by replication, then in order)."""
@@ -574,9 +579,11 @@ def _loan_table(scenario, lines: list[LineBatch], calendar: Calendar,
         return month_end_dates(start, horizon, months)
 
     line_names = np.array(line_ids, dtype=object)[rows["line"]]
-    project_ids = np.array([f"{line}-{number + 1:05d}" for line, number in
-                            zip(line_names.tolist(), rows["number"].tolist(), strict=True)],
-                           dtype=object)
+    # "A-00042": the line and the application's number from 1, five digits at least.
+    numbers = pc.utf8_lpad(pa.array(rows["number"] + 1).cast(pa.string()), width=5,
+                           padding="0")
+    project_ids = pc.binary_join_element_wise(pa.array(line_names, type=pa.string()),
+                                              numbers, "-")
     disbursed, repaid, written_off = (rows["loans_disbursed"], rows["principal_repaid"],
                                       rows["written_off"])
     ceilings = np.where(has_ceiling, rows["ceiling"], 0)

@@ -113,8 +113,9 @@ def schedules(principal: np.ndarray, instrument, grace: np.ndarray) -> Schedules
     length = np.where(principal > 0, n + grace_periods, 0)
     valid = column < length[:, None]
     grace_interest = round_pos(principal * r)[:, None]
-    out_parts = np.where(in_grace, 0, np.take_along_axis(parts, amort, axis=1))
-    out_interest = np.where(in_grace, grace_interest, np.take_along_axis(interest, amort, axis=1))
+    rows = np.arange(size)[:, None]
+    out_parts = np.where(in_grace, 0, parts[rows, amort])
+    out_interest = np.where(in_grace, grace_interest, interest[rows, amort])
     # Without grace rows the first instalment falls one period after the end of grace.
     first = np.where(grace_periods > 0, period, grace + period)[:, None]
     months = np.where(valid, first + period * column, _PAD)
