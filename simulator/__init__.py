@@ -9,7 +9,7 @@ Notebook use::
     results.save("results/my-run")
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 from .runner import run
 from .scenario import load_scenario

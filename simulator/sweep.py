@@ -84,8 +84,14 @@ class Point:
         return ", ".join(f"{path}={value_text(v)}" for path, v in self.values.items())
 
     def key(self, seed: int, replications: int) -> str:
-        """The cache key: scenario content, seed and number of replications."""
-        return f"{self.scenario.hash()[:16]}-s{seed}-n{replications}"
+        """The cache key: scenario content, seed, number of replications and tool version.
+
+        A new version may compute other numbers (it did when the random
+        streams changed), so a sweep folder from an older one is not reused.
+        """
+        from . import __version__
+
+        return f"{self.scenario.hash()[:16]}-s{seed}-n{replications}-v{__version__}"
 
 
 @dataclass

@@ -14,7 +14,7 @@ from matplotlib.figure import Figure, FigureBase
 from matplotlib.lines import Line2D
 
 import simulator
-from simulator import charts
+from simulator import __version__, charts
 from simulator.charts_style import (
     EuroFormatter,
     format_euros_short,
@@ -327,7 +327,8 @@ def test_compare_kpi_chart_from_the_wide_comparison_table():
     fig, data = compare_kpi_chart(table, source=compare_source(2, 20), subtitle="WECARE")
     texts = all_texts(drawn(fig))
     assert "Confronto tra scenari: indicatori principali" in texts
-    assert "Fonte: fesr-sim 0.1.0, confronto di 2 scenari su 20 replicazioni appaiate" in texts
+    assert f"Fonte: fesr-sim {__version__}, confronto di 2 scenari su 20 replicazioni appaiate" \
+        in texts
     axes = chart_axes(fig)
     titles = [" ".join(ax.get_title(loc="left").split()) for ax in axes]  # wrapped titles
     assert titles == ["Valore del fondo all'orizzonte",

@@ -135,6 +135,9 @@ def test_interrupted_sweep_resumes_computing_only_the_missing_points(tmp_path, m
     assert fourth.calls == 1
     # More replications are a different point too.
     assert run_sweep(read_sweep(changed), out, replications=3, workers=1).reused == []
+    # And so is every point for another version of the tool (its numbers may differ).
+    monkeypatch.setattr("simulator.__version__", "99.0")
+    assert run_sweep(read_sweep(changed), out, workers=1).reused == []
 
 
 def test_vary_adds_and_replaces_lists(tmp_path):
