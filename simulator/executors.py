@@ -208,7 +208,7 @@ def _processes(scenario, chunks, seed, check, workers) -> Iterator[ChunkFrames]:
     try:
         yield from _alongside(lambda ids: pool.submit(run_chunk, scenario, ids, seed, check),
                               lambda ids: run_chunk(scenario, ids, seed, check),
-                              chunks, 2 * helpers)
+                              chunks, window=2 * helpers + 1, ahead=2)
     except BaseException:
         # Ctrl-C, an error or an abandoned run: stop the helpers now. A helper blocked
         # writing a finished chunk that nobody will read would otherwise hang the exit.
@@ -218,28 +218,30 @@ def _processes(scenario, chunks, seed, check, workers) -> Iterator[ChunkFrames]:
         pool.shutdown(wait=False, cancel_futures=True)
 
 
-def _alongside(submit, run_here, chunks: list[list[int]], window: int) -> Iterator[ChunkFrames]:
+def _alongside(submit, run_here, chunks: list[list[int]], window: int,
+               ahead: int) -> Iterator[ChunkFrames]:
     """Yield every chunk's result in chunk order, running chunks here and on helpers.
 
     Helpers always have up to ``window`` chunks in flight; while the next
     chunk in order is not ready, this process runs the next chunk not yet
-    handed out (and keeps at most ``window`` such results ahead), so memory
-    stays bounded and no core waits.
+    handed out (keeping at most ``ahead`` such results), so memory stays
+    bounded and no core waits.
     """
     results: dict[int, object] = {}      # chunk number -> future or ChunkFrames
     handed_out = 0
     try:
         for position in range(len(chunks)):
             while True:
-                in_flight = sum(1 for r in results.values() if not isinstance(r, ChunkFrames))
+                in_flight = sum(1 for r in results.values()
+                                if not isinstance(r, ChunkFrames) and not r.done())
                 while handed_out < len(chunks) and in_flight < window:
                     results[handed_out] = submit(chunks[handed_out])
                     handed_out += 1
                     in_flight += 1
                 item = results[position]
-                ahead = sum(1 for r in results.values() if isinstance(r, ChunkFrames))
+                done_here = sum(1 for r in results.values() if isinstance(r, ChunkFrames))
                 if isinstance(item, ChunkFrames) or item.done() or \
-                        handed_out == len(chunks) or ahead >= window:
+                        handed_out == len(chunks) or done_here >= ahead:
                     break
                 results[handed_out] = run_here(chunks[handed_out])
                 handed_out += 1

@@ -119,7 +119,7 @@ def test_chunks_come_back_in_order_from_helpers_and_from_here():
     with ThreadPoolExecutor(max_workers=1) as pool:
         out = []
         for result in _alongside(lambda ids: pool.submit(frames, ids, "helper"), run_here,
-                                 chunks, window=2):
+                                 chunks, window=2, ahead=2):
             held.discard(result.replications[0])
             out.append(result.replications[0])
     assert out == list(range(12))
