@@ -155,6 +155,9 @@ class LineBatch:
         # several months of commitments.
         self.commits: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
         self.first_flow_month = math.inf
+        # Booked commitments whose repayments are not booked yet, and when they can start.
+        self.repaying: list[tuple[np.ndarray, np.ndarray]] = []
+        self.repayments_from = math.inf
         self.booked: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
         self.sequence = 0
 
@@ -377,30 +380,51 @@ class LineBatch:
                                     int(bf.month_of(signing, self.calendar.offset).min()))
 
     # -- booking and closing ---------------------------------------------------------------
-    def _flows(self, apps: np.ndarray, times: np.ndarray) -> bf.FlowBatch:
+    def _flows(self, apps: np.ndarray, times: np.ndarray, parts: str = "all") -> bf.FlowBatch:
         """The cash flows of applications committed at ``times``."""
-        fate = {name: getattr(self, name)[apps] for name in (
+        fate = self._fate(apps)
+        return bf.project_flows(self.public_loan[apps], self.grant[apps], times, fate,
+                                self.line, self.calendar.offset, parts)
+
+    def _fate(self, apps: np.ndarray) -> dict[str, np.ndarray]:
+        return {name: getattr(self, name)[apps] for name in (
             "signing_months", "implementation_months", "fails", "failure_fraction",
             "default_months", "prepayment_months")}
-        return bf.project_flows(self.public_loan[apps], self.grant[apps], times, fate,
-                                self.line, self.calendar.offset)
 
     def _book(self, month: float = math.inf) -> None:
-        """Book the flows of the unbooked commitments if one of them has a flow by ``month``."""
-        if not self.commits or self.first_flow_month > month:
-            return
-        positions, times, sequence = _joined(self.commits)
-        self.commits = []
-        self.first_flow_month = math.inf
+        """Book the flows of unbooked commitments when one of them falls due by ``month``.
+
+        Two stages: tranches, grants and failures from the first signing on;
+        repayments, which begin a grace period later, when the first of them
+        can fall due, for every commitment waiting for them.
+        """
+        if self.commits and self.first_flow_month <= month:
+            positions, times, sequence = _joined(self.commits)
+            self.commits = []
+            self.first_flow_month = math.inf
+            self._add_flows(positions, times, "early")
+            self.booked.append((positions, times, sequence))
+            apps = self.dec_app[positions]
+            due = bf.repayments_due(self.public_loan[apps], times, self._fate(apps), self.line,
+                                    self.calendar.offset)
+            if due < math.inf:
+                self.repaying.append((positions, times))
+                self.repayments_from = min(self.repayments_from, due)
+        if self.repaying and self.repayments_from <= month:
+            positions, times = (np.concatenate([c[i] for c in self.repaying]) for i in (0, 1))
+            self.repaying = []
+            self.repayments_from = math.inf
+            self._add_flows(positions, times, "repayments")
+
+    def _add_flows(self, positions: np.ndarray, times: np.ndarray, parts: str) -> None:
         apps = self.dec_app[positions]
         rep = self.app_rep[apps]
-        flows = self._flows(apps, times)
+        flows = self._flows(apps, times, parts)
         horizon = self.horizon
         for kind in FLOW_KINDS:
             projects, months, amounts = flows.flat(kind)
             if len(projects):
                 _add_at(self.flows[kind], rep[projects], np.minimum(months, horizon), amounts)
-        self.booked.append((positions, times, sequence))
 
     def loan_rows(self) -> dict[str, np.ndarray]:
         """The loan table's facts of every commitment of the chunk (one pass at the end).

@@ -170,8 +170,16 @@ def _split(total: np.ndarray, shares: list[float]) -> list[np.ndarray]:
 
 
 def project_flows(public_loan: np.ndarray, grant: np.ndarray, commit_time: np.ndarray,
-                  fate: dict[str, np.ndarray], line, offset: float) -> FlowBatch:
-    """:func:`loanbook.project_flows` of many projects of one line."""
+                  fate: dict[str, np.ndarray], line, offset: float,
+                  parts: str = "all") -> FlowBatch:
+    """:func:`loanbook.project_flows` of many projects of one line.
+
+    ``parts``: ``"all"``; ``"early"``, every flow but the repayments of loans
+    that complete (tranches, grants, failures); or ``"repayments"``, those
+    only (instalments, prepayments, defaults). Repayments start after the
+    grace period, so the batch engine can price them later, for many months
+    of commitments at once (:func:`repayments_due`).
+    """
     instrument, disbursement, risk = line.instrument, line.disbursement, line.risk
     size = len(public_loan)
     batch = FlowBatch(size)
@@ -194,7 +202,7 @@ def project_flows(public_loan: np.ndarray, grant: np.ndarray, commit_time: np.nd
     big = np.iinfo(np.int64).max
 
     # -- projects that fail before completion
-    f = index[fails]
+    f = index[fails] if parts != "repayments" else index[:0]
     if len(f):
         fm, done = failure_month[f], m_done[f]
         unpaid = np.zeros(len(f), dtype=np.int64)
@@ -235,6 +243,12 @@ def project_flows(public_loan: np.ndarray, grant: np.ndarray, commit_time: np.nd
     ok = index[~fails]
     if not len(ok):
         return batch
+    if parts == "repayments":
+        lent = ok[public_loan[ok] > 0]
+        if len(lent):
+            _repayments(batch, lent, public_loan[lent], amounts, months, m_done[lent], fate,
+                        line)
+        return batch
     for amount, month in zip(amounts, months, strict=True):
         a = amount[ok]
         keep = a > 0
@@ -246,9 +260,29 @@ def project_flows(public_loan: np.ndarray, grant: np.ndarray, commit_time: np.nd
     batch.status[no_loan] = REPAID
     batch.end_month[no_loan] = np.maximum(m_done[no_loan], grant_month[no_loan])
     lent = ok[public_loan[ok] > 0]
-    if len(lent):
+    if len(lent) and parts == "all":
         _repayments(batch, lent, public_loan[lent], amounts, months, m_done[lent], fate, line)
     return batch
+
+
+def repayments_due(public_loan: np.ndarray, commit_time: np.ndarray,
+                   fate: dict[str, np.ndarray], line, offset: float) -> float:
+    """The earliest month a repayment flow of these projects can fall in (inf: none).
+
+    No instalment comes before the first disbursement (at signing or later)
+    plus one period, or, at a zero rate, plus the grace period and one
+    period; no default or prepayment before the month after completion.
+    """
+    lent = ~fate["fails"] & (public_loan > 0)
+    if not lent.any():
+        return math.inf
+    instrument = line.instrument
+    period = PERIOD_MONTHS[instrument.frequency]
+    first = period if instrument.public_rate > 0 else instrument.grace_months + period
+    signing = commit_time[lent] + fate["signing_months"][lent]
+    m_sign = month_of(signing, offset)
+    m_done = month_of(signing + fate["implementation_months"][lent], offset)
+    return float(np.minimum(m_sign + first, m_done + 1).min())
 
 
 def _grace_interest(batch: FlowBatch, f: np.ndarray, paid_tranches, m0: np.ndarray,
