@@ -15,6 +15,7 @@ from test_model_stats import small_scenarios
 from simulator import load_scenario
 from simulator.batch import simulate_chunk, unsupported
 from simulator.batch_flows import project_flows as flows_over_arrays
+from simulator.batch_flows import repayments_due
 from simulator.executors import BATCH_CHUNK_SIZE, CHUNK_SIZE, chunk_size
 from simulator.loanbook import (
     FLOW_KINDS,
@@ -175,6 +176,17 @@ def test_flows_over_arrays_equal_the_loan_books_project_by_project(make_scenario
         assert batch.first_disbursement_month[i] == one.first_disbursement_month
         assert batch.completion_month[i] == one.completion_month
         assert batch.end_month[i] == one.end_month
+    # Priced in two stages, the flows are the same, and no repayment (other than a
+    # zero) falls before the month the batch engine waits for to price them.
+    early = flows_over_arrays(public, grant, times, fate, line, model.offset, "early")
+    later = flows_over_arrays(public, grant, times, fate, line, model.offset, "repayments")
+    due = repayments_due(public, times, fate, line, model.offset)
+    for kind in FLOW_KINDS:
+        both = [np.concatenate([early.flat(kind)[k], later.flat(kind)[k]]) for k in range(3)]
+        assert sorted(zip(*(b.tolist() for b in both), strict=True)) == \
+            sorted(zip(*(b.tolist() for b in batch.flat(kind)), strict=True)), kind
+        _, months, amounts = later.flat(kind)
+        assert np.all(months[amounts != 0] >= due), kind
 
 
 @pytest.mark.parametrize("annual_rate", [0.0, 1e-300, 0.001, 0.03, 0.5, 0.999, 1.0])
