@@ -564,8 +564,10 @@ def simulate_chunk(scenario: Scenario, replications: list[int], seed: int,
     first_dry = np.fmin.reduce([line.first_dry for line in lines]) if lines else \
         np.full(len(replications), math.nan)
     deadline = eligibility_month(scenario, calendar.offset)
-    # Replications come in increasing order, and so does the loan table.
-    position = np.searchsorted(np.asarray(replications), loans["replication"])
+    # Each loan's replication as its position in ``replications`` (in any order).
+    ids = np.asarray(replications, dtype=np.int64)
+    order = np.argsort(ids, kind="stable")
+    position = order[np.searchsorted(ids[order], loans["replication"])]
     no_aid_decision = np.zeros(len(replications), dtype=np.int64)
     kpis = {"replication": np.asarray(replications),
             **chunk_kpis(scenario, total, loans, position, first_dry, deadline,

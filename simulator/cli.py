@@ -41,6 +41,9 @@ def _input_errors_exit(func: Callable) -> Callable:
 @click.version_option(__version__, prog_name="fesr-sim")
 def main() -> None:
     """Simulate a FESR mixed financial instrument (soft loan + grant) fund."""
+    from .executors import keep_freed_memory
+
+    keep_freed_memory()   # this process simulates too (see executors)
 
 
 @main.command()
@@ -106,7 +109,7 @@ def _print_summary(summary, title: str) -> None:
               help="Number of replications (default: the scenario's).")
 @click.option("--replication", "only", type=click.IntRange(min=0), multiple=True,
               help="Run only this replication (repeatable): same numbers as in a full run.")
-@click.option("--seed", type=click.IntRange(min=0), default=None,
+@click.option("--seed", type=click.IntRange(min=0, max=2**63 - 1), default=None,
               help="Master seed (default: the scenario's).")
 @click.option("--set", "overrides", multiple=True, metavar="PATH=VALUE",
               help="Override a scenario value, e.g. --set lines.A.risk.default_rate=0.06")

@@ -63,7 +63,7 @@ def _run_options(func: Callable) -> Callable:
     options = [
         click.option("--replications", "-n", type=click.IntRange(min=1), default=None,
                      help="Replications per scenario (default: the scenario's)."),
-        click.option("--seed", type=click.IntRange(min=0), default=None,
+        click.option("--seed", type=click.IntRange(min=0, max=2**63 - 1), default=None,
                      help="Master seed, the same for every scenario (default: the "
                           "scenario's)."),
         click.option("--workers", "-w", type=click.IntRange(min=1), default=None,

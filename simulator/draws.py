@@ -62,8 +62,10 @@ def _mix(z: np.ndarray) -> np.ndarray:
 def stream_states(seed: int, replications: np.ndarray, line_id: str,
                   quantity: int) -> np.ndarray:
     """The starting state of one quantity's stream in each replication (uint64)."""
+    if not 0 <= seed < 2**64:
+        raise ValueError(f"a seed is a whole number from 0 to 2**64 - 1, got {seed}")
     tag = (zlib.crc32(line_id.encode()) << 16) | quantity
-    base = _mix(np.array([seed % 2**64], dtype=np.uint64) + _GAMMA)
+    base = _mix(np.array([seed], dtype=np.uint64) + _GAMMA)
     base = _mix(base ^ np.uint64(tag))
     reps = np.asarray(replications, dtype=np.uint64) + np.uint64(1)
     return _mix(base + reps * _GAMMA)

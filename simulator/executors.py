@@ -94,7 +94,9 @@ def keep_freed_memory() -> None:
     page fault for every 4 KiB it touches again (on this project's 2-core
     virtual machine that was about 30 % of a reference replication). Blocks
     up to 32 MiB now come from the heap, and up to 512 MiB of freed heap is
-    kept: the peak memory is what the largest chunk needs, as before. Only
+    kept. Applied to the helper processes of local runs and by the
+    ``fesr-sim`` command to its own process; not to a program that imports
+    the library, nor to Dask workers, whose memory is theirs to manage. Only
     glibc has ``mallopt``; elsewhere this does nothing.
     """
     global _MEMORY_TUNED
@@ -120,7 +122,6 @@ def run_chunk(scenario, ids: list[int], seed: int, check: bool) -> ChunkFrames:
     from .batch import simulate_chunk, unsupported
     from .runner import run_replication, to_frames
 
-    keep_freed_memory()
     if unsupported(scenario) is None:
         return simulate_chunk(scenario, ids, seed, check)
     batch = [run_replication(scenario, i, seed, check) for i in ids]
@@ -203,7 +204,7 @@ def _processes(scenario, chunks, seed, check, workers) -> Iterator[ChunkFrames]:
     # fork starts helpers in milliseconds with the scenario already imported.
     method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
     helpers = min(workers, len(chunks)) - 1
-    pool = ProcessPoolExecutor(max_workers=helpers,
+    pool = ProcessPoolExecutor(max_workers=helpers, initializer=keep_freed_memory,
                                mp_context=multiprocessing.get_context(method))
     try:
         yield from _alongside(lambda ids: pool.submit(run_chunk, scenario, ids, seed, check),
@@ -222,26 +223,24 @@ def _alongside(submit, run_here, chunks: list[list[int]], window: int,
                ahead: int) -> Iterator[ChunkFrames]:
     """Yield every chunk's result in chunk order, running chunks here and on helpers.
 
-    Helpers always have up to ``window`` chunks in flight; while the next
-    chunk in order is not ready, this process runs the next chunk not yet
-    handed out (keeping at most ``ahead`` such results), so memory stays
-    bounded and no core waits.
+    Up to ``window`` chunks are handed out to helpers beyond the next one
+    to yield; while the next chunk in order is not ready, this process runs
+    the next chunk not yet handed out, up to ``ahead`` more. Memory stays
+    bounded (``window + ahead`` chunks at most) and no core waits.
     """
     results: dict[int, object] = {}      # chunk number -> future or ChunkFrames
     handed_out = 0
     try:
         for position in range(len(chunks)):
             while True:
-                in_flight = sum(1 for r in results.values()
-                                if not isinstance(r, ChunkFrames) and not r.done())
-                while handed_out < len(chunks) and in_flight < window:
+                # Chunks handed out and not yet yielded, finished or not: at most
+                # window + ahead of them, whatever the speed of the caller.
+                while handed_out < len(chunks) and handed_out - position < window:
                     results[handed_out] = submit(chunks[handed_out])
                     handed_out += 1
-                    in_flight += 1
                 item = results[position]
-                done_here = sum(1 for r in results.values() if isinstance(r, ChunkFrames))
                 if isinstance(item, ChunkFrames) or item.done() or \
-                        handed_out == len(chunks) or done_here >= ahead:
+                        handed_out == len(chunks) or handed_out - position >= window + ahead:
                     break
                 results[handed_out] = run_here(chunks[handed_out])
                 handed_out += 1

@@ -407,6 +407,9 @@ def close_span(start: dict[str, np.ndarray], flows: dict[str, np.ndarray],
     The float operations and roundings are the month-by-month loop's, so the
     numbers are the same to the cent.
     """
+    if committed.shape[-1] == 0:
+        return None   # nothing to close: the caller's loop does nothing either
+
     def running(start_value, values):
         return start_value[..., None] + np.cumsum(values, axis=-1)
 

@@ -114,7 +114,9 @@ class ScenarioInfo(BaseModel):
     start: dt.date
     horizon_months: PositiveMonths
     replications: PositiveMonths = 1000
-    seed: Months = 20181015
+    # TOML integers have 64 bits with a sign: a seed is written back as it was read.
+    seed: int = Field(default=20181015, ge=0, lt=2**63,
+                      description="master seed of the random streams (0 to 2**63 - 1)")
 
 
 class Reallocation(BaseModel):

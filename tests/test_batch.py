@@ -201,3 +201,11 @@ def test_hazard_months_over_arrays_agree_with_one_draw_at_a_time(annual_rate):
     # and only on a draw that falls within a rounding error of a whole month.
     assert np.all(np.abs(many[finite] - one[finite]) <= 1)
     assert np.count_nonzero(many[finite] != one[finite]) <= max(1, finite.sum() // 1000)
+
+
+def test_replications_in_any_order_get_their_own_kpis():
+    scenario = load_scenario(ROOT / "scenarios" / "wecare_fesr_2018.toml")
+    seed = scenario.scenario.seed
+    sorted_ids = simulate_chunk(scenario, [2, 5, 9], seed).kpis.set_index("replication")
+    shuffled = simulate_chunk(scenario, [9, 2, 5], seed).kpis.set_index("replication")
+    pd.testing.assert_frame_equal(shuffled.loc[[2, 5, 9]], sorted_ids)

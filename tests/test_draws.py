@@ -106,3 +106,9 @@ def test_arrivals_are_sorted_in_their_windows_and_as_many_as_expected():
     assert abs(chunk["counts"].mean() - mean) < 4 * math.sqrt(mean / reps)
     # Arrival times are uniform over the window.
     assert _ks_ok((arrival - opens) / (closes - opens))
+
+
+@pytest.mark.parametrize("seed", [-1, 2**64])
+def test_a_seed_outside_64_bits_is_refused(seed):
+    with pytest.raises(ValueError, match="2\\*\\*64"):
+        stream_states(seed, np.array([0]), "A", COST)

@@ -99,29 +99,30 @@ def test_chunks_come_back_in_order_from_helpers_and_from_here():
 
     from simulator.executors import ChunkFrames
 
-    chunks = [[i] for i in range(12)]
+    chunks = [[i] for i in range(30)]
     where: dict[int, str] = {}
-    ahead_seen = []
-    held: set[int] = set()
+    handed: list[int] = []
+    yielded: list[int] = []
+    outstanding_seen = []
     lock = threading.Lock()
 
     def frames(ids, place):
         with lock:
             where[ids[0]] = place
-        time.sleep(0.02 if place == "helper" else 0.005)
+        time.sleep(0.01 if place == "helper" else 0.003)
         return ChunkFrames(ids, None, None, None)
 
-    def run_here(ids):
-        held.add(ids[0])
-        ahead_seen.append(len(held))
-        return frames(ids, "here")
+    def hand_out(ids, place):
+        handed.append(ids[0])
+        outstanding_seen.append(len(handed) - len(yielded))
+        return frames(ids, place) if place == "here" else pool.submit(frames, ids, place)
 
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        out = []
-        for result in _alongside(lambda ids: pool.submit(frames, ids, "helper"), run_here,
-                                 chunks, window=2, ahead=2):
-            held.discard(result.replications[0])
-            out.append(result.replications[0])
-    assert out == list(range(12))
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        for result in _alongside(lambda ids: hand_out(ids, "helper"),
+                                 lambda ids: hand_out(ids, "here"), chunks, window=3, ahead=2):
+            yielded.append(result.replications[0])
+            time.sleep(0.004)   # the caller writes each chunk
+    assert yielded == list(range(30))
     assert set(where.values()) == {"helper", "here"}   # both did some of the work
-    assert max(ahead_seen) <= 2                          # results held here stay bounded
+    # Chunks handed out and not yet yielded stay within window + ahead.
+    assert max(outstanding_seen) <= 3 + 2
