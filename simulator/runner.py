@@ -219,10 +219,19 @@ def _arrow_table(columns: dict, schema: pa.Schema) -> pa.Table:
 
 def _replication_ids(scenario: Scenario, replications: int | None,
                      replication_ids: list[int] | None) -> list[int]:
+    from .errors import InputError, Problem
+
     if replication_ids is not None:
-        return sorted(set(replication_ids))
-    count = scenario.scenario.replications if replications is None else replications
-    return list(range(count))
+        ids = sorted(set(replication_ids))
+    else:
+        count = scenario.scenario.replications if replications is None else replications
+        ids = list(range(count))
+    if not ids:
+        raise InputError([Problem("replications", "", "at least one replication is needed")])
+    if ids[0] < 0:
+        raise InputError([Problem("replications", "", f"replication numbers start at 0, "
+                                  f"got {ids[0]}")])
+    return ids
 
 
 def run(scenario: Scenario | str, replications: int | None = None, seed: int | None = None,

@@ -126,3 +126,15 @@ def test_chunks_come_back_in_order_from_helpers_and_from_here():
     assert set(where.values()) == {"helper", "here"}   # both did some of the work
     # Chunks handed out and not yet yielded stay within window + ahead.
     assert max(outstanding_seen) <= 3 + 2
+
+
+@pytest.mark.parametrize("kwargs", [{"replications": 0}, {"replication_ids": []},
+                                    {"replication_ids": [-1, 2]}])
+def test_no_replication_or_a_negative_one_is_a_clear_error(scenario, tmp_path, kwargs):
+    from simulator.errors import InputError
+
+    with pytest.raises(InputError, match="replication"):
+        run_in_memory(scenario, workers=1, **kwargs)
+    with pytest.raises(InputError, match="replication"):
+        run_to_folder(scenario, tmp_path / "run", workers=1, **kwargs)
+    assert list(tmp_path.iterdir()) == []
