@@ -4,14 +4,14 @@ Replications are grouped in chunks of consecutive ids (:func:`chunk_size`:
 :data:`CHUNK_SIZE` for the SimPy model, up to :data:`BATCH_CHUNK_SIZE` for
 the batch engine, which simulates a chunk's replications together). The
 chunking depends on the scenario only, never on the number of workers or
-the backend, and
-chunks come back in order, so a run writes the same bytes whether it ran
-serially, on all local cores or on a Dask cluster.
+the backend, and chunks come back in order, so a run writes the same bytes
+whether it ran serially, on all local cores or on a Dask cluster.
 
 * serial: ``workers=1``;
-* local processes (the default, ``workers=None`` = all cores): a process pool
-  with at most two chunks in flight per worker, so that memory stays bounded
-  whatever the number of replications;
+* local processes (the default, ``workers=None`` = all cores): ``workers``
+  processes simulate, this one and ``workers - 1`` helpers; a bounded number
+  of chunks is outstanding at any time, so memory does not grow with the
+  number of replications (:func:`_alongside`);
 * Dask distributed: pass a ``dask.distributed.Client`` (or ``--scheduler
   tcp://host:8786`` on the command line); Dask is an optional extra
   (``pip install 'fesr-sim[dask]'``).
