@@ -107,20 +107,29 @@ def schedules(principal: np.ndarray, instrument, grace: np.ndarray) -> Schedules
     grace_periods = grace // period if rate > 0.0 else np.zeros(size, dtype=np.int64)
     width = n + (int(grace_periods.max()) if size else 0)
     column = np.arange(width)[None, :]
-    g = grace_periods[:, None]
-    in_grace = column < g
-    amort = np.clip(column - g, 0, n - 1)
     length = np.where(principal > 0, n + grace_periods, 0)
     valid = column < length[:, None]
     grace_interest = round_pos(principal * r)[:, None]
-    rows = np.arange(size)[:, None]
-    out_parts = np.where(in_grace, 0, parts[rows, amort])
-    out_interest = np.where(in_grace, grace_interest, interest[rows, amort])
+    if size and (grace_periods == width - n).all():
+        # Every schedule has the same grace rows (always so at a zero rate): the
+        # instalments follow them as they are. A zero principal has zero rows.
+        out_parts = np.zeros((size, width), dtype=np.int64)
+        out_parts[:, width - n:] = parts
+        out_interest = np.empty((size, width), dtype=np.int64)
+        out_interest[:, :width - n] = grace_interest
+        out_interest[:, width - n:] = interest
+    else:
+        g = grace_periods[:, None]
+        in_grace = column < g
+        amort = np.clip(column - g, 0, n - 1)
+        rows = np.arange(size)[:, None]
+        out_parts = np.where(valid, np.where(in_grace, 0, parts[rows, amort]), 0)
+        out_interest = np.where(valid, np.where(in_grace, grace_interest,
+                                                interest[rows, amort]), 0)
     # Without grace rows the first instalment falls one period after the end of grace.
     first = np.where(grace_periods > 0, period, grace + period)[:, None]
     months = np.where(valid, first + period * column, _PAD)
-    return Schedules(months, np.where(valid, out_parts, 0), np.where(valid, out_interest, 0),
-                     length)
+    return Schedules(months, out_parts, out_interest, length)
 
 
 # ------------------------------------------------------------------------------ flows
