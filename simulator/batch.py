@@ -331,9 +331,9 @@ class LineBatch:
         rep = self.dec_rep[group]
         exposure = self.dec_exposure[group]
         running = np.cumsum(exposure)
-        first = np.flatnonzero(np.r_[True, rep[1:] != rep[:-1]])
+        first = np.flatnonzero(np.concatenate(([True], rep[1:] != rep[:-1])))
         seg_rep = rep[first]
-        lengths = np.diff(np.r_[first, len(group)])
+        lengths = np.diff(np.append(first, len(group)))
         running = running - np.repeat(running[first] - exposure[first], lengths)
         if self.line.when_dry == "waiting_list":
             was_empty = self.head[seg_rep] == self.tail[seg_rep]
@@ -501,10 +501,12 @@ class LineBatch:
             fees.performance_rate / 12.0 * self.loans_to_date
         grant_part = fees.grant_rate / 12.0 * self.grants_to_date
         cap = round_cents(fees.cap * self.allocation)
-        due = np.maximum(0, np.minimum(round_half_away(loan_part), cap - self.charged_to_date))
+        # Fee rates and caps are shares (0 to 1): amounts >= 0, where rounding half up
+        # is rounding half away from zero, in fewer steps.
+        due = np.maximum(0, np.minimum(bf.round_pos(loan_part), cap - self.charged_to_date))
         grant_due = np.maximum(0, np.minimum(
-            round_half_away(grant_part),
-            round_half_away(fees.grant_cap * self.grants_to_date) - self.grant_fees_to_date))
+            bf.round_pos(grant_part),
+            bf.round_pos(fees.grant_cap * self.grants_to_date) - self.grant_fees_to_date))
         self.charged_to_date = self.charged_to_date + due
         self.grant_fees_to_date = self.grant_fees_to_date + grant_due
         monthly = self.monthly
