@@ -8,10 +8,9 @@ The cost of a replication is also expressed in "raw SimPy timeouts": the
 replication time divided by the time of one ``yield env.timeout(1)`` in a bare
 SimPy loop on the same machine, measured in the same process just before the
 run (this machine's speed drifts within minutes), so figures compare across
-machines. A
-straightforward model with one SimPy process per loan and one timeout per
-instalment costs about 7,000 of them per replication of the reference
-scenario.
+machines. A straightforward model with one SimPy process per loan and one
+timeout per instalment costs about 7,000 of them per replication of the
+reference scenario.
 
 Writes ``results/bench-<timestamp>.json`` and prints a table.
 """
