@@ -34,7 +34,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from . import batch_flows as bf
-from .draws import draw_chunk
+from .draws import application_windows, draw_chunk
 from .ledger import (
     COUNT_COLUMNS,
     FLOW_KINDS,
@@ -46,7 +46,6 @@ from .ledger import (
 from .loanbook import STATUSES
 from .metrics import chunk_kpis
 from .model import (
-    _windows,
     days_of,
     eligibility_month,
     funding_shares,
@@ -58,6 +57,10 @@ from .money import round_cents, round_half_away
 from .runner import LOAN_COLUMNS, ceiling_may_be_empty, frames
 from .scenario import Scenario
 from .state_aid import _DE_MINIMIS_2023_FROM, _DE_MINIMIS_CENTS
+
+# A line's running state, one value per replication, as ``ledger.close_span`` names it.
+_RUNNING = ("free", "undisbursed", "legacy", "loans_to_date", "grants_to_date",
+            "charged_to_date", "grant_fees_to_date", "arrears")
 
 
 def unsupported(scenario: Scenario) -> str | None:
@@ -79,7 +82,7 @@ def expected_applications(scenario: Scenario) -> float:
     """Mean number of applications of one replication (all lines)."""
     total = 0.0
     for line in scenario.lines.values():
-        windows = _windows(line, scenario)
+        windows = application_windows(line, scenario)
         total += line.applications.per_month * sum(b - a for a, b in windows)
     return total
 
@@ -156,7 +159,7 @@ class LineBatch:
         self.commits: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
         self.first_flow_month = math.inf
         # Booked commitments whose repayments are not booked yet, and when they can start.
-        self.repaying: list[tuple[np.ndarray, np.ndarray]] = []
+        self.repaying: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
         self.repayments_from = math.inf
         self.booked: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
         self.sequence = 0
@@ -170,8 +173,7 @@ class LineBatch:
                                                                    counts)
         for name in ("arrival", "eligible_cost", "admitted", "evaluation_months", "score",
                      "signing_months", "implementation_months", "fails", "failure_fraction",
-                     "default_u", "prepayment_u", "prior_aid", "default_months",
-                     "prepayment_months"):
+                     "prior_aid", "default_months", "prepayment_months"):
             setattr(self, name, columns[name])
         self._terms()
 
@@ -201,7 +203,7 @@ class LineBatch:
             # No call inside the horizon: no decision.
             parts = [(np.zeros(0, dtype=np.int64), np.zeros(0), np.zeros(0, dtype=np.int64),
                       np.zeros(0))]
-            for call, (opens, closes) in enumerate(_windows(line, self.scenario)):
+            for call, (opens, closes) in enumerate(application_windows(line, self.scenario)):
                 entry = (self.arrival >= opens) & (self.arrival < closes)
                 ends = np.full(self.size, closes)
                 np.maximum.at(ends, self.app_rep[entry],
@@ -267,12 +269,9 @@ class LineBatch:
         self._book()
         if not self.treasury_rate:
             span = slice(first, self.horizon)
-            start = {"free": self.free, "undisbursed": self.undisbursed, "legacy": self.legacy,
-                     "loans_to_date": self.loans_to_date, "grants_to_date": self.grants_to_date,
-                     "charged_to_date": self.charged_to_date,
-                     "grant_fees_to_date": self.grant_fees_to_date, "arrears": self.arrears}
-            closed = close_span(start, {kind: values[:, span] for kind, values in
-                                        self.flows.items()},
+            # The running state goes by close_span's names.
+            closed = close_span({name: getattr(self, name) for name in _RUNNING},
+                                {kind: values[:, span] for kind, values in self.flows.items()},
                                 self.committed_amount[:, span],
                                 np.arange(first, self.horizon) >= self.legacy_from, self.fees,
                                 self.allocation)
@@ -280,13 +279,8 @@ class LineBatch:
                 monthly, end = closed
                 for name, values in monthly.items():
                     self.monthly[name][:, span] = values
-                self.free, self.undisbursed, self.legacy = (end[k] for k in (
-                    "free", "undisbursed", "legacy"))
-                self.loans_to_date, self.grants_to_date = (end[k] for k in (
-                    "loans_to_date", "grants_to_date"))
-                self.charged_to_date = end["charged_to_date"]
-                self.grant_fees_to_date = end["grant_fees_to_date"]
-                self.arrears = end["arrears"]
+                for name, values in end.items():
+                    setattr(self, name, values)
                 return
         for k in range(first, self.horizon):
             self.close(k)
@@ -408,10 +402,10 @@ class LineBatch:
             due = bf.repayments_due(self.public_loan[apps], times, self._fate(apps), self.line,
                                     self.calendar.offset)
             if due < math.inf:
-                self.repaying.append((positions, times))
+                self.repaying.append((positions, times, sequence))
                 self.repayments_from = min(self.repayments_from, due)
         if self.repaying and self.repayments_from <= month:
-            positions, times = (np.concatenate([c[i] for c in self.repaying]) for i in (0, 1))
+            positions, times, _ = _joined(self.repaying)
             self.repaying = []
             self.repayments_from = math.inf
             self._add_flows(positions, times, "repayments")

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .instruments import PERIOD_MONTHS
-from .loanbook import FLOW_KINDS, STATUSES, hazard_months
+from .loanbook import FLOW_KINDS, STATUSES
 from .money import round_half_away
 from .state_aid import _CHUNK_MONTHS, _annuity_factors
 
@@ -342,13 +342,8 @@ def _repayments(batch: FlowBatch, lent: np.ndarray, principal: np.ndarray, amoun
         fix = valid & (parts == 0) & (count > 1)[:, None]
         interest = np.where(fix, round_pos(owed * r), interest)
 
-    if "default_months" in fate:   # computed with the draws, as the SimPy model reads them
-        default_after, prepay_after = fate["default_months"][lent], fate["prepayment_months"][lent]
-    else:
-        default_after = hazard_months(fate["default_u"][lent], risk.default_rate)
-        prepay_after = hazard_months(fate["prepayment_u"][lent], risk.prepayment_rate)
-    default_at = m_done + default_after
-    prepay_at = m_done + prepay_after
+    default_at = m_done + fate["default_months"][lent]
+    prepay_at = m_done + fate["prepayment_months"][lent]
     rows = np.arange(len(lent))
     last_payment = pay_months[rows, sched.length - 1]
     stop = np.minimum(default_at, prepay_at)

@@ -41,6 +41,7 @@ from scipy.special import pdtr, pdtrik
 from .distributions import Fixed
 from .loanbook import hazard_months
 from .money import round_cents, round_half_away
+from .scenario import date_to_months
 
 _GAMMA = np.uint64(0x9E3779B97F4A7C15)
 _M1, _M2 = np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
@@ -95,6 +96,26 @@ def poisson_counts(u: np.ndarray, mean: float) -> np.ndarray:
     return np.where(pdtr(lower, mean) >= u, lower, upper).astype(np.int64)
 
 
+def application_windows(line, scenario) -> list[tuple[float, float]]:
+    """When the line takes applications, in months since the start."""
+    horizon = float(scenario.scenario.horizon_months)
+    start = scenario.scenario.start
+    if line.procedure == "graduatoria" and line.calls:
+        spans = [(date_to_months(start, c.opens), date_to_months(start, c.closes))
+                 for c in line.calls]
+    else:
+        opens = date_to_months(start, line.desk_opens) if line.desk_opens else 0.0
+        closes = date_to_months(start, line.desk_closes) if line.desk_closes else horizon
+        spans = [(opens, closes)]
+    return [(max(0.0, a), min(b, horizon)) for a, b in spans if min(b, horizon) > max(0.0, a)]
+
+
+def _override(given, drawn: np.ndarray) -> np.ndarray:
+    """A pipeline's per-row value where given, the drawn one elsewhere."""
+    given = np.asarray(given, dtype=float)
+    return np.where(np.isnan(given), drawn, given)
+
+
 def draw_chunk(scenario, line_id: str, replications: list[int], seed: int) -> dict:
     """Every draw of a line's applications in each replication, as columns.
 
@@ -103,8 +124,6 @@ def draw_chunk(scenario, line_id: str, replications: list[int], seed: int) -> di
     ``beneficiaries`` are lists (None: generated / own beneficiary); every
     other column is a numpy array.
     """
-    from .model import _override, _windows
-
     line = scenario.lines[line_id]
     apps = line.applications
     reps = np.asarray(replications, dtype=np.int64)
@@ -133,7 +152,7 @@ def draw_chunk(scenario, line_id: str, replications: list[int], seed: int) -> di
         beneficiaries = [b if isinstance(b, str) and b else None
                          for b in rows["beneficiary"].tolist()] * size
     else:
-        windows = _windows(line, scenario)
+        windows = application_windows(line, scenario)
         rep_of, window_of, times = [], [], []
         window_counts = draw(COUNTS, np.full(size, len(windows))).reshape(size, len(windows))
         counts = np.zeros(size, dtype=np.int64)
@@ -158,7 +177,6 @@ def draw_chunk(scenario, line_id: str, replications: list[int], seed: int) -> di
         draw(IMPLEMENTATION, counts))
     if implementation_given is not None:
         implementation = _override(implementation_given, implementation)
-    default_u, prepayment_u = draw(DEFAULT, counts), draw(PREPAYMENT, counts)
     prior = line.state_aid.prior_aid
     n = int(counts.sum())
     if isinstance(prior, Fixed):
@@ -170,7 +188,7 @@ def draw_chunk(scenario, line_id: str, replications: list[int], seed: int) -> di
             "evaluation_months": evaluation, "score": score, "signing_months": signing,
             "implementation_months": implementation,
             "fails": draw(FAILS, counts) < risk.failure_rate,
-            "failure_fraction": draw(FAILURE_FRACTION, counts), "default_u": default_u,
-            "prepayment_u": prepayment_u, "prior_aid": prior_cents,
-            "default_months": hazard_months(default_u, risk.default_rate),
-            "prepayment_months": hazard_months(prepayment_u, risk.prepayment_rate)}
+            "failure_fraction": draw(FAILURE_FRACTION, counts), "prior_aid": prior_cents,
+            "default_months": hazard_months(draw(DEFAULT, counts), risk.default_rate),
+            "prepayment_months": hazard_months(draw(PREPAYMENT, counts),
+                                               risk.prepayment_rate)}

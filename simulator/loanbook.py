@@ -88,12 +88,10 @@ class Fate:
     implementation_months: float
     fails: bool
     failure_fraction: float   # where in [signing, completion] the failure falls
-    default_u: float          # uniform draw turned into a default month by the hazard
-    prepayment_u: float
-    # Months from completion to default / prepayment, if already computed from the draws
-    # (``hazard_months`` over all applications at once); else from ``*_u`` here.
-    default_months: float | None = None
-    prepayment_months: float | None = None
+    # Months from completion to default / prepayment: the hazard of a uniform draw
+    # (``hazard_months``, computed with the draws).
+    default_months: float
+    prepayment_months: float
 
 
 class DatedAmounts:
@@ -278,13 +276,8 @@ def project_flows(terms: Terms, fate: Fate, commit_time: float, month_of, line) 
     pays_interest = instrument.public_rate > 0
 
     # Default and prepayment: hazards from the month after completion.
-    default_after, prepay_after = fate.default_months, fate.prepayment_months
-    if default_after is None:
-        default_after = monthly_hazard_month(fate.default_u, risk.default_rate)
-    if prepay_after is None:
-        prepay_after = monthly_hazard_month(fate.prepayment_u, risk.prepayment_rate)
-    default_at = m_done + default_after
-    prepay_at = m_done + prepay_after
+    default_at = m_done + fate.default_months
+    prepay_at = m_done + fate.prepayment_months
     last_payment = months[-1]
     stop = min(default_at, prepay_at)
     if stop <= last_payment:

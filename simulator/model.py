@@ -30,9 +30,10 @@ from typing import NamedTuple
 import numpy as np
 import simpy
 
+from .draws import application_windows, draw_chunk
 from .ledger import RETURN_KINDS, LineLedger
 from .loanbook import Fate, Flows, Terms, project_flows, project_terms
-from .scenario import Line, Scenario, date_to_months, month_end
+from .scenario import Scenario, date_to_months, month_end
 from .state_aid import Aid, AidRegister
 
 
@@ -109,20 +110,6 @@ def book_loan(app: Application, terms: Terms, flows: Flows, aid: Aid, commit_dat
         aid.esl, aid.ceiling, aid.prior, aid.over)
 
 
-def _windows(line: Line, scenario: Scenario) -> list[tuple[float, float]]:
-    """When the line takes applications, in months since the start."""
-    horizon = float(scenario.scenario.horizon_months)
-    start = scenario.scenario.start
-    if line.procedure == "graduatoria" and line.calls:
-        spans = [(date_to_months(start, c.opens), date_to_months(start, c.closes))
-                 for c in line.calls]
-    else:
-        opens = date_to_months(start, line.desk_opens) if line.desk_opens else 0.0
-        closes = date_to_months(start, line.desk_closes) if line.desk_closes else horizon
-        spans = [(opens, closes)]
-    return [(max(0.0, a), min(b, horizon)) for a, b in spans if min(b, horizon) > max(0.0, a)]
-
-
 def draw_columns(scenario: Scenario, line_id: str, replication: int,
                  seed: int) -> dict[str, np.ndarray | list]:
     """Every draw of a line's applications in one replication, as columns in arrival order.
@@ -130,8 +117,6 @@ def draw_columns(scenario: Scenario, line_id: str, replication: int,
     ``ids`` and ``beneficiaries`` are lists (None: generated / own beneficiary);
     every other column is a numpy array (``draws.draw_chunk`` of one replication).
     """
-    from .draws import draw_chunk
-
     columns = draw_chunk(scenario, line_id, [replication], seed)
     del columns["counts"]
     return columns
@@ -147,9 +132,8 @@ def draw_applications(scenario: Scenario, line_id: str, replication: int,
     # Columns become Python numbers in one C call each (tolist): picking numpy
     # elements one by one costs more than building the applications.
     fates = map(Fate, c["signing_months"].tolist(), c["implementation_months"].tolist(),
-                c["fails"].tolist(), c["failure_fraction"].tolist(), c["default_u"].tolist(),
-                c["prepayment_u"].tolist(), c["default_months"].tolist(),
-                c["prepayment_months"].tolist())
+                c["fails"].tolist(), c["failure_fraction"].tolist(),
+                c["default_months"].tolist(), c["prepayment_months"].tolist())
     columns = zip(ids, c["arrival"].tolist(), c["eligible_cost"].tolist(),
                   c["admitted"].tolist(), c["evaluation_months"].tolist(), c["score"].tolist(),
                   fates, beneficiaries, c["prior_aid"].tolist(), strict=True)
@@ -157,12 +141,6 @@ def draw_applications(scenario: Scenario, line_id: str, replication: int,
                         beneficiary=beneficiary, prior_aid=prior_aid)
             for project_id, t, cost_cents, is_admitted, months, points, fate, beneficiary,
             prior_aid in columns]
-
-
-def _override(given, drawn: np.ndarray) -> np.ndarray:
-    """A pipeline's per-row value where given, the drawn one elsewhere."""
-    given = np.asarray(given, dtype=float)
-    return np.where(np.isnan(given), drawn, given)
 
 
 class FundModel:
@@ -211,7 +189,7 @@ class FundModel:
             for app in self.applications[line_id]:
                 ledger.count("applications", self.month_of(app.arrival))
             if line.procedure == "graduatoria":
-                for opens, closes in _windows(line, self.scenario):
+                for opens, closes in application_windows(line, self.scenario):
                     env.process(self._call(line_id, opens, closes))
             else:
                 env.process(self._desk(line_id))

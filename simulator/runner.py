@@ -176,10 +176,11 @@ def frames(scenario: Scenario, replications: list[int],
 
     ``series``: line id (and ``"total"``) -> column -> replications x months;
     ``loans``: the loan table's columns, replication by replication; ``kpis``:
-    one dict per replication, or one column per KPI. Timeseries rows go replication by replication,
-    line by line, month by month. The two large tables are Arrow tables with
-    the run folder's schemas (``results``): they travel between processes and
-    go to Parquet without a detour through Python objects.
+    one dict per replication, or one column per KPI. Timeseries rows go
+    replication by replication, line by line, month by month. The two large
+    tables are Arrow tables with the run folder's schemas (``results``): they
+    travel between processes and go to Parquet without a detour through
+    Python objects.
     """
     from .model import month_calendar
     from .results import loans_schema, timeseries_schema

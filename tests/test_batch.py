@@ -163,7 +163,7 @@ def test_flows_over_arrays_equal_the_loan_books_project_by_project(make_scenario
     batch = flows_over_arrays(public, grant, times, fate, line, model.offset)
     for i, p in enumerate(projects):
         terms = Terms(p[0] + p[1] + 1, p[0], 0, p[1])
-        one = project_flows(terms, Fate(*p[3:], fate["default_months"][i],
+        one = project_flows(terms, Fate(*p[3:7], fate["default_months"][i],
                                         fate["prepayment_months"][i]),
                             p[2], model.month_of, line)
         for kind in FLOW_KINDS:

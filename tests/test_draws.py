@@ -13,12 +13,13 @@ from simulator import load_scenario
 from simulator.draws import (
     COST,
     DEFAULT,
+    application_windows,
     draw_chunk,
     poisson_counts,
     stream_states,
     uniforms,
 )
-from simulator.model import _windows, draw_columns
+from simulator.model import draw_columns
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -93,7 +94,7 @@ def test_a_replication_draws_the_same_alone_and_in_a_chunk():
 def test_arrivals_are_sorted_in_their_windows_and_as_many_as_expected():
     scenario = load_scenario(ROOT / "scenarios" / "wecare_fesr_2018.toml")
     line = scenario.lines["B"]
-    (opens, closes), = _windows(line, scenario)
+    (opens, closes), = application_windows(line, scenario)
     reps = 400
     chunk = draw_chunk(scenario, "B", list(range(reps)), 11)
     starts = np.r_[0, np.cumsum(chunk["counts"])]
