@@ -11,7 +11,7 @@ whether it ran serially, on all local cores or on a Dask cluster.
 * local processes (the default, ``workers=None`` = all cores): ``workers``
   processes simulate, this one and ``workers - 1`` helpers; a bounded number
   of chunks is outstanding at any time, so memory does not grow with the
-  number of replications (:func:`_alongside`);
+  number of replications (:mod:`.pool`);
 * Dask distributed: pass a ``dask.distributed.Client`` (or ``--scheduler
   tcp://host:8786`` on the command line); Dask is an optional extra
   (``pip install 'fesr-sim[dask]'``).
@@ -20,13 +20,12 @@ whether it ran serially, on all local cores or on a Dask cluster.
 from __future__ import annotations
 
 import ctypes
-import multiprocessing
 import os
 from collections import deque
 from collections.abc import Iterator
-from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 
 import pandas as pd
 import pyarrow as pa
@@ -197,67 +196,14 @@ def _in_order(submit, chunks: list[list[int]], window: int) -> Iterator[ChunkFra
 def _processes(scenario, chunks, seed, check, workers) -> Iterator[ChunkFrames]:
     """``workers`` processes simulate: this one and ``workers - 1`` helpers.
 
-    This process also writes what comes back; with one helper per core it
-    would compete with them for the cores, so it takes chunks itself
-    whenever the next one in order is not ready yet (:func:`_alongside`).
+    This process also writes what comes back; it takes a chunk itself only
+    while the next one in order is not back (:mod:`.pool`).
     """
-    # fork starts helpers in milliseconds with the scenario already imported.
-    method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+    from .pool import results_in_order
+
     helpers = min(workers, len(chunks)) - 1
-    pool = ProcessPoolExecutor(max_workers=helpers, initializer=keep_freed_memory,
-                               mp_context=multiprocessing.get_context(method))
-    try:
-        yield from _alongside(lambda ids: pool.submit(run_chunk, scenario, ids, seed, check),
-                              lambda ids: run_chunk(scenario, ids, seed, check),
-                              chunks, window=2 * helpers + 1, ahead=2)
-    except BaseException:
-        # Ctrl-C, an error or an abandoned run: stop the helpers now. A helper blocked
-        # writing a finished chunk that nobody will read would otherwise hang the exit.
-        _terminate_workers(pool)
-        raise
-    finally:
-        pool.shutdown(wait=False, cancel_futures=True)
-
-
-def _alongside(submit, run_here, chunks: list[list[int]], window: int,
-               ahead: int) -> Iterator[ChunkFrames]:
-    """Yield every chunk's result in chunk order, running chunks here and on helpers.
-
-    Up to ``window`` chunks are handed out to helpers beyond the next one
-    to yield; while the next chunk in order is not ready, this process runs
-    the next chunk not yet handed out, up to ``ahead`` more. Memory stays
-    bounded (``window + ahead`` chunks at most) and no core waits.
-    """
-    results: dict[int, object] = {}      # chunk number -> future or ChunkFrames
-    handed_out = 0
-    try:
-        for position in range(len(chunks)):
-            while True:
-                # Chunks handed out and not yet yielded, finished or not: at most
-                # window + ahead of them, whatever the speed of the caller.
-                while handed_out < len(chunks) and handed_out - position < window:
-                    results[handed_out] = submit(chunks[handed_out])
-                    handed_out += 1
-                item = results[position]
-                if isinstance(item, ChunkFrames) or item.done() or \
-                        handed_out == len(chunks) or handed_out - position >= window + ahead:
-                    break
-                results[handed_out] = run_here(chunks[handed_out])
-                handed_out += 1
-            item = results.pop(position)
-            yield item if isinstance(item, ChunkFrames) else item.result()
-    finally:
-        for item in results.values():
-            if not isinstance(item, ChunkFrames):
-                item.cancel()
-
-
-def _terminate_workers(pool: ProcessPoolExecutor) -> None:
-    if hasattr(pool, "terminate_workers"):  # Python 3.14
-        pool.terminate_workers()
-        return
-    for process in list((getattr(pool, "_processes", None) or {}).values()):
-        process.terminate()
+    yield from results_in_order(partial(run_chunk, scenario, seed=seed, check=check), chunks,
+                                helpers, window=2 * workers + 1, start=keep_freed_memory)
 
 
 def _dask(scenario, chunks, seed, check, client) -> Iterator[ChunkFrames]:

@@ -8,7 +8,7 @@ import pytest
 
 from simulator import load_scenario
 from simulator import run as run_in_memory
-from simulator.executors import _alongside, chunk_size
+from simulator.executors import chunk_size
 from simulator.metrics import summarise
 from simulator.results import load_results
 from simulator.runner import run_to_folder
@@ -89,43 +89,6 @@ def test_interrupted_run_leaves_no_folder(scenario, tmp_path):
         run_to_folder(scenario, tmp_path / "run", replications=150, workers=2,
                       progress=interrupt)
     assert list(tmp_path.iterdir()) == []
-
-
-def test_chunks_come_back_in_order_from_helpers_and_from_here():
-    """The main process runs chunks while the next one in order is not back, within bounds."""
-    import threading
-    import time
-    from concurrent.futures import ThreadPoolExecutor
-
-    from simulator.executors import ChunkFrames
-
-    chunks = [[i] for i in range(30)]
-    where: dict[int, str] = {}
-    handed: list[int] = []
-    yielded: list[int] = []
-    outstanding_seen = []
-    lock = threading.Lock()
-
-    def frames(ids, place):
-        with lock:
-            where[ids[0]] = place
-        time.sleep(0.01 if place == "helper" else 0.003)
-        return ChunkFrames(ids, None, None, None)
-
-    def hand_out(ids, place):
-        handed.append(ids[0])
-        outstanding_seen.append(len(handed) - len(yielded))
-        return frames(ids, place) if place == "here" else pool.submit(frames, ids, place)
-
-    with ThreadPoolExecutor(max_workers=3) as pool:
-        for result in _alongside(lambda ids: hand_out(ids, "helper"),
-                                 lambda ids: hand_out(ids, "here"), chunks, window=3, ahead=2):
-            yielded.append(result.replications[0])
-            time.sleep(0.004)   # the caller writes each chunk
-    assert yielded == list(range(30))
-    assert set(where.values()) == {"helper", "here"}   # both did some of the work
-    # Chunks handed out and not yet yielded stay within window + ahead.
-    assert max(outstanding_seen) <= 3 + 2
 
 
 @pytest.mark.parametrize("kwargs", [{"replications": 0}, {"replication_ids": []},

@@ -1,0 +1,219 @@
+"""Helper processes that take chunks as they come free, with this process joining in.
+
+A local run on ``workers`` processes starts ``workers - 1`` helpers. Every
+process, helpers and this one, takes the next chunk nobody has taken yet
+(a counter shared by all of them), so no core idles while a chunk is left,
+and the end of a run is not left to one process that took chunks ahead of
+time. This process takes a chunk only while the next one in order has not
+come back; otherwise it hands the results to the caller, in chunk order.
+
+Memory is bounded whatever the speed of the caller: a process must take
+one of ``window`` slots (a shared semaphore) before it takes a chunk, and
+the slot comes back when the caller is done with that chunk.
+
+Helpers ignore Ctrl-C: this process stops them (:func:`results_in_order`
+terminates them on any exception, Ctrl-C included), and a helper whose
+parent has gone stops by itself. Why not ``concurrent.futures``: its pool
+hands chunks out ahead of time, decodes results in a thread that competes
+with this process's own simulation, and a helper stopped in the middle of
+sending a result left its manager thread waiting for the rest of the
+message for ever, which hung the interpreter's exit after Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import pickle
+import signal
+import threading
+import traceback
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+_INDEX_BYTES = 8          # every message starts with the chunk number it carries
+_PATIENCE_S = 1.0         # how often a waiting process looks whether its parent is alive
+
+
+class HelperFailed(RuntimeError):
+    """A helper process stopped without finishing the chunks it took."""
+
+
+def results_in_order(task: Callable[[list[int]], Any], chunks: list[list[int]], helpers: int,
+                     window: int, start: Callable[[], None] | None = None) -> Iterator[Any]:
+    """Yield ``task(chunk)`` for every chunk, in chunk order, computed here and on helpers.
+
+    ``task`` runs in the helpers and here; with the ``spawn`` start method
+    (where ``fork`` is missing) it must be picklable. ``start`` runs once in
+    each helper before its first chunk. An exception raised by ``task`` in a
+    helper is raised here, with the helper's traceback as a note.
+    """
+    if window < 1:
+        raise ValueError("window must be at least 1")
+    method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+    context = multiprocessing.get_context(method)
+    shared = _Shared(context.Value("q", 0), context.Semaphore(window), len(chunks))
+    inbox = _Inbox()
+    started: list[_Helper] = []
+    try:
+        for _ in range(helpers):
+            started.append(_Helper.start(context, task, chunks, shared, start, inbox))
+        for position in range(len(chunks)):
+            yield inbox.decoded(_wait_for(position, task, chunks, shared, inbox, started))
+            shared.slots.release()
+        for helper in started:
+            helper.process.join()
+    except BaseException:
+        # Ctrl-C, an error, or a caller that stopped reading: the helpers stop now.
+        for helper in started:
+            helper.process.terminate()
+        raise
+    finally:
+        for helper in started:
+            helper.process.join(timeout=5)
+            if helper.process.is_alive():
+                helper.process.kill()
+                helper.process.join()
+            helper.connection.close()
+
+
+@dataclass
+class _Shared:
+    taken: Any            # multiprocessing.Value: the next chunk nobody has taken
+    slots: Any            # multiprocessing.Semaphore: chunks taken and not yet consumed
+    chunks: int
+
+    def take(self, block: bool) -> int | None:
+        """The number of the next chunk to run, or None (no slot free, or none left)."""
+        if not self.slots.acquire(block, _PATIENCE_S if block else None):
+            return None
+        with self.taken.get_lock():
+            index = self.taken.value
+            if index < self.chunks:
+                self.taken.value = index + 1
+                return index
+        self.slots.release()
+        return None
+
+    def all_taken(self) -> bool:
+        with self.taken.get_lock():
+            return self.taken.value >= self.chunks
+
+
+@dataclass
+class _Inbox:
+    """Results that came back, by chunk number: raw messages from helpers, objects from here."""
+
+    arrived: dict[int, Any] = field(default_factory=dict)
+    condition: threading.Condition = field(default_factory=threading.Condition)
+
+    def put(self, index: int, item: Any) -> None:
+        with self.condition:
+            self.arrived[index] = item
+            self.condition.notify_all()
+
+    def wake(self) -> None:
+        with self.condition:
+            self.condition.notify_all()
+
+    def pop(self, index: int, wait_s: float = 0.0) -> tuple[bool, Any]:
+        with self.condition:
+            if wait_s and index not in self.arrived:
+                self.condition.wait(wait_s)
+            if index in self.arrived:
+                return True, self.arrived.pop(index)
+            return False, None
+
+    @staticmethod
+    def decoded(item: Any) -> Any:
+        # Decoded here rather than in the reading thread: decoding holds the
+        # interpreter, and this process may be busy simulating meanwhile.
+        if not isinstance(item, _Message):
+            return item
+        result, error = pickle.loads(item.payload)
+        if error is not None:
+            exception, text = error
+            exception.add_note(f"raised in a helper process:\n{text}")
+            raise exception
+        return result
+
+
+@dataclass
+class _Message:
+    payload: memoryview
+
+
+def _wait_for(position, task, chunks, shared, inbox, started) -> Any:
+    """The result of chunk ``position``: run chunks here while it is not back."""
+    while True:
+        found, item = inbox.pop(position)
+        if found:
+            return item
+        index = shared.take(block=False)
+        if index is not None:
+            inbox.put(index, task(chunks[index]))
+            continue
+        found, item = inbox.pop(position, wait_s=_PATIENCE_S if shared.all_taken() else 0.05)
+        if found:
+            return item
+        for helper in started:
+            if helper.process.exitcode not in (None, 0):
+                raise HelperFailed(f"a helper process stopped unexpectedly "
+                                   f"(exit code {helper.process.exitcode})")
+
+
+@dataclass
+class _Helper:
+    process: Any
+    connection: Any
+
+    @classmethod
+    def start(cls, context, task, chunks, shared, start, inbox) -> _Helper:
+        receiving, sending = context.Pipe(duplex=False)
+        process = context.Process(target=_helper_main,
+                                  args=(task, chunks, shared, start, sending, os.getpid()),
+                                  daemon=True)
+        process.start()
+        sending.close()   # this process only reads: the pipe ends when the helper does
+        threading.Thread(target=_read, args=(receiving, inbox), daemon=True).start()
+        return cls(process, receiving)
+
+
+def _read(connection, inbox: _Inbox) -> None:
+    """Receive a helper's results as they come (the helper never waits for this process)."""
+    try:
+        while True:
+            data = connection.recv_bytes()
+            index = int.from_bytes(data[:_INDEX_BYTES], "little")
+            inbox.put(index, _Message(memoryview(data)[_INDEX_BYTES:]))
+    except (EOFError, OSError):
+        inbox.wake()   # the helper ended: the waiting process looks at its exit code
+
+
+def _helper_main(task, chunks, shared: _Shared, start, connection, parent: int) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)   # the parent stops us
+    if start is not None:
+        start()
+    while True:
+        index = shared.take(block=True)
+        if index is None:
+            if os.getppid() != parent or shared.all_taken():
+                break
+            continue
+        try:
+            message = (task(chunks[index]), None)
+        except Exception as exc:  # sent to the parent, which raises it
+            message = (None, (_portable(exc), traceback.format_exc()))
+        connection.send_bytes(index.to_bytes(_INDEX_BYTES, "little")
+                              + pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL))
+    connection.close()
+
+
+def _portable(exception: Exception) -> Exception:
+    """The exception itself if it survives pickling, else a RuntimeError with its text."""
+    try:
+        pickle.loads(pickle.dumps(exception))
+        return exception
+    except Exception:
+        return RuntimeError(f"{type(exception).__name__}: {exception}")

@@ -1,0 +1,82 @@
+"""Helper processes: chunks come back in order, memory stays bounded, failures surface."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import time
+
+import pytest
+
+from simulator.pool import HelperFailed, results_in_order
+
+MAIN = os.getpid()
+
+
+def _where(ids, pause=0.01, folder=None):
+    """A chunk's 'result': its first id and the process that ran it."""
+    if folder is not None:
+        (folder / str(ids[0])).touch()
+    time.sleep(pause)
+    return ids[0], os.getpid()
+
+
+def _no_helper_left():
+    deadline = time.monotonic() + 5
+    while multiprocessing.active_children() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return multiprocessing.active_children() == []
+
+
+def test_results_come_back_in_order_from_helpers_and_from_here():
+    chunks = [[i] for i in range(40)]
+    results = list(results_in_order(_where, chunks, helpers=2, window=5))
+    assert [first for first, _ in results] == list(range(40))
+    places = {pid for _, pid in results}
+    assert MAIN in places and len(places) >= 2   # this process and helpers shared the work
+    assert _no_helper_left()
+
+
+def test_chunks_taken_ahead_of_a_slow_caller_stay_within_the_window(tmp_path):
+    from functools import partial
+
+    window = 3
+    results = results_in_order(partial(_where, pause=0.0, folder=tmp_path),
+                               [[i] for i in range(30)], helpers=2, window=window)
+    next(results)
+    time.sleep(1.0)   # the caller is busy writing chunk 0: the helpers wait for slots
+    assert len(list(tmp_path.iterdir())) <= window
+    assert [first for first, _ in results] == list(range(1, 30))
+    assert len(list(tmp_path.iterdir())) == 30
+
+
+def _fails_on_seven(ids):
+    if ids[0] == 7:
+        raise ValueError("chunk seven is wrong")
+    return _where(ids)
+
+
+def test_an_error_in_a_chunk_is_raised_here_and_stops_the_helpers():
+    with pytest.raises(ValueError, match="chunk seven"):
+        list(results_in_order(_fails_on_seven, [[i] for i in range(30)], helpers=2, window=5))
+    assert _no_helper_left()
+
+
+def _dies_in_a_helper(ids):
+    if os.getpid() != MAIN:
+        os._exit(3)   # a helper killed (out of memory, say) in the middle of a chunk
+    return _where(ids, pause=0.05)
+
+
+def test_a_helper_that_dies_is_reported_not_waited_for():
+    with pytest.raises(HelperFailed, match="exit code 3"):
+        list(results_in_order(_dies_in_a_helper, [[i] for i in range(30)], helpers=1,
+                              window=4))
+    assert _no_helper_left()
+
+
+def test_a_caller_that_stops_reading_stops_the_helpers():
+    results = results_in_order(_where, [[i] for i in range(100)], helpers=2, window=5)
+    assert next(results)[0] == 0
+    results.close()
+    assert _no_helper_left()
