@@ -11,7 +11,16 @@ Notebook use::
 
 __version__ = "0.2.0"
 
-from .runner import run
-from .scenario import load_scenario
-
 __all__ = ["__version__", "load_scenario", "run"]
+
+
+def __getattr__(name: str):
+    # Imported on first use: ``import simulator`` (and the start of the
+    # fesr-sim command) does not wait for pandas and pyarrow.
+    if name == "run":
+        from .runner import run
+        return run
+    if name == "load_scenario":
+        from .scenario import load_scenario
+        return load_scenario
+    raise AttributeError(f"module 'simulator' has no attribute {name!r}")

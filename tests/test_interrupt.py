@@ -36,3 +36,20 @@ def test_ctrl_c_stops_workers_and_leaves_nothing(tmp_path):
     assert list(tmp_path.iterdir()) == []
     with pytest.raises(ProcessLookupError):
         os.killpg(process.pid, 0)  # no worker of that group survives
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+def test_ctrl_c_while_the_command_starts_is_one_line_not_a_traceback(tmp_path):
+    command = shutil.which("fesr-sim", path=str(Path(sys.executable).parent))
+    process = subprocess.Popen(
+        [command, "run", str(ROOT / "scenarios" / "wecare_fesr_2018.toml"),
+         "--out", str(tmp_path / "run")],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    time.sleep(0.1)   # still importing its libraries
+    os.killpg(process.pid, signal.SIGINT)
+    _, err = process.communicate(timeout=30)
+    assert process.returncode == 130
+    assert b"Traceback" not in err
+    assert b"interrupted" in err
+    assert list(tmp_path.iterdir()) == []
