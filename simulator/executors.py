@@ -40,14 +40,15 @@ class ChunkFrames:
     """The tables of a chunk of consecutive replications.
 
     ``timeseries`` and ``loans`` are Arrow tables with the run folder's
-    schemas. Sent to or from a worker, they travel as LZ4-compressed Arrow
-    IPC streams: about a tenth of the bytes of a pickled DataFrame, and far
-    less work for the main process, which also writes the files.
+    schemas, or, for a run that writes a folder, those tables already
+    encoded as Parquet row groups (bytes). Sent between processes, tables
+    travel as LZ4-compressed Arrow IPC streams (about a tenth of the bytes
+    of a pickled DataFrame), row groups as they are.
     """
 
     replications: list[int]
-    timeseries: pa.Table
-    loans: pa.Table
+    timeseries: pa.Table | bytes
+    loans: pa.Table | bytes
     kpis: pd.DataFrame
 
     def __getstate__(self) -> dict:
@@ -56,16 +57,23 @@ class ChunkFrames:
 
     def __setstate__(self, state: dict) -> None:
         self.replications, self.kpis = state["replications"], state["kpis"]
-        self.timeseries = pa.ipc.open_stream(state["timeseries"]).read_all()
-        self.loans = pa.ipc.open_stream(state["loans"]).read_all()
+        self.timeseries = _from_ipc(state["timeseries"])
+        self.loans = _from_ipc(state["loans"])
 
 
-def _ipc_bytes(table: pa.Table) -> bytes:
+def _ipc_bytes(table: pa.Table | bytes) -> tuple[str, bytes]:
+    if isinstance(table, bytes):   # already encoded as Parquet (run_chunk(encode=True))
+        return "parquet", table
     sink = pa.BufferOutputStream()
     options = pa.ipc.IpcWriteOptions(compression="lz4")
     with pa.ipc.new_stream(sink, table.schema, options=options) as writer:
         writer.write_table(table)
-    return sink.getvalue().to_pybytes()
+    return "arrow", sink.getvalue().to_pybytes()
+
+
+def _from_ipc(state: tuple[str, bytes]) -> pa.Table | bytes:
+    kind, data = state
+    return data if kind == "parquet" else pa.ipc.open_stream(data).read_all()
 
 
 def chunked(ids: list[int], size: int = CHUNK_SIZE) -> list[list[int]]:
@@ -112,25 +120,37 @@ def keep_freed_memory() -> None:
     mallopt(m_trim_threshold, 512 * 2**20)
 
 
-def run_chunk(scenario, ids: list[int], seed: int, check: bool) -> ChunkFrames:
+def run_chunk(scenario, ids: list[int], seed: int, check: bool,
+              encode: bool = False) -> ChunkFrames:
     """Run a chunk of replications and return its tables (runs in a worker).
 
     The batch engine runs the chunk when it covers the scenario; otherwise the
     SimPy model runs its replications one by one. Both give the same tables.
+    ``encode``: the timeseries and loans come back as Parquet row groups
+    ready for the run folder's files (``parquet_join``), encoded here rather
+    than by the process that writes the folder.
     """
     from .batch import simulate_chunk, unsupported
     from .runner import run_replication, to_frames
 
     if unsupported(scenario) is None:
-        return simulate_chunk(scenario, ids, seed, check)
-    batch = [run_replication(scenario, i, seed, check) for i in ids]
-    timeseries, loans, kpis = to_frames(batch, scenario)
-    return ChunkFrames(ids, timeseries, loans, kpis)
+        chunk = simulate_chunk(scenario, ids, seed, check)
+    else:
+        batch = [run_replication(scenario, i, seed, check) for i in ids]
+        chunk = ChunkFrames(ids, *to_frames(batch, scenario))
+    if encode:
+        from .parquet_join import encode as encoded
+        from .results import loans_schema, timeseries_schema
+
+        chunk.timeseries = encoded(chunk.timeseries, timeseries_schema(scenario))
+        chunk.loans = encoded(chunk.loans, loans_schema())
+    return chunk
 
 
 @contextmanager
 def chunk_results(scenario, ids: list[int], seed: int, check: bool = False,
-                  workers: int | None = None, client=None) -> Iterator[Iterator[ChunkFrames]]:
+                  workers: int | None = None, client=None,
+                  encode: bool = False) -> Iterator[Iterator[ChunkFrames]]:
     """The tables of every chunk of ``ids``, in order (see :func:`map_chunks`).
 
     Leaving the ``with`` block, normally or by an exception (Ctrl-C while the
@@ -138,7 +158,7 @@ def chunk_results(scenario, ids: list[int], seed: int, check: bool = False,
     the garbage collector would keep them, and the exit, waiting.
     """
     results = map_chunks(scenario, chunked(ids, chunk_size(scenario)), seed, check, workers,
-                         client)
+                         client, encode)
     try:
         yield results
     finally:
@@ -160,17 +180,19 @@ def backend_name(workers: int | None, client=None) -> str:
 
 
 def map_chunks(scenario, chunks: list[list[int]], seed: int, check: bool = False,
-               workers: int | None = None, client=None) -> Iterator[ChunkFrames]:
-    """Run every chunk and yield the results in chunk order."""
+               workers: int | None = None, client=None,
+               encode: bool = False) -> Iterator[ChunkFrames]:
+    """Run every chunk and yield the results in chunk order (see :func:`run_chunk`)."""
+    options = {"seed": seed, "check": check, "encode": encode}
     if client is not None:
-        yield from _dask(scenario, chunks, seed, check, client)
+        yield from _dask(scenario, chunks, options, client)
         return
     workers = workers or default_workers()
     if workers == 1 or len(chunks) == 1:
         for ids in chunks:
-            yield run_chunk(scenario, ids, seed, check)
+            yield run_chunk(scenario, ids, **options)
         return
-    yield from _processes(scenario, chunks, seed, check, workers)
+    yield from _processes(scenario, chunks, options, workers)
 
 
 def _in_order(submit, chunks: list[list[int]], window: int) -> Iterator[ChunkFrames]:
@@ -193,7 +215,7 @@ def _in_order(submit, chunks: list[list[int]], window: int) -> Iterator[ChunkFra
             future.cancel()
 
 
-def _processes(scenario, chunks, seed, check, workers) -> Iterator[ChunkFrames]:
+def _processes(scenario, chunks, options, workers) -> Iterator[ChunkFrames]:
     """``workers`` processes simulate: this one and ``workers - 1`` helpers.
 
     This process also writes what comes back; it takes a chunk itself only
@@ -202,15 +224,15 @@ def _processes(scenario, chunks, seed, check, workers) -> Iterator[ChunkFrames]:
     from .pool import results_in_order
 
     helpers = min(workers, len(chunks)) - 1
-    yield from results_in_order(partial(run_chunk, scenario, seed=seed, check=check), chunks,
-                                helpers, window=2 * workers + 1, start=keep_freed_memory)
+    yield from results_in_order(partial(run_chunk, scenario, **options), chunks, helpers,
+                                window=2 * workers + 1, start=keep_freed_memory)
 
 
-def _dask(scenario, chunks, seed, check, client) -> Iterator[ChunkFrames]:
+def _dask(scenario, chunks, options, client) -> Iterator[ChunkFrames]:
     scattered = client.scatter(scenario, broadcast=True)
     window = max(2, 2 * len(client.scheduler_info().get("workers", {})))
     yield from _in_order(
-        lambda ids: client.submit(run_chunk, scattered, ids, seed, check, pure=False),
+        lambda ids: client.submit(run_chunk, scattered, ids, pure=False, **options),
         chunks, window)
 
 

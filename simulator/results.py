@@ -21,11 +21,11 @@ from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
-import pyarrow.parquet as pq
 import tomli_w
 
 from . import __version__
 from .errors import InputError, Problem
+from .parquet_join import JoinedParquet, encode
 from .scenario import Scenario, load_scenario
 
 FILES = ("manifest.json", "scenario.toml", "timeseries.parquet", "loans.parquet",
@@ -139,16 +139,22 @@ class RunWriter:
                                       "already exists: choose another --out")])
         self._context = atomic_folder(self.folder)
         self.tmp = self._context.__enter__()
-        self._ts = _parquet_writer(self.tmp / "timeseries.parquet",
-                                   timeseries_schema(self.scenario))
-        self._loans = _parquet_writer(self.tmp / "loans.parquet", loans_schema())
+        self._schemas = (timeseries_schema(self.scenario), loans_schema())
+        self._ts = JoinedParquet(self.tmp / "timeseries.parquet")
+        self._loans = JoinedParquet(self.tmp / "loans.parquet")
         return self
 
-    def add(self, timeseries: pa.Table | pd.DataFrame, loans: pa.Table | pd.DataFrame,
-            kpis: pd.DataFrame) -> None:
-        """Append the tables of a chunk of replications (in replication order)."""
-        self._ts.write_table(_as_arrow(timeseries, self._ts.schema))
-        self._loans.write_table(_as_arrow(loans, self._loans.schema))
+    def add(self, timeseries: pa.Table | pd.DataFrame | bytes,
+            loans: pa.Table | pd.DataFrame | bytes, kpis: pd.DataFrame) -> None:
+        """Append the tables of a chunk of replications (in replication order).
+
+        Tables may come already encoded as Parquet row groups
+        (``executors.run_chunk(encode=True)``); others are encoded here.
+        """
+        for file, table, schema in ((self._ts, timeseries, self._schemas[0]),
+                                    (self._loans, loans, self._schemas[1])):
+            file.append(table if isinstance(table, bytes) else
+                        encode(_as_arrow(table, schema), schema))
         self._kpis.append(kpis)
 
     def finish(self, manifest: dict) -> None:
@@ -163,20 +169,13 @@ class RunWriter:
         self._finished = True
 
     def __exit__(self, kind, value, traceback) -> bool:
-        for writer in (self._ts, self._loans):
-            if writer.is_open:
-                writer.close()
+        for file in (self._ts, self._loans):
+            if file.is_open:
+                file.abandon()   # the temporary folder goes, or finish() closed it
         if kind is None and not self._finished:
             kind = RuntimeError
             value = RuntimeError("RunWriter left without finish()")
         return bool(self._context.__exit__(kind, value, traceback))
-
-
-def _parquet_writer(path: Path, schema: pa.Schema) -> pq.ParquetWriter:
-    # Dictionary encoding only for the text columns: on the money columns it
-    # triples the writing time for a few per cent of file size.
-    text = [field.name for field in schema if field.type == pa.string()]
-    return pq.ParquetWriter(path, schema, use_dictionary=text)
 
 
 def _as_arrow(table: pa.Table | pd.DataFrame, schema: pa.Schema) -> pa.Table:

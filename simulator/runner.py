@@ -296,7 +296,8 @@ def run_to_folder(scenario: Scenario, folder, replications: int | None = None,
     started = dt.datetime.now()
     with RunWriter(scenario, folder) as writer:
         done = 0
-        with chunk_results(scenario, ids, seed, check, workers, client) as results:
+        with chunk_results(scenario, ids, seed, check, workers, client,
+                           encode=True) as results:
             for chunk in results:
                 writer.add(chunk.timeseries, chunk.loans, chunk.kpis)
                 done += len(chunk.replications)

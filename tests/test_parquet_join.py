@@ -1,0 +1,87 @@
+"""Row groups encoded apart and joined byte for byte read back as one table."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from simulator.parquet_join import JoinedParquet, encode
+
+SCHEMA = pa.schema([("replication", pa.int32()), ("line", pa.string()),
+                    ("date", pa.date32()), ("cents", pa.int64()), ("share", pa.float64())])
+
+
+def _table(first: int, rows: int) -> pa.Table:
+    return pa.table({
+        "replication": pa.array([first + i // 3 for i in range(rows)], pa.int32()),
+        "line": pa.array([["A", "B", "total"][i % 3] for i in range(rows)]),
+        "date": pa.array([dt.date(2019, 1, 31) + dt.timedelta(days=i) for i in range(rows)]),
+        "cents": pa.array([(i * 7919) % 100_003 - 50_000 for i in range(rows)], pa.int64()),
+        "share": pa.array([i / 7 if i % 5 else None for i in range(rows)], pa.float64()),
+    }, schema=SCHEMA)
+
+
+def _join(path, parts):
+    joined = JoinedParquet(path)
+    for part in parts:
+        joined.append(part)
+    joined.close()
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(st.integers(min_value=0, max_value=400), min_size=1, max_size=6))
+def test_joined_parts_read_back_as_the_concatenated_tables(tmp_path_factory, sizes):
+    path = tmp_path_factory.mktemp("join") / "joined.parquet"
+    tables, first = [], 0
+    for rows in sizes:
+        tables.append(_table(first, rows))
+        first += rows
+    _join(path, [encode(t, SCHEMA) for t in tables])
+    back = pq.read_table(path)
+    assert back.schema.equals(SCHEMA)
+    assert back.equals(pa.concat_tables(tables))
+    metadata = pq.read_metadata(path)
+    assert metadata.num_row_groups == len(sizes)
+    assert [metadata.row_group(i).num_rows for i in range(len(sizes))] == sizes
+
+
+def test_row_group_statistics_and_positions_serve_filtered_reads(tmp_path):
+    # A filter skips row groups by their statistics and reads the others at
+    # their (moved) positions: both must be right for the rows to come back.
+    tables = [_table(100 * k, 300) for k in range(4)]
+    path = tmp_path / "joined.parquet"
+    _join(path, [encode(t, SCHEMA) for t in tables])
+    picked = pq.read_table(path, filters=[("replication", ">=", 200),
+                                          ("replication", "<", 300)])
+    assert picked.equals(tables[2])
+    group = pq.ParquetFile(path).read_row_group(3)
+    assert group.equals(tables[3])
+
+
+def test_a_part_with_another_schema_is_refused(tmp_path):
+    other = pa.schema([("replication", pa.int32())])
+    joined = JoinedParquet(tmp_path / "joined.parquet")
+    joined.append(encode(_table(0, 10), SCHEMA))
+    with pytest.raises(ValueError, match="schema"):
+        joined.append(encode(pa.table({"replication": pa.array([1], pa.int32())}), other))
+    joined.abandon()
+
+
+def test_bytes_that_are_not_parquet_are_refused(tmp_path):
+    joined = JoinedParquet(tmp_path / "joined.parquet")
+    with pytest.raises(ValueError, match="not a Parquet file"):
+        joined.append(b"PAR1 but nothing else")
+    joined.abandon()
+    assert not joined.is_open
+
+
+def test_a_table_from_pandas_encodes_as_the_arrow_table_does():
+    table = _table(0, 50)
+    from_pandas = pa.Table.from_pandas(table.to_pandas(), schema=SCHEMA, preserve_index=False)
+    assert from_pandas.schema.metadata   # pandas' own metadata, not written
+    assert encode(from_pandas, SCHEMA) == encode(table, SCHEMA)
