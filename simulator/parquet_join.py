@@ -11,12 +11,13 @@ footer that lists them all (:class:`JoinedParquet`), as parquet-mr's
 ``ParquetFileWriter.appendRowGroups`` joins files without decoding them.
 
 The layout of a Parquet file (https://parquet.apache.org/docs/file-format/):
-``PAR1``, the column chunks, the footer (a Thrift ``FileMetaData``), the
-footer's length (4 bytes, little endian) and ``PAR1``. The footer gives the
-position of every page in the file, so each part's positions move by where
-its bytes land. The footer is read and written with fastparquet's Thrift
-codec; fields it does not know (optional by the format's rules, such as
-size statistics) are dropped.
+``PAR1``, the column chunks, the footer (a Thrift ``FileMetaData`` in the
+compact protocol), the footer's length (4 bytes, little endian), ``PAR1``.
+The footer gives the position of every page in the file, so each part's
+positions move by where its bytes land. The footer is not decoded into
+objects: it is copied field by field, and only the fields that hold a
+position, the row count and the list of row groups are rewritten
+(:mod:`.thrift_compact`), so every other field, known or not, is kept.
 
 Every chunk goes through the same encoding whoever runs it, so a run writes
 the same bytes serially, on local processes or on a Dask cluster.
@@ -30,8 +31,16 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from . import thrift_compact as tc
+
 MAGIC = b"PAR1"
 _LENGTH = struct.Struct("<i")
+
+# Field ids of parquet.thrift (https://github.com/apache/parquet-format).
+_FILE_SCHEMA, _FILE_ROWS, _FILE_ROW_GROUPS = 2, 3, 4
+_GROUP_COLUMNS, _GROUP_FILE_OFFSET, _GROUP_ORDINAL = 1, 5, 7
+_CHUNK_FILE_OFFSET, _CHUNK_META, _CHUNK_OFFSET_INDEX, _CHUNK_COLUMN_INDEX = 2, 3, 4, 6
+_META_POSITIONS = (9, 10, 11, 14)   # data, index, dictionary page; bloom filter
 
 
 def encode(table: pa.Table, schema: pa.Schema) -> bytes:
@@ -49,17 +58,6 @@ def encode(table: pa.Table, schema: pa.Schema) -> bytes:
     return sink.getvalue().to_pybytes()
 
 
-def _footer(part: bytes):
-    # Imported here: processes that only encode (the helpers) never load it.
-    from fastparquet.cencoding import from_buffer
-
-    if len(part) < 12 or part[:4] != MAGIC or part[-4:] != MAGIC:
-        raise ValueError("not a Parquet file")
-    (length,) = _LENGTH.unpack(part[-8:-4])
-    start = len(part) - 8 - length
-    return from_buffer(part[start:-8], "FileMetaData"), start
-
-
 class JoinedParquet:
     """A Parquet file written as the row groups of parts appended one by one.
 
@@ -68,40 +66,40 @@ class JoinedParquet:
     """
 
     def __init__(self, path: str | Path):
-        self._file = open(path, "wb")   # noqa: SIM115 (closed by close())
+        self._file = open(path, "wb")   # noqa: SIM115 (closed by close() or abandon())
         self._file.write(MAGIC)
         self._position = len(MAGIC)
-        self._metadata = None
-        self._schema: list[bytes] | None = None
-        self._row_groups: list = []
+        self._first: _Footer | None = None
+        self._row_groups: list[bytes] = []
         self._rows = 0
 
     def append(self, part: bytes) -> None:
-        metadata, footer_start = _footer(part)
-        schema = [bytes(element.to_bytes()) for element in metadata.schema]
-        if self._schema is None:
-            self._metadata, self._schema = metadata, schema
-        elif schema != self._schema:
+        """Copy the row groups of ``part`` (a whole Parquet file) to the end of this file."""
+        if len(part) < 12 or part[:4] != MAGIC or part[-4:] != MAGIC:
+            raise ValueError("not a Parquet file")
+        (length,) = _LENGTH.unpack(part[-8:-4])
+        start = len(part) - 8 - length
+        if not len(MAGIC) <= start < len(part) - 8:
+            raise ValueError("not a Parquet file: its footer length is wrong")
+        footer = _Footer(part[start:-8], shift=self._position - len(MAGIC),
+                         first_ordinal=len(self._row_groups))
+        if self._first is None:
+            self._first = footer
+        elif footer.schema != self._first.schema:
             raise ValueError("a part's schema differs from the first part's")
-        shift = self._position - len(MAGIC)
-        for group in metadata.row_groups:
-            _move(group, shift)
-            if group.ordinal is not None:
-                group.ordinal = len(self._row_groups)
-            self._row_groups.append(group)
-        self._rows += metadata.num_rows
-        self._file.write(memoryview(part)[len(MAGIC):footer_start])
-        self._position += footer_start - len(MAGIC)
+        self._row_groups += footer.row_groups
+        self._rows += footer.rows
+        self._file.write(memoryview(part)[len(MAGIC):start])
+        self._position += start - len(MAGIC)
 
     def close(self) -> None:
+        """Write the footer that lists every row group appended, and close the file."""
         if self._file.closed:
             return
         try:
-            if self._metadata is None:
+            if self._first is None:
                 raise ValueError("no part was appended")
-            self._metadata.row_groups = self._row_groups
-            self._metadata.num_rows = self._rows
-            footer = bytes(self._metadata.to_bytes())
+            footer = self._first.joined(self._rows, self._row_groups)
             self._file.write(footer + _LENGTH.pack(len(footer)) + MAGIC)
         finally:
             self._file.close()
@@ -115,19 +113,60 @@ class JoinedParquet:
         return not self._file.closed
 
 
-def _move(group, shift: int) -> None:
-    """Move every position a row group's metadata gives by ``shift`` bytes."""
-    if group.file_offset is not None:
-        group.file_offset += shift
-    for chunk in group.columns:
-        # Deprecated field: 0 in current writers, a position in older ones.
-        if chunk.file_offset:
-            chunk.file_offset += shift
-        for name in ("offset_index_offset", "column_index_offset"):
-            if getattr(chunk, name) is not None:
-                setattr(chunk, name, getattr(chunk, name) + shift)
-        meta = chunk.meta_data
-        meta.data_page_offset += shift
-        for name in ("dictionary_page_offset", "index_page_offset", "bloom_filter_offset"):
-            if getattr(meta, name) is not None:
-                setattr(meta, name, getattr(meta, name) + shift)
+class _Footer:
+    """A part's ``FileMetaData``: its fields as bytes, row groups moved by ``shift``."""
+
+    def __init__(self, data: bytes, shift: int, first_ordinal: int):
+        self.fields = tc.read_struct(data)
+        self.schema = b""
+        self.rows = 0
+        self.row_groups: list[bytes] = []
+        for field in self.fields:
+            if field.id == _FILE_SCHEMA:
+                self.schema = field.value
+            elif field.id == _FILE_ROWS:
+                self.rows = tc.read_int(field.value)
+            elif field.id == _FILE_ROW_GROUPS:
+                groups = tc.read_list(field.value)
+                self.row_groups = [_moved_group(group, shift, first_ordinal + i)
+                                   for i, group in enumerate(groups)]
+
+    def joined(self, rows: int, row_groups: list[bytes]) -> bytes:
+        """This footer with another row count and list of row groups."""
+        values = {_FILE_ROWS: tc.write_int(rows),
+                  _FILE_ROW_GROUPS: tc.write_list(tc.STRUCT, row_groups)}
+        return tc.write_struct(self.fields, values)
+
+
+def _moved(value: bytes, shift: int) -> bytes:
+    return tc.write_int(tc.read_int(value) + shift)
+
+
+def _moved_group(data: bytes, shift: int, ordinal: int) -> bytes:
+    fields = tc.read_struct(data)
+    values = {}
+    for field in fields:
+        if field.id == _GROUP_COLUMNS:
+            values[field.id] = tc.write_list(tc.STRUCT, [
+                _moved_chunk(chunk, shift) for chunk in tc.read_list(field.value)])
+        elif field.id == _GROUP_FILE_OFFSET:
+            values[field.id] = _moved(field.value, shift)
+        elif field.id == _GROUP_ORDINAL:
+            values[field.id] = tc.write_int(ordinal)
+    return tc.write_struct(fields, values)
+
+
+def _moved_chunk(data: bytes, shift: int) -> bytes:
+    fields = tc.read_struct(data)
+    values = {}
+    for field in fields:
+        if field.id in (_CHUNK_OFFSET_INDEX, _CHUNK_COLUMN_INDEX):
+            values[field.id] = _moved(field.value, shift)
+        elif field.id == _CHUNK_FILE_OFFSET and tc.read_int(field.value):
+            # Deprecated: 0 in current writers, a position in older ones.
+            values[field.id] = _moved(field.value, shift)
+        elif field.id == _CHUNK_META:
+            meta = tc.read_struct(field.value)
+            values[field.id] = tc.write_struct(meta, {
+                f.id: _moved(f.value, shift) for f in meta if f.id in _META_POSITIONS})
+    return tc.write_struct(fields, values)

@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 _INDEX_BYTES = 8          # every message starts with the chunk number it carries
+_PIPE_BYTES = 16 * 2**20  # room in a helper's pipe (within the system's limit)
 _PATIENCE_S = 1.0         # how often a waiting process looks whether its parent is alive
 
 
@@ -171,6 +172,7 @@ class _Helper:
     @classmethod
     def start(cls, context, task, chunks, shared, start, inbox) -> _Helper:
         receiving, sending = context.Pipe(duplex=False)
+        _widen(sending)
         process = context.Process(target=_helper_main,
                                   args=(task, chunks, shared, start, sending, os.getpid()),
                                   daemon=True)
@@ -178,6 +180,24 @@ class _Helper:
         sending.close()   # this process only reads: the pipe ends when the helper does
         threading.Thread(target=_read, args=(receiving, inbox), daemon=True).start()
         return cls(process, receiving)
+
+
+def _widen(connection) -> None:
+    """Let a helper put a whole chunk in the pipe while this process is busy (Linux).
+
+    A pipe holds 64 KiB by default: a helper sending a chunk of a few
+    megabytes would wait, chunk after chunk, for this process's reading
+    thread, which runs only when this process lets go of the interpreter.
+    """
+    try:
+        import fcntl
+
+        set_size = getattr(fcntl, "F_SETPIPE_SZ", 1031)
+        with open("/proc/sys/fs/pipe-max-size") as limit:
+            size = min(int(limit.read()), _PIPE_BYTES)
+        fcntl.fcntl(connection.fileno(), set_size, size)
+    except (ImportError, OSError, ValueError):
+        pass   # elsewhere, or not allowed: the default pipe works, a little slower
 
 
 def _read(connection, inbox: _Inbox) -> None:

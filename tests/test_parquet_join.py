@@ -85,3 +85,66 @@ def test_a_table_from_pandas_encodes_as_the_arrow_table_does():
     from_pandas = pa.Table.from_pandas(table.to_pandas(), schema=SCHEMA, preserve_index=False)
     assert from_pandas.schema.metadata   # pandas' own metadata, not written
     assert encode(from_pandas, SCHEMA) == encode(table, SCHEMA)
+
+
+def _footer_of(part: bytes) -> bytes:
+    import struct
+
+    (length,) = struct.unpack("<i", part[-8:-4])
+    return part[-8 - length:-8]
+
+
+def test_a_footer_read_field_by_field_writes_back_to_the_same_bytes():
+    from simulator import thrift_compact as tc
+
+    footer = _footer_of(encode(_table(0, 40), SCHEMA))
+    fields = tc.read_struct(footer)
+    assert tc.write_struct(fields) == footer
+    groups = tc.read_list(next(f.value for f in fields if f.id == 4))
+    assert len(groups) == 1
+    assert tc.write_struct(tc.read_struct(groups[0])) == groups[0]
+
+
+def test_the_first_part_alone_keeps_its_footer(tmp_path):
+    # Joined alone, a part's positions do not move: the file is the part itself.
+    part = encode(_table(0, 40), SCHEMA)
+    _join(tmp_path / "one.parquet", [part])
+    assert (tmp_path / "one.parquet").read_bytes() == part
+
+
+@given(st.integers(min_value=-2**63, max_value=2**63 - 1))
+def test_integers_survive_the_zigzag_varint_encoding(value):
+    from simulator import thrift_compact as tc
+
+    assert tc.read_int(tc.write_int(value)) == value
+
+
+@pytest.mark.parametrize("cut", [1, 5, 20])
+def test_thrift_data_cut_short_is_an_error_not_a_wrong_file(cut):
+    from simulator import thrift_compact as tc
+
+    footer = _footer_of(encode(_table(0, 10), SCHEMA))
+    with pytest.raises(ValueError, match="Thrift data"):
+        tc.read_struct(footer[:-cut])
+
+
+def test_every_kind_of_value_is_skipped_and_copied():
+    from simulator import thrift_compact as tc
+
+    inner = tc.write_struct([tc.Field(1, tc.BINARY, bytes([3]) + b"abc")])  # length, bytes
+    a_map = bytes([2, tc.BINARY << 4 | tc.I32]) + b"\x01k" + tc.write_int(7) + b"\x01m" + \
+        tc.write_int(-8)
+    fields = [
+        tc.Field(1, tc.TRUE, b""), tc.Field(2, tc.FALSE, b""),
+        tc.Field(3, tc.BYTE, b"\x7f"), tc.Field(4, tc.DOUBLE, b"\x00" * 8),
+        tc.Field(40, tc.I64, tc.write_int(-2**40)),          # long-form header (id jump > 15)
+        tc.Field(41, tc.LIST, tc.write_list(tc.TRUE, [b"\x01", b"\x02"])),
+        tc.Field(42, tc.SET, tc.write_list(tc.STRUCT, [inner] * 20)),   # long list header
+        tc.Field(43, tc.MAP, a_map), tc.Field(44, tc.UUID, bytes(range(16))),
+        tc.Field(45, tc.STRUCT, inner),
+    ]
+    encoded = tc.write_struct(fields)
+    assert tc.read_struct(encoded) == fields
+    assert tc.read_list(fields[6].value) == [inner] * 20
+    assert tc.write_struct(tc.read_struct(encoded), {40: tc.write_int(1)}) != encoded
+    assert tc.read_int(tc.read_struct(tc.write_struct(fields, {40: tc.write_int(1)}))[4].value) == 1

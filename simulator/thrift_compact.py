@@ -1,0 +1,216 @@
+"""The Thrift compact protocol, as far as copying and editing a struct field by field.
+
+Parquet footers are Thrift structs in the compact protocol
+(https://github.com/apache/thrift/blob/master/doc/specs/thrift-compact-protocol.md).
+``parquet_join`` needs to rewrite a few integer fields deep inside them and
+keep every other byte. So a struct is read as a list of :class:`Field`,
+each holding the encoded bytes of its value (a nested struct or list is
+read the same way on demand), and written back from that list with some
+values replaced. Nothing is decoded that is not edited, and fields the
+reader has never heard of are copied as they are.
+
+The rules used: a field header is one byte, ``delta << 4 | type``, when the
+field id exceeds the previous one by 1 to 15, else the type byte and the
+id as a zigzag varint; integers are zigzag varints; binaries are a varint
+length and the bytes; lists and sets are a header (``size << 4 | type``,
+or ``0xF0 | type`` and a varint size) and their elements; a struct ends
+with a zero byte; a boolean field carries its value in its type (1 true,
+2 false), a boolean element takes one byte.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+STOP, TRUE, FALSE, BYTE, I16, I32, I64, DOUBLE, BINARY, LIST, SET, MAP, STRUCT, UUID = range(14)
+_FIXED = {BYTE: 1, DOUBLE: 8, UUID: 16}
+
+
+@dataclass(frozen=True)
+class Field:
+    id: int
+    kind: int        # the compact protocol's type
+    value: bytes     # the value as encoded (empty for a boolean field)
+
+
+def read_struct(data: bytes) -> list[Field]:
+    """The fields of the struct encoded in ``data`` (which ends with its stop byte)."""
+    fields = []
+    try:
+        last, position = 0, 0
+        while True:
+            head = data[position]
+            position += 1
+            if head == STOP:
+                break
+            kind, delta = head & 0x0F, head >> 4
+            if delta:
+                number = last + delta
+            else:
+                value, position = _read_varint(data, position)
+                number = _unzigzag(value)
+            start = position
+            if kind not in (TRUE, FALSE):   # a boolean field's value is its type
+                position = _skip(data, position, kind)
+            fields.append(Field(number, kind, data[start:position]))
+            last = number
+    except IndexError:
+        raise ValueError("Thrift data cut short") from None
+    _done(data, position)
+    return fields
+
+
+def write_struct(fields: list[Field], values: dict[int, bytes] | None = None) -> bytes:
+    """Encode ``fields`` in order, with the values in ``values`` (by field id) instead."""
+    values = values or {}
+    out = bytearray()
+    last = 0
+    for field in fields:
+        delta = field.id - last
+        if 0 < delta <= 15:
+            out.append(delta << 4 | field.kind)
+        else:
+            out.append(field.kind)
+            out += _varint(_zigzag(field.id))
+        out += values.get(field.id, field.value)
+        last = field.id
+    out.append(STOP)
+    return bytes(out)
+
+
+def read_list(data: bytes) -> list[bytes]:
+    """The encoded elements of the list (or set) encoded in ``data``."""
+    try:
+        size, kind, position = _list_header(data, 0)
+        elements = []
+        for _ in range(size):
+            start = position
+            position = _skip_element(data, position, kind)
+            elements.append(data[start:position])
+    except IndexError:
+        raise ValueError("Thrift data cut short") from None
+    _done(data, position)
+    return elements
+
+
+def write_list(kind: int, elements: list[bytes]) -> bytes:
+    size = len(elements)
+    head = bytes([size << 4 | kind]) if size < 15 else bytes([0xF0 | kind]) + _varint(size)
+    return head + b"".join(elements)
+
+
+def read_int(data: bytes) -> int:
+    """An i16, i32 or i64 value."""
+    try:
+        value, position = _read_varint(data, 0)
+    except IndexError:
+        raise ValueError("Thrift data cut short") from None
+    _done(data, position)
+    return _unzigzag(value)
+
+
+def write_int(value: int) -> bytes:
+    return _varint(_zigzag(value))
+
+
+def _zigzag(value: int) -> int:
+    return value << 1 if value >= 0 else (-value << 1) - 1
+
+
+def _unzigzag(value: int) -> int:
+    return value >> 1 if not value & 1 else -((value + 1) >> 1)
+
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while value >= 0x80:
+        out.append(value & 0x7F | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+def _done(data: bytes, position: int) -> None:
+    if position != len(data):
+        raise ValueError("Thrift data: the value does not end where its bytes do")
+
+
+# Readers take the data and a position and return the position after what they read
+# (and the value, if any); reading past the end raises IndexError.
+
+def _read_varint(data: bytes, position: int) -> tuple[int, int]:
+    value, shift = 0, 0
+    while True:
+        byte = data[position]
+        position += 1
+        value |= (byte & 0x7F) << shift
+        if not byte & 0x80:
+            return value, position
+        shift += 7
+
+
+def _skip_varint(data: bytes, position: int) -> int:
+    while data[position] & 0x80:
+        position += 1
+    return position + 1
+
+
+def _list_header(data: bytes, position: int) -> tuple[int, int, int]:
+    head = data[position]
+    size = head >> 4
+    if size == 15:
+        size, position = _read_varint(data, position + 1)
+        return size, head & 0x0F, position
+    return size, head & 0x0F, position + 1
+
+
+def _skip(data: bytes, position: int, kind: int) -> int:
+    """Skip a value of a struct field (booleans have none)."""
+    if kind in (I16, I32, I64):
+        return _skip_varint(data, position)
+    if kind == BINARY:
+        length, position = _read_varint(data, position)
+        end = position + length
+        if end > len(data):
+            raise IndexError
+        return end
+    if kind == STRUCT:
+        while True:
+            head = data[position]
+            position += 1
+            if head == STOP:
+                return position
+            if not head >> 4:
+                position = _skip_varint(data, position)
+            kind = head & 0x0F
+            if kind not in (TRUE, FALSE):
+                position = _skip(data, position, kind)
+    if kind in (LIST, SET):
+        size, element, position = _list_header(data, position)
+        for _ in range(size):
+            position = _skip_element(data, position, element)
+        return position
+    if kind == MAP:
+        size, position = _read_varint(data, position)
+        if size:
+            types = data[position]
+            position += 1
+            for _ in range(size):
+                position = _skip_element(data, position, types >> 4)
+                position = _skip_element(data, position, types & 0x0F)
+        return position
+    if kind in _FIXED:
+        end = position + _FIXED[kind]
+        if end > len(data):
+            raise IndexError
+        return end
+    raise ValueError(f"Thrift data: unknown type {kind}")
+
+
+def _skip_element(data: bytes, position: int, kind: int) -> int:
+    """Skip an element of a list, set or map (a boolean takes one byte there)."""
+    if kind in (TRUE, FALSE):
+        if position >= len(data):
+            raise IndexError
+        return position + 1
+    return _skip(data, position, kind)
