@@ -30,6 +30,8 @@ from functools import partial
 import pandas as pd
 import pyarrow as pa
 
+from .parquet_join import Part
+
 CHUNK_SIZE = 50
 BATCH_CHUNK_SIZE = 250
 APPLICATIONS_PER_CHUNK = 100_000   # keeps a chunk of a very large fund within memory
@@ -41,14 +43,14 @@ class ChunkFrames:
 
     ``timeseries`` and ``loans`` are Arrow tables with the run folder's
     schemas, or, for a run that writes a folder, those tables already
-    encoded as Parquet row groups (bytes). Sent between processes, tables
-    travel as LZ4-compressed Arrow IPC streams (about a tenth of the bytes
-    of a pickled DataFrame), row groups as they are.
+    encoded as Parquet row groups (``parquet_join.Part``). Sent between
+    processes, tables travel as LZ4-compressed Arrow IPC streams (about a
+    tenth of the bytes of a pickled DataFrame), parts as they are.
     """
 
     replications: list[int]
-    timeseries: pa.Table | bytes
-    loans: pa.Table | bytes
+    timeseries: pa.Table | Part
+    loans: pa.Table | Part
     kpis: pd.DataFrame
 
     def __getstate__(self) -> dict:
@@ -61,8 +63,8 @@ class ChunkFrames:
         self.loans = _from_ipc(state["loans"])
 
 
-def _ipc_bytes(table: pa.Table | bytes) -> tuple[str, bytes]:
-    if isinstance(table, bytes):   # already encoded as Parquet (run_chunk(encode=True))
+def _ipc_bytes(table) -> tuple[str, object]:
+    if not isinstance(table, pa.Table):   # a Parquet part (run_chunk(encode=True))
         return "parquet", table
     sink = pa.BufferOutputStream()
     options = pa.ipc.IpcWriteOptions(compression="lz4")
@@ -71,7 +73,7 @@ def _ipc_bytes(table: pa.Table | bytes) -> tuple[str, bytes]:
     return "arrow", sink.getvalue().to_pybytes()
 
 
-def _from_ipc(state: tuple[str, bytes]) -> pa.Table | bytes:
+def _from_ipc(state: tuple[str, object]):
     kind, data = state
     return data if kind == "parquet" else pa.ipc.open_stream(data).read_all()
 
@@ -139,11 +141,11 @@ def run_chunk(scenario, ids: list[int], seed: int, check: bool,
         batch = [run_replication(scenario, i, seed, check) for i in ids]
         chunk = ChunkFrames(ids, *to_frames(batch, scenario))
     if encode:
-        from .parquet_join import encode as encoded
+        from .parquet_join import encode_part
         from .results import loans_schema, timeseries_schema
 
-        chunk.timeseries = encoded(chunk.timeseries, timeseries_schema(scenario))
-        chunk.loans = encoded(chunk.loans, loans_schema())
+        chunk.timeseries = encode_part(chunk.timeseries, timeseries_schema(scenario))
+        chunk.loans = encode_part(chunk.loans, loans_schema())
     return chunk
 
 

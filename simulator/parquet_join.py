@@ -4,11 +4,12 @@ A run's ``timeseries.parquet`` and ``loans.parquet`` get one row group per
 chunk of replications. Encoding a row group (the Parquet writer's work) is
 the larger part of writing a file; if the process that writes the run
 folder encoded every chunk, it would be the bottleneck of a parallel run.
-So the process that simulates a chunk also encodes it (:func:`encode`, a
-one-row-group Parquet file in memory), and the run folder's file is the
-parts' row groups one after the other, copied byte for byte, with one
-footer that lists them all (:class:`JoinedParquet`), as parquet-mr's
-``ParquetFileWriter.appendRowGroups`` joins files without decoding them.
+So the process that simulates a chunk also encodes it (:func:`encode_part`:
+a one-row-group Parquet file in memory, its footer already read), and the
+run folder's file is the parts' row groups one after the other, copied
+byte for byte, with one footer that lists them all (:class:`JoinedParquet`),
+as parquet-mr's ``ParquetFileWriter.appendRowGroups`` joins files without
+decoding them.
 
 The layout of a Parquet file (https://parquet.apache.org/docs/file-format/):
 ``PAR1``, the column chunks, the footer (a Thrift ``FileMetaData`` in the
@@ -26,6 +27,7 @@ the same bytes serially, on local processes or on a Dask cluster.
 from __future__ import annotations
 
 import struct
+from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow as pa
@@ -58,39 +60,82 @@ def encode(table: pa.Table, schema: pa.Schema) -> bytes:
     return sink.getvalue().to_pybytes()
 
 
+@dataclass
+class Part:
+    """A Parquet file read so that appending its row groups to another costs a copy.
+
+    ``row_groups`` are the footer's row groups as pieces: bytes as they are,
+    ints for positions in this file (moved by where the bytes land), and
+    :data:`_ORDINAL` where a row group's number goes. Reading a footer is
+    the slow part of joining: :func:`encode_part` does it in the process that
+    encodes the part, the process that joins only fills the pieces in.
+    """
+
+    data: bytes
+    body_end: int              # where the footer starts
+    rows: int
+    schema: bytes              # the schema field, as encoded
+    footer: list[tc.Field]
+    row_groups: list[list]
+
+
+_ORDINAL = "ordinal"
+
+
+def encode_part(table: pa.Table, schema: pa.Schema) -> Part:
+    """:func:`encode`, read as a :class:`Part`."""
+    return read_part(encode(table, schema))
+
+
+def read_part(data: bytes) -> Part:
+    if len(data) < 12 or data[:4] != MAGIC or data[-4:] != MAGIC:
+        raise ValueError("not a Parquet file")
+    (length,) = _LENGTH.unpack(data[-8:-4])
+    start = len(data) - 8 - length
+    if not len(MAGIC) <= start < len(data) - 8:
+        raise ValueError("not a Parquet file: its footer length is wrong")
+    footer = tc.read_struct(data[start:-8])
+    part = Part(data, start, 0, b"", footer, [])
+    for field in footer:
+        if field.id == _FILE_SCHEMA:
+            part.schema = field.value
+        elif field.id == _FILE_ROWS:
+            part.rows = tc.read_int(field.value)
+        elif field.id == _FILE_ROW_GROUPS:
+            part.row_groups = [_group_pieces(group) for group in tc.read_list(field.value)]
+    return part
+
+
 class JoinedParquet:
     """A Parquet file written as the row groups of parts appended one by one.
 
-    ``append`` takes parts made by :func:`encode` with the same schema;
-    ``close`` writes the footer. The file is not valid until closed.
+    ``append`` takes parts of the same schema (:func:`encode_part`, or the
+    bytes of :func:`encode`); ``close`` writes the footer. The file is not
+    valid until closed.
     """
 
     def __init__(self, path: str | Path):
         self._file = open(path, "wb")   # noqa: SIM115 (closed by close() or abandon())
         self._file.write(MAGIC)
         self._position = len(MAGIC)
-        self._first: _Footer | None = None
+        self._first: Part | None = None
         self._row_groups: list[bytes] = []
         self._rows = 0
 
-    def append(self, part: bytes) -> None:
-        """Copy the row groups of ``part`` (a whole Parquet file) to the end of this file."""
-        if len(part) < 12 or part[:4] != MAGIC or part[-4:] != MAGIC:
-            raise ValueError("not a Parquet file")
-        (length,) = _LENGTH.unpack(part[-8:-4])
-        start = len(part) - 8 - length
-        if not len(MAGIC) <= start < len(part) - 8:
-            raise ValueError("not a Parquet file: its footer length is wrong")
-        footer = _Footer(part[start:-8], shift=self._position - len(MAGIC),
-                         first_ordinal=len(self._row_groups))
+    def append(self, part: Part | bytes) -> None:
+        """Copy the row groups of ``part`` to the end of this file."""
+        if not isinstance(part, Part):
+            part = read_part(part)
         if self._first is None:
-            self._first = footer
-        elif footer.schema != self._first.schema:
+            self._first = part
+        elif part.schema != self._first.schema:
             raise ValueError("a part's schema differs from the first part's")
-        self._row_groups += footer.row_groups
-        self._rows += footer.rows
-        self._file.write(memoryview(part)[len(MAGIC):start])
-        self._position += start - len(MAGIC)
+        shift = self._position - len(MAGIC)
+        for pieces in part.row_groups:
+            self._row_groups.append(_filled(pieces, shift, len(self._row_groups)))
+        self._rows += part.rows
+        self._file.write(memoryview(part.data)[len(MAGIC):part.body_end])
+        self._position += part.body_end - len(MAGIC)
 
     def close(self) -> None:
         """Write the footer that lists every row group appended, and close the file."""
@@ -99,7 +144,9 @@ class JoinedParquet:
         try:
             if self._first is None:
                 raise ValueError("no part was appended")
-            footer = self._first.joined(self._rows, self._row_groups)
+            footer = tc.write_struct(self._first.footer, {
+                _FILE_ROWS: tc.write_int(self._rows),
+                _FILE_ROW_GROUPS: tc.write_list(tc.STRUCT, self._row_groups)})
             self._file.write(footer + _LENGTH.pack(len(footer)) + MAGIC)
         finally:
             self._file.close()
@@ -113,60 +160,63 @@ class JoinedParquet:
         return not self._file.closed
 
 
-class _Footer:
-    """A part's ``FileMetaData``: its fields as bytes, row groups moved by ``shift``."""
-
-    def __init__(self, data: bytes, shift: int, first_ordinal: int):
-        self.fields = tc.read_struct(data)
-        self.schema = b""
-        self.rows = 0
-        self.row_groups: list[bytes] = []
-        for field in self.fields:
-            if field.id == _FILE_SCHEMA:
-                self.schema = field.value
-            elif field.id == _FILE_ROWS:
-                self.rows = tc.read_int(field.value)
-            elif field.id == _FILE_ROW_GROUPS:
-                groups = tc.read_list(field.value)
-                self.row_groups = [_moved_group(group, shift, first_ordinal + i)
-                                   for i, group in enumerate(groups)]
-
-    def joined(self, rows: int, row_groups: list[bytes]) -> bytes:
-        """This footer with another row count and list of row groups."""
-        values = {_FILE_ROWS: tc.write_int(rows),
-                  _FILE_ROW_GROUPS: tc.write_list(tc.STRUCT, row_groups)}
-        return tc.write_struct(self.fields, values)
+def _filled(pieces: list, shift: int, ordinal: int) -> bytes:
+    return b"".join(piece if isinstance(piece, bytes) else
+                    tc.write_int(ordinal if piece is _ORDINAL else piece + shift)
+                    for piece in pieces)
 
 
-def _moved(value: bytes, shift: int) -> bytes:
-    return tc.write_int(tc.read_int(value) + shift)
+def _pieces(fields: list[tc.Field], edits: dict[int, list]) -> list:
+    """A struct's encoding as pieces, with the values of ``edits`` (by field id) instead."""
+    pieces: list = [b""]
+
+    def add(piece) -> None:
+        if isinstance(piece, bytes) and isinstance(pieces[-1], bytes):
+            pieces[-1] += piece   # runs of bytes stay one piece
+        else:
+            pieces.append(piece)
+
+    last = 0
+    for field in fields:
+        add(tc.field_header(last, field))
+        for piece in edits.get(field.id, [field.value]):
+            add(piece)
+        last = field.id
+    add(bytes([tc.STOP]))
+    return pieces
 
 
-def _moved_group(data: bytes, shift: int, ordinal: int) -> bytes:
+def _position(field: tc.Field) -> list:
+    return [tc.read_int(field.value)]
+
+
+def _group_pieces(data: bytes) -> list:
     fields = tc.read_struct(data)
-    values = {}
+    edits: dict[int, list] = {}
     for field in fields:
         if field.id == _GROUP_COLUMNS:
-            values[field.id] = tc.write_list(tc.STRUCT, [
-                _moved_chunk(chunk, shift) for chunk in tc.read_list(field.value)])
+            chunks = tc.read_list(field.value)
+            edits[field.id] = [tc.list_header(tc.STRUCT, len(chunks))]
+            for chunk in chunks:
+                edits[field.id] += _chunk_pieces(chunk)
         elif field.id == _GROUP_FILE_OFFSET:
-            values[field.id] = _moved(field.value, shift)
+            edits[field.id] = _position(field)
         elif field.id == _GROUP_ORDINAL:
-            values[field.id] = tc.write_int(ordinal)
-    return tc.write_struct(fields, values)
+            edits[field.id] = [_ORDINAL]
+    return _pieces(fields, edits)
 
 
-def _moved_chunk(data: bytes, shift: int) -> bytes:
+def _chunk_pieces(data: bytes) -> list:
     fields = tc.read_struct(data)
-    values = {}
+    edits: dict[int, list] = {}
     for field in fields:
         if field.id in (_CHUNK_OFFSET_INDEX, _CHUNK_COLUMN_INDEX):
-            values[field.id] = _moved(field.value, shift)
+            edits[field.id] = _position(field)
         elif field.id == _CHUNK_FILE_OFFSET and tc.read_int(field.value):
             # Deprecated: 0 in current writers, a position in older ones.
-            values[field.id] = _moved(field.value, shift)
+            edits[field.id] = _position(field)
         elif field.id == _CHUNK_META:
             meta = tc.read_struct(field.value)
-            values[field.id] = tc.write_struct(meta, {
-                f.id: _moved(f.value, shift) for f in meta if f.id in _META_POSITIONS})
-    return tc.write_struct(fields, values)
+            edits[field.id] = _pieces(meta, {f.id: _position(f) for f in meta
+                                             if f.id in _META_POSITIONS})
+    return _pieces(fields, edits)

@@ -25,7 +25,7 @@ import tomli_w
 
 from . import __version__
 from .errors import InputError, Problem
-from .parquet_join import JoinedParquet, encode
+from .parquet_join import JoinedParquet, Part, encode
 from .scenario import Scenario, load_scenario
 
 FILES = ("manifest.json", "scenario.toml", "timeseries.parquet", "loans.parquet",
@@ -144,8 +144,8 @@ class RunWriter:
         self._loans = JoinedParquet(self.tmp / "loans.parquet")
         return self
 
-    def add(self, timeseries: pa.Table | pd.DataFrame | bytes,
-            loans: pa.Table | pd.DataFrame | bytes, kpis: pd.DataFrame) -> None:
+    def add(self, timeseries: pa.Table | pd.DataFrame | Part,
+            loans: pa.Table | pd.DataFrame | Part, kpis: pd.DataFrame) -> None:
         """Append the tables of a chunk of replications (in replication order).
 
         Tables may come already encoded as Parquet row groups
@@ -153,7 +153,7 @@ class RunWriter:
         """
         for file, table, schema in ((self._ts, timeseries, self._schemas[0]),
                                     (self._loans, loans, self._schemas[1])):
-            file.append(table if isinstance(table, bytes) else
+            file.append(table if isinstance(table, Part) else
                         encode(_as_arrow(table, schema), schema))
         self._kpis.append(kpis)
 

@@ -66,16 +66,19 @@ def write_struct(fields: list[Field], values: dict[int, bytes] | None = None) ->
     out = bytearray()
     last = 0
     for field in fields:
-        delta = field.id - last
-        if 0 < delta <= 15:
-            out.append(delta << 4 | field.kind)
-        else:
-            out.append(field.kind)
-            out += _varint(_zigzag(field.id))
+        out += field_header(last, field)
         out += values.get(field.id, field.value)
         last = field.id
     out.append(STOP)
     return bytes(out)
+
+
+def field_header(previous_id: int, field: Field) -> bytes:
+    """The header of ``field`` after a field numbered ``previous_id`` (0: the first)."""
+    delta = field.id - previous_id
+    if 0 < delta <= 15:
+        return bytes([delta << 4 | field.kind])
+    return bytes([field.kind]) + _varint(_zigzag(field.id))
 
 
 def read_list(data: bytes) -> list[bytes]:
@@ -94,9 +97,11 @@ def read_list(data: bytes) -> list[bytes]:
 
 
 def write_list(kind: int, elements: list[bytes]) -> bytes:
-    size = len(elements)
-    head = bytes([size << 4 | kind]) if size < 15 else bytes([0xF0 | kind]) + _varint(size)
-    return head + b"".join(elements)
+    return list_header(kind, len(elements)) + b"".join(elements)
+
+
+def list_header(kind: int, size: int) -> bytes:
+    return bytes([size << 4 | kind]) if size < 15 else bytes([0xF0 | kind]) + _varint(size)
 
 
 def read_int(data: bytes) -> int:

@@ -148,3 +148,15 @@ def test_every_kind_of_value_is_skipped_and_copied():
     assert tc.read_list(fields[6].value) == [inner] * 20
     assert tc.write_struct(tc.read_struct(encoded), {40: tc.write_int(1)}) != encoded
     assert tc.read_int(tc.read_struct(tc.write_struct(fields, {40: tc.write_int(1)}))[4].value) == 1
+
+
+def test_parts_read_ahead_and_sent_between_processes_join_to_the_same_bytes(tmp_path):
+    import pickle
+
+    from simulator.parquet_join import encode_part
+
+    tables = [_table(100 * k, 20 + 30 * k) for k in range(3)]
+    _join(tmp_path / "raw.parquet", [encode(t, SCHEMA) for t in tables])
+    _join(tmp_path / "read.parquet",
+          [pickle.loads(pickle.dumps(encode_part(t, SCHEMA))) for t in tables])
+    assert (tmp_path / "raw.parquet").read_bytes() == (tmp_path / "read.parquet").read_bytes()
