@@ -29,3 +29,8 @@ class InputError(Exception):
     def __init__(self, problems: list[Problem]):
         self.problems = list(problems)
         super().__init__("\n".join(str(p) for p in self.problems))
+
+    def __reduce__(self):
+        # Raised in a worker process, it travels back pickled: with its problems,
+        # not with the joined message as its only argument.
+        return type(self), (self.problems,)

@@ -80,3 +80,32 @@ def test_a_caller_that_stops_reading_stops_the_helpers():
     assert next(results)[0] == 0
     results.close()
     assert _no_helper_left()
+
+
+def _input_error(ids):
+    from simulator.errors import InputError, Problem
+
+    if os.getpid() == MAIN:
+        return _where(ids, pause=0.3)   # meanwhile the helpers fail
+    raise InputError([Problem("pipeline.csv", "row 3", "eligible_cost is missing"),
+                      Problem("pipeline.csv", "row 5", "line X does not exist")])
+
+
+def test_an_input_error_in_a_helper_comes_back_with_every_problem():
+    from simulator.errors import InputError
+
+    with pytest.raises(InputError) as raised:
+        list(results_in_order(_input_error, [[i] for i in range(4)], helpers=2, window=4))
+    assert [p.field for p in raised.value.problems] == ["row 3", "row 5"]
+    assert "raised in a helper process" in "".join(raised.value.__notes__)
+    assert _no_helper_left()
+
+
+def test_an_input_error_survives_pickling():
+    import pickle
+
+    from simulator.errors import InputError, Problem
+
+    error = InputError([Problem("a.toml", "fund.endowment", "must be positive")])
+    back = pickle.loads(pickle.dumps(error))
+    assert back.problems == error.problems and str(back) == str(error)
