@@ -19,6 +19,9 @@ positions move by where its bytes land. The footer is not decoded into
 objects: it is copied field by field, and only the fields that hold a
 position, the row count and the list of row groups are rewritten
 (:mod:`.thrift_compact`), so every other field, known or not, is kept.
+Files with a page index (whose entries hold positions inside the copied
+bytes), columns in other files or encryption are refused; :func:`encode`
+writes none of them.
 
 Every chunk goes through the same encoding whoever runs it, so a run writes
 the same bytes serially, on local processes or on a Dask cluster.
@@ -40,9 +43,16 @@ _LENGTH = struct.Struct("<i")
 
 # Field ids of parquet.thrift (https://github.com/apache/parquet-format).
 _FILE_SCHEMA, _FILE_ROWS, _FILE_ROW_GROUPS = 2, 3, 4
+_FILE_ENCRYPTION = 8
 _GROUP_COLUMNS, _GROUP_FILE_OFFSET, _GROUP_ORDINAL = 1, 5, 7
-_CHUNK_FILE_OFFSET, _CHUNK_META, _CHUNK_OFFSET_INDEX, _CHUNK_COLUMN_INDEX = 2, 3, 4, 6
+_CHUNK_FILE_PATH, _CHUNK_FILE_OFFSET, _CHUNK_META = 1, 2, 3
 _META_POSITIONS = (9, 10, 11, 14)   # data, index, dictionary page; bloom filter
+# What a joined file could not keep right: a page index (its entries give
+# positions, inside bytes that are copied as they are), columns in other
+# files, encryption.
+_CHUNK_REFUSED = {1: "columns kept in other files", 4: "a page index", 5: "a page index",
+                  6: "a page index", 7: "a page index", 8: "encrypted columns",
+                  9: "encrypted columns"}
 
 
 def encode(table: pa.Table, schema: pa.Schema) -> bytes:
@@ -66,7 +76,7 @@ class Part:
 
     ``row_groups`` are the footer's row groups as pieces: bytes as they are,
     ints for positions in this file (moved by where the bytes land), and
-    :data:`_ORDINAL` where a row group's number goes. Reading a footer is
+    :class:`_Ordinal` where a row group's number goes. Reading a footer is
     the slow part of joining: :func:`encode_part` does it in the process that
     encodes the part, the process that joins only fills the pieces in.
     """
@@ -79,7 +89,8 @@ class Part:
     row_groups: list[list]
 
 
-_ORDINAL = "ordinal"
+class _Ordinal:
+    """Where a row group's number goes (known by its type: a pickled copy is another object)."""
 
 
 def encode_part(table: pa.Table, schema: pa.Schema) -> Part:
@@ -97,6 +108,8 @@ def read_part(data: bytes) -> Part:
     footer = tc.read_struct(data[start:-8])
     part = Part(data, start, 0, b"", footer, [])
     for field in footer:
+        if field.id == _FILE_ENCRYPTION:
+            raise ValueError("cannot join an encrypted Parquet file")
         if field.id == _FILE_SCHEMA:
             part.schema = field.value
         elif field.id == _FILE_ROWS:
@@ -162,7 +175,7 @@ class JoinedParquet:
 
 def _filled(pieces: list, shift: int, ordinal: int) -> bytes:
     return b"".join(piece if isinstance(piece, bytes) else
-                    tc.write_int(ordinal if piece is _ORDINAL else piece + shift)
+                    tc.write_int(ordinal if isinstance(piece, _Ordinal) else piece + shift)
                     for piece in pieces)
 
 
@@ -187,7 +200,11 @@ def _pieces(fields: list[tc.Field], edits: dict[int, list]) -> list:
 
 
 def _position(field: tc.Field) -> list:
-    return [tc.read_int(field.value)]
+    """A position as a piece to move; 0 (no page: an empty column, a deprecated field) stays."""
+    if field.kind not in (tc.I32, tc.I64):
+        raise ValueError(f"Parquet footer: field {field.id} is not a position")
+    position = tc.read_int(field.value)
+    return [position] if position else [field.value]
 
 
 def _group_pieces(data: bytes) -> list:
@@ -202,7 +219,7 @@ def _group_pieces(data: bytes) -> list:
         elif field.id == _GROUP_FILE_OFFSET:
             edits[field.id] = _position(field)
         elif field.id == _GROUP_ORDINAL:
-            edits[field.id] = [_ORDINAL]
+            edits[field.id] = [_Ordinal()]
     return _pieces(fields, edits)
 
 
@@ -210,10 +227,9 @@ def _chunk_pieces(data: bytes) -> list:
     fields = tc.read_struct(data)
     edits: dict[int, list] = {}
     for field in fields:
-        if field.id in (_CHUNK_OFFSET_INDEX, _CHUNK_COLUMN_INDEX):
-            edits[field.id] = _position(field)
-        elif field.id == _CHUNK_FILE_OFFSET and tc.read_int(field.value):
-            # Deprecated: 0 in current writers, a position in older ones.
+        if field.id in _CHUNK_REFUSED:
+            raise ValueError(f"cannot join a Parquet file with {_CHUNK_REFUSED[field.id]}")
+        if field.id == _CHUNK_FILE_OFFSET:   # deprecated: 0 now, a position in old files
             edits[field.id] = _position(field)
         elif field.id == _CHUNK_META:
             meta = tc.read_struct(field.value)

@@ -59,24 +59,27 @@ def results_in_order(task: Callable[[list[int]], Any], chunks: list[list[int]], 
     started: list[_Helper] = []
     try:
         for _ in range(helpers):
-            started.append(_Helper.start(context, task, chunks, shared, start, inbox))
+            started.append(_Helper.start(context, task, chunks, shared, start, started))
+        # Reading threads start once every helper is forked (forking a process
+        # that runs threads is unsafe).
+        for helper in started:
+            threading.Thread(target=_read, args=(helper.connection, inbox), daemon=True).start()
         for position in range(len(chunks)):
             yield inbox.decoded(_wait_for(position, task, chunks, shared, inbox, started))
             shared.slots.release()
-        for helper in started:
-            helper.process.join()
     except BaseException:
         # Ctrl-C, an error, or a caller that stopped reading: the helpers stop now.
         for helper in started:
             helper.process.terminate()
         raise
     finally:
+        # Normally every helper has ended by itself once no chunk was left. Each
+        # reading thread closes its end of the pipe when the helper's end closes.
         for helper in started:
             helper.process.join(timeout=5)
             if helper.process.is_alive():
                 helper.process.kill()
                 helper.process.join()
-            helper.connection.close()
 
 
 @dataclass
@@ -86,20 +89,34 @@ class _Shared:
     chunks: int
 
     def take(self, block: bool) -> int | None:
-        """The number of the next chunk to run, or None (no slot free, or none left)."""
+        """The number of the next chunk to run, or None (no slot free, or none left).
+
+        Waits at most :data:`_PATIENCE_S` for the counter: a helper killed
+        while holding its lock must not hang the process that would notice.
+        """
         if not self.slots.acquire(block, _PATIENCE_S if block else None):
             return None
-        with self.taken.get_lock():
-            index = self.taken.value
-            if index < self.chunks:
-                self.taken.value = index + 1
-                return index
+        lock = self.taken.get_lock()
+        if lock.acquire(timeout=_PATIENCE_S):
+            try:
+                index = self.taken.value
+                if index < self.chunks:
+                    self.taken.value = index + 1
+                    return index
+            finally:
+                lock.release()
         self.slots.release()
         return None
 
     def all_taken(self) -> bool:
-        with self.taken.get_lock():
+        """Every chunk taken (False as well when the counter cannot be read now)."""
+        lock = self.taken.get_lock()
+        if not lock.acquire(timeout=_PATIENCE_S):
+            return False
+        try:
             return self.taken.value >= self.chunks
+        finally:
+            lock.release()
 
 
 @dataclass
@@ -170,15 +187,24 @@ class _Helper:
     connection: Any
 
     @classmethod
-    def start(cls, context, task, chunks, shared, start, inbox) -> _Helper:
+    def start(cls, context, task, chunks, shared, start, others: list[_Helper]) -> _Helper:
         receiving, sending = context.Pipe(duplex=False)
         _widen(sending)
+        # A forked helper holds copies of every reading end made so far: it closes
+        # them, so that a helper whose parent is gone gets an error writing, not a
+        # full pipe that nobody reads.
+        readers = [receiving] + [helper.connection for helper in others]
         process = context.Process(target=_helper_main,
-                                  args=(task, chunks, shared, start, sending, os.getpid()),
+                                  args=(task, chunks, shared, start, sending, readers,
+                                        os.getpid()),
                                   daemon=True)
-        process.start()
-        sending.close()   # this process only reads: the pipe ends when the helper does
-        threading.Thread(target=_read, args=(receiving, inbox), daemon=True).start()
+        try:
+            process.start()
+        except BaseException:
+            receiving.close()
+            raise
+        finally:
+            sending.close()   # this process only reads: the pipe ends when the helper does
         return cls(process, receiving)
 
 
@@ -209,25 +235,42 @@ def _read(connection, inbox: _Inbox) -> None:
             inbox.put(index, _Message(memoryview(data)[_INDEX_BYTES:]))
     except (EOFError, OSError):
         inbox.wake()   # the helper ended: the waiting process looks at its exit code
+    finally:
+        connection.close()
 
 
-def _helper_main(task, chunks, shared: _Shared, start, connection, parent: int) -> None:
+def _helper_main(task, chunks, shared: _Shared, start, connection, readers,
+                 parent: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)   # the parent stops us
+    for reader in readers:
+        reader.close()
+    _end_with_parent()
     if start is not None:
         start()
-    while True:
+    while os.getppid() == parent:
         index = shared.take(block=True)
         if index is None:
-            if os.getppid() != parent or shared.all_taken():
+            if shared.all_taken():
                 break
             continue
         try:
-            message = (task(chunks[index]), None)
+            result = pickle.dumps((task(chunks[index]), None), protocol=pickle.HIGHEST_PROTOCOL)
         except Exception as exc:  # sent to the parent, which raises it
-            message = (None, (_portable(exc), traceback.format_exc()))
-        connection.send_bytes(index.to_bytes(_INDEX_BYTES, "little")
-                              + pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL))
+            result = pickle.dumps((None, (_portable(exc), traceback.format_exc())),
+                                  protocol=pickle.HIGHEST_PROTOCOL)
+        connection.send_bytes(index.to_bytes(_INDEX_BYTES, "little") + result)
     connection.close()
+
+
+def _end_with_parent() -> None:
+    """Linux: the kernel stops this process when its parent dies (elsewhere: nothing)."""
+    try:
+        import ctypes
+
+        pr_set_pdeathsig = 1
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+    except (OSError, AttributeError):
+        pass
 
 
 def _portable(exception: Exception) -> Exception:

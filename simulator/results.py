@@ -139,9 +139,13 @@ class RunWriter:
                                       "already exists: choose another --out")])
         self._context = atomic_folder(self.folder)
         self.tmp = self._context.__enter__()
-        self._schemas = (timeseries_schema(self.scenario), loans_schema())
-        self._ts = JoinedParquet(self.tmp / "timeseries.parquet")
-        self._loans = JoinedParquet(self.tmp / "loans.parquet")
+        try:
+            self._schemas = (timeseries_schema(self.scenario), loans_schema())
+            self._ts = JoinedParquet(self.tmp / "timeseries.parquet")
+            self._loans = JoinedParquet(self.tmp / "loans.parquet")
+        except BaseException as exc:   # __exit__ will not run: remove the folder here
+            self._context.__exit__(type(exc), exc, exc.__traceback__)
+            raise
         return self
 
     def add(self, timeseries: pa.Table | pd.DataFrame | Part,

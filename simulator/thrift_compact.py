@@ -56,6 +56,8 @@ def read_struct(data: bytes) -> list[Field]:
             last = number
     except IndexError:
         raise ValueError("Thrift data cut short") from None
+    except RecursionError:
+        raise ValueError("Thrift data nested too deep") from None
     _done(data, position)
     return fields
 
@@ -92,6 +94,8 @@ def read_list(data: bytes) -> list[bytes]:
             elements.append(data[start:position])
     except IndexError:
         raise ValueError("Thrift data cut short") from None
+    except RecursionError:
+        raise ValueError("Thrift data nested too deep") from None
     _done(data, position)
     return elements
 
@@ -110,6 +114,8 @@ def read_int(data: bytes) -> int:
         value, position = _read_varint(data, 0)
     except IndexError:
         raise ValueError("Thrift data cut short") from None
+    except RecursionError:
+        raise ValueError("Thrift data nested too deep") from None
     _done(data, position)
     return _unzigzag(value)
 
@@ -152,12 +158,12 @@ def _read_varint(data: bytes, position: int) -> tuple[int, int]:
         if not byte & 0x80:
             return value, position
         shift += 7
+        if shift > 63:
+            raise ValueError("Thrift data: an integer longer than 64 bits")
 
 
 def _skip_varint(data: bytes, position: int) -> int:
-    while data[position] & 0x80:
-        position += 1
-    return position + 1
+    return _read_varint(data, position)[1]
 
 
 def _list_header(data: bytes, position: int) -> tuple[int, int, int]:

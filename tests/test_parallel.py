@@ -101,3 +101,15 @@ def test_no_replication_or_a_negative_one_is_a_clear_error(scenario, tmp_path, k
     with pytest.raises(InputError, match="replication"):
         run_to_folder(scenario, tmp_path / "run", workers=1, **kwargs)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_writer_that_cannot_start_leaves_no_hidden_folder(scenario, tmp_path, monkeypatch):
+    import simulator.results as results_module
+
+    def broken(path):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(results_module, "JoinedParquet", broken)
+    with pytest.raises(OSError, match="disk full"):
+        run_to_folder(scenario, tmp_path / "run", replications=5, workers=1)
+    assert list(tmp_path.iterdir()) == []

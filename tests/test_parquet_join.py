@@ -160,3 +160,72 @@ def test_parts_read_ahead_and_sent_between_processes_join_to_the_same_bytes(tmp_
     _join(tmp_path / "read.parquet",
           [pickle.loads(pickle.dumps(encode_part(t, SCHEMA))) for t in tables])
     assert (tmp_path / "raw.parquet").read_bytes() == (tmp_path / "read.parquet").read_bytes()
+
+
+def _with_ordinals(part: bytes) -> bytes:
+    """The part with RowGroup.ordinal (field 7) set, as some writers set it."""
+    import struct
+
+    from simulator import thrift_compact as tc
+
+    (length,) = struct.unpack("<i", part[-8:-4])
+    start = len(part) - 8 - length
+    fields = tc.read_struct(part[start:-8])
+    values = {}
+    for field in fields:
+        if field.id == 4:
+            groups = [tc.write_struct([*tc.read_struct(g), tc.Field(7, tc.I16, tc.write_int(9))])
+                      for g in tc.read_list(field.value)]
+            values[4] = tc.write_list(tc.STRUCT, groups)
+    footer = tc.write_struct(fields, values)
+    return part[:start] + footer + struct.pack("<i", len(footer)) + b"PAR1"
+
+
+def test_row_group_numbers_are_set_in_order_also_for_parts_sent_pickled(tmp_path):
+    import pickle
+    import struct
+
+    from simulator import thrift_compact as tc
+    from simulator.parquet_join import read_part
+
+    tables = [_table(10 * k, 30) for k in range(3)]
+    parts = [pickle.loads(pickle.dumps(read_part(_with_ordinals(encode(t, SCHEMA)))))
+             for t in tables]
+    _join(tmp_path / "joined.parquet", parts)
+    assert pq.read_table(tmp_path / "joined.parquet").equals(pa.concat_tables(tables))
+    data = (tmp_path / "joined.parquet").read_bytes()
+    (length,) = struct.unpack("<i", data[-8:-4])
+    footer = tc.read_struct(data[-8 - length:-8])
+    groups = tc.read_list(next(f.value for f in footer if f.id == 4))
+    ordinals = [tc.read_int(next(f.value for f in tc.read_struct(g) if f.id == 7))
+                for g in groups]
+    assert ordinals == [0, 1, 2]
+
+
+def test_an_empty_part_keeps_its_zero_positions(tmp_path):
+    _join(tmp_path / "joined.parquet",
+          [encode(_table(0, 30), SCHEMA), encode(_table(0, 0), SCHEMA)])
+    empty = pq.read_metadata(tmp_path / "joined.parquet").row_group(1)
+    assert empty.num_rows == 0
+    assert [empty.column(i).data_page_offset for i in range(empty.num_columns)] == \
+        [0] * empty.num_columns
+
+
+def test_a_part_with_a_page_index_is_refused(tmp_path):
+    sink = pa.BufferOutputStream()
+    with pq.ParquetWriter(sink, SCHEMA, write_page_index=True) as writer:
+        writer.write_table(_table(0, 30))
+    joined = JoinedParquet(tmp_path / "joined.parquet")
+    with pytest.raises(ValueError, match="page index"):
+        joined.append(sink.getvalue().to_pybytes())
+    joined.abandon()
+
+
+@pytest.mark.parametrize("data", [
+    b"\x1c" * 5000, b"\x19\x1c" * 3000, b"\x16" + b"\xff" * 20 + b"\x01\x00",
+], ids=["structs in structs", "lists in lists", "integer over 64 bits"])
+def test_malformed_thrift_data_is_a_value_error(data):
+    from simulator import thrift_compact as tc
+
+    with pytest.raises(ValueError, match="Thrift data"):
+        tc.read_struct(data)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import time
+from pathlib import Path
 
 import pytest
 
@@ -109,3 +110,60 @@ def test_an_input_error_survives_pickling():
     error = InputError([Problem("a.toml", "fund.endowment", "must be positive")])
     back = pickle.loads(pickle.dumps(error))
     assert back.problems == error.problems and str(back) == str(error)
+
+
+def test_helpers_of_a_killed_parent_do_not_outlive_it(tmp_path):
+    """kill -9 of the main process: its helpers end too (no orphans computing or stuck)."""
+    import signal
+    import subprocess
+    import sys
+
+    script = tmp_path / "parent.py"
+    script.write_text(
+        "import multiprocessing, os, sys, time\n"
+        "from simulator.pool import results_in_order\n"
+        "def big(ids):\n"
+        "    time.sleep(0.05)\n"
+        "    return b'x' * 3_000_000\n"   # more than a pipe holds
+        "results = results_in_order(big, [[i] for i in range(1000)], helpers=2, window=50)\n"
+        "next(results)\n"
+        "print(' '.join(str(p.pid) for p in multiprocessing.active_children()), flush=True)\n"
+        "time.sleep(60)\n")
+    parent = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True,
+                              cwd=Path(__file__).resolve().parent.parent)
+    helpers = [int(pid) for pid in parent.stdout.readline().split()]
+    assert len(helpers) == 2
+    time.sleep(0.5)   # the helpers fill their pipes
+    parent.send_signal(signal.SIGKILL)
+    parent.wait()
+    deadline = time.monotonic() + 10
+    alive = helpers
+    while alive and time.monotonic() < deadline:
+        time.sleep(0.1)
+        alive = [pid for pid in helpers if _running(pid)]
+    for pid in alive:
+        os.kill(pid, signal.SIGKILL)
+    assert alive == []
+
+
+def _running(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().split()[2] != "Z"   # a zombie has ended
+    except FileNotFoundError:
+        return False
+
+
+def _unpicklable_in_helpers(ids):
+    if os.getpid() == MAIN:
+        return _where(ids, pause=0.3)
+    return lambda: ids   # cannot travel back
+
+
+def test_a_result_that_cannot_travel_back_is_reported_with_its_cause():
+    with pytest.raises(Exception) as raised:
+        list(results_in_order(_unpicklable_in_helpers, [[i] for i in range(4)], helpers=2,
+                              window=4))
+    assert not isinstance(raised.value, HelperFailed)   # the cause, not "it died"
+    assert "raised in a helper process" in "".join(raised.value.__notes__)
+    assert _no_helper_left()
