@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEVSTAMP := $(VENV)/.installed-dev
 
-.PHONY: demo test test-slow lint bench figures clean
+.PHONY: demo test test-explore test-slow lint bench figures clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,9 @@ demo: $(STAMP)
 
 test: $(DEVSTAMP)
 	$(BIN)/python -m pytest -n 2 -q
+
+test-explore: $(DEVSTAMP)
+	HYPOTHESIS_PROFILE=explore $(BIN)/python -m pytest -n 2 -q
 
 test-slow: $(DEVSTAMP)
 	$(BIN)/python -m pytest -q -m slow

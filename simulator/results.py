@@ -169,8 +169,12 @@ class RunWriter:
         self._loans.close()
         kpis = pd.concat(self._kpis, ignore_index=True)
         # The summary is computed from exactly what is written.
-        write_tables(self.scenario, self.tmp, kpis, summarise(kpis), manifest)
+        summary = summarise(kpis)
+        write_tables(self.scenario, self.tmp, kpis, summary, manifest)
         self._finished = True
+        # What the folder holds, without reading it back (the large tables stay on disk).
+        self.results = Results(self.scenario, None, None, kpis, summary, manifest,
+                               path=self.folder)
 
     def __exit__(self, kind, value, traceback) -> bool:
         for file in (self._ts, self._loans):

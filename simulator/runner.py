@@ -289,7 +289,7 @@ def run_to_folder(scenario: Scenario, folder, replications: int | None = None,
     not grow with the number of replications.
     """
     from .executors import backend_name, chunk_results
-    from .results import RunWriter, load_results, manifest
+    from .results import RunWriter, manifest
 
     seed = scenario.scenario.seed if seed is None else seed
     ids = _replication_ids(scenario, replications, replication_ids)
@@ -305,4 +305,4 @@ def run_to_folder(scenario: Scenario, folder, replications: int | None = None,
                     progress(done)
         writer.finish(manifest(scenario, seed, ids, started, dt.datetime.now(),
                                backend_name(workers, client), command, workers))
-    return load_results(folder, lazy=True)
+    return writer.results

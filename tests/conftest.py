@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 import copy
+import os
 from pathlib import Path
 
 import pytest
 import tomli_w
+from hypothesis import settings
 
 from simulator.scenario import Scenario, load_scenario
+
+# `make test` gates every change, so it tries the same examples every time: a
+# random search that finds a new corner case would otherwise fail an unrelated
+# change. `make test-explore` searches afresh (HYPOTHESIS_PROFILE=explore).
+settings.register_profile("repeatable", derandomize=True)
+settings.register_profile("explore", derandomize=False, max_examples=500)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "repeatable"))
 
 ROOT = Path(__file__).resolve().parent.parent
 SCENARIOS = ROOT / "scenarios"

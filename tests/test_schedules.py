@@ -8,7 +8,7 @@ from collections.abc import Callable
 import numpy as np
 import numpy_financial as npf
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from simulator.instruments import (
@@ -161,12 +161,16 @@ def _check_french(principal: int, rate: float, frequency: str, term: int, grace:
     d = abs(a - x)
 
     head = slice(0, n - 1)
+    # The oracle's own float error grows with the outstanding's drift, like (1+r)^(k-1)
+    # (seen: 7.6e-4 cents at (1+r)^k = 1.5e6, 15 % a year over 107 years).
+    slack = eps * growth
     # (I) and (P) against numpy-financial, every instalment but the last.
-    assert np.all(np.abs(interest - ipmt)[head] <= (d + 0.5) * (growth - 1)[head] + 0.5 + eps)
-    assert np.all(np.abs(part - ppmt)[head] <= (d + 0.5) * growth[head] + eps)
+    assert np.all(np.abs(interest - ipmt)[head]
+                  <= (d + 0.5) * (growth - 1)[head] + 0.5 + slack[head])
+    assert np.all(np.abs(part - ppmt)[head] <= (d + 0.5) * growth[head] + slack[head])
     # (L): the last instalment absorbs the accumulated rounding.
-    assert abs(part[-1] - ppmt[-1]) <= (d + 0.5) * s_n1 + eps
-    assert abs(interest[-1] - ipmt[-1]) <= (d + 0.5) * (growth[-1] - 1) + 0.5 + eps
+    assert abs(part[-1] - ppmt[-1]) <= (d + 0.5) * s_n1 + slack[-1]
+    assert abs(interest[-1] - ipmt[-1]) <= (d + 0.5) * (growth[-1] - 1) + 0.5 + slack[-1]
     # To the cent against the exact amortisation of the instalment charged.
     if growth[-1] <= 2:
         ex_i, ex_p = _exact_amortisation(principal, r, n, float(a))
@@ -191,6 +195,8 @@ def test_french_against_numpy_financial(rate: float, frequency: str) -> None:
     periods=st.integers(1, 120),
     grace_periods=st.integers(0, 8),
 )
+# Found by Hypothesis in CI: the oracle's float error at (1+r)^k ~ 1e6.
+@example(principal=20261070, rate=0.15, frequency="annual", periods=107, grace_periods=0)
 def test_french_bounds_on_random_loans(
     principal: int, rate: float, frequency: str, periods: int, grace_periods: int
 ) -> None:
