@@ -21,7 +21,6 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from .decide import unit_of
 from .errors import InputError, Problem
 
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -345,6 +344,7 @@ def _x_text(x: float, solution: Any) -> str:
 
 def _evaluations_table(evaluations: list[Any], path: str, target: Any, x_text: Callable
                        ) -> Table:
+    from .decide import unit_of
 
     unit = unit_of(target.kpi)
     table = Table(title=f"Valutazioni ({target})", title_justify="left", header_style="bold")
@@ -362,6 +362,7 @@ def _evaluations_table(evaluations: list[Any], path: str, target: Any, x_text: C
 
 
 def _print_solution(solution: Any) -> None:
+    from .decide import unit_of
 
     target, at = solution.target, solution.found
     unit = unit_of(target.kpi)
@@ -422,6 +423,7 @@ def solve(scenario_file: Path, path: str, between: tuple[float, float], target: 
         raise InputError([Problem("--out", str(out), "already exists: choose another folder")])
 
     def announce(e: Any) -> None:
+        from .decide import unit_of
 
         shown = _value(e.statistic, unit_of(e.kpi))
         err_console.print(f"valutazione {e.number}: {path} = {e.x:.6g} -> {shown} "

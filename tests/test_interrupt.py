@@ -53,3 +53,14 @@ def test_ctrl_c_while_the_command_starts_is_one_line_not_a_traceback(tmp_path):
     assert b"Traceback" not in err
     assert b"interrupted" in err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_command_starts_without_the_numeric_libraries():
+    """`fesr-sim --help`, `--version` and a mistyped verb answer at once: the command's
+    module loads pandas, pyarrow, scipy and matplotlib only for the verb that needs them."""
+    code = ("import sys, simulator.cli; "
+            "print(sorted(m for m in ('pandas', 'pyarrow', 'scipy', 'matplotlib', 'simpy') "
+            "if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, cwd=ROOT)
+    assert out.stdout.strip() == "[]"
