@@ -19,7 +19,6 @@ from __future__ import annotations
 import datetime as dt
 import os
 import shutil
-import tempfile
 from pathlib import Path
 
 import pandas as pd
@@ -35,7 +34,7 @@ from .report_xlsx import (
     write_series,
     write_summary,
 )
-from .results import Results, load_results
+from .results import Results, load_results, staging_folder
 
 __all__ = ["REPORT_FILES", "write_charts", "write_doc_figures", "write_report",
            "write_workbook"]
@@ -61,7 +60,7 @@ def write_report(folder: Path | str, lang: str = "it", replication: int | None =
         raise ValueError(f"replication {replication} is not in the run "
                          f"({results.kpis['replication'].min()}..."
                          f"{results.kpis['replication'].max()})")
-    tmp = Path(tempfile.mkdtemp(prefix=".report-", suffix=".partial", dir=folder))
+    tmp = staging_folder(folder, prefix=".report-", suffix=".partial")
     try:
         charts = write_charts(results, tmp / "charts", lang)
         write_pdf(results, tmp / "report.pdf", lang, today=today)

@@ -192,12 +192,25 @@ def _as_arrow(table: pa.Table | pd.DataFrame, schema: pa.Schema) -> pa.Table:
     return pa.Table.from_pandas(table, schema=schema, preserve_index=False)
 
 
+def staging_folder(parent: Path, prefix: str, suffix: str = "") -> Path:
+    """A new hidden folder in ``parent``, to be renamed into place when complete.
+
+    ``tempfile.mkdtemp`` makes it private (mode 700); once renamed it is a
+    results folder like any other, so it gets the permissions a folder made
+    with ``mkdir`` would have (colleagues on a shared drive can read it).
+    """
+    tmp = Path(tempfile.mkdtemp(prefix=prefix, suffix=suffix, dir=parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    tmp.chmod(0o777 & ~umask)
+    return tmp
+
+
 @contextlib.contextmanager
 def atomic_folder(folder: Path) -> Iterator[Path]:
     """Yield a temporary sibling folder; rename it to ``folder`` only on success."""
     folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".partial",
-                                dir=folder.parent))
+    tmp = staging_folder(folder.parent, prefix=f".{folder.name}.", suffix=".partial")
     try:
         yield tmp
         os.rename(tmp, folder)

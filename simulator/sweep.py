@@ -476,12 +476,12 @@ def _write_outputs(folder: Path, sweep: Sweep, table: pd.DataFrame, records: lis
 def _write_charts(folder: Path, sweep: Sweep, table: pd.DataFrame) -> None:
     """Sensitivity charts, replaced whole (a temporary folder renamed into place)."""
     import shutil
-    import tempfile
 
     from .charts_compare import write_sweep_charts
+    from .results import staging_folder
 
     replications = int(table["replications"].max()) if "replications" in table else 0
-    tmp = Path(tempfile.mkdtemp(prefix=".charts.", dir=folder))
+    tmp = staging_folder(folder, prefix=".charts.")
     try:
         write_sweep_charts(table, list(sweep.dims), tmp, replications,
                            subtitle=Path(sweep.label).name)

@@ -131,3 +131,17 @@ def test_run_prints_the_summary_table(tmp_path):
     assert "Progetti finanziati, linea A" in result.output
     assert "P95" in result.output
     assert str(tmp_path / "r") in result.output.replace("\n", "")
+
+
+def test_a_run_folder_has_the_permissions_of_any_new_folder(tmp_path):
+    """Written privately while incomplete, readable like any folder once in place."""
+    import stat
+
+    from simulator import load_scenario
+    from simulator.runner import run_to_folder
+
+    (tmp_path / "plain").mkdir()
+    expected = stat.S_IMODE((tmp_path / "plain").stat().st_mode)
+    run_to_folder(load_scenario("scenarios/wecare_fesr_2018.toml"), tmp_path / "run",
+                  replications=3, workers=1)
+    assert stat.S_IMODE((tmp_path / "run").stat().st_mode) == expected
