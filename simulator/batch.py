@@ -151,6 +151,8 @@ class LineBatch:
         # The waiting list of replication r: decisions head[r] .. tail[r] - 1.
         self.head = self.rep_first.copy()
         self.tail = self.rep_first.copy()
+        if line.when_dry == "waiting_list":
+            self._waiting_list_keys()
         # Commitments as (decision positions, commitment times, commitment sequence):
         # those whose flows are not booked yet, and every one so far. A project's
         # first flow falls at its signing, so booking waits until the earliest
@@ -294,27 +296,50 @@ class LineBatch:
         A list is its replication's decisions ``head .. tail - 1`` in time
         order, so the expired entries are a prefix, and the heads committed
         one by one while they fit are the next prefix whose running total of
-        exposures fits the free cash. Every list is served at once.
+        exposures fits the free cash. Both prefixes are found by binary
+        search over arrays prepared once (:meth:`_waiting_list_keys`), for
+        every list at once: a fixed number of numpy calls a month.
         """
         reps = np.flatnonzero(alive & (self.head < self.tail))
         if not len(reps):
             return
-        now = self.calendar.month_start(month)
-        head = self.head[reps]
-        lengths = self.tail[reps] - head
-        entry_list = np.repeat(np.arange(len(reps)), lengths)
-        starts = np.cumsum(lengths) - lengths
-        positions = head[entry_list] + np.arange(len(entry_list)) - starts[entry_list]
-        expired = now - self.dec_time[positions] > self.line.max_wait_months
-        dropped = np.bincount(entry_list, weights=expired, minlength=len(reps)).astype(np.int64)
-        self.counts["rejected_no_funds"][reps, month] += dropped
-        exposure = np.where(expired, 0, self.dec_exposure[positions])
-        running = np.cumsum(exposure)
-        running -= (running[starts] - exposure[starts])[entry_list]
-        fits = ~expired & (running <= self.free[reps][entry_list])
-        self._commit(positions[fits], np.full(int(fits.sum()), now), month)
-        self.head[reps] = head + dropped + np.bincount(entry_list, weights=fits,
-                                                       minlength=len(reps)).astype(np.int64)
+        head, tail = self.head[reps], self.tail[reps]
+        # The first entry of each list not expired at this month's tick.
+        kept = np.clip(np.searchsorted(self.expiry_key, reps * self.expiry_stride + month,
+                                       side="right"), head, tail)
+        self.counts["rejected_no_funds"][:, month][reps] += kept - head
+        # The last position whose exposures from ``kept`` on fit the free cash.
+        budget = self.cum_exposure[kept] + self.free[reps]
+        fitted = np.minimum(np.searchsorted(self.cum_exposure, budget, side="right") - 1, tail)
+        self.head[reps] = fitted
+        lengths = fitted - kept
+        count = int(lengths.sum())
+        if count:
+            starts = np.cumsum(lengths) - lengths
+            positions = np.arange(count) + np.repeat(kept - starts, lengths)
+            self._commit(positions, np.full(count, self.calendar.month_start(month)), month)
+
+    def _waiting_list_keys(self) -> None:
+        """What :meth:`_serve` searches: running exposures and expiry months of decisions.
+
+        ``cum_exposure[p]`` is the total exposure of decisions ``0 .. p - 1``
+        (exposures are >= 0: it never decreases). An entry queued at time t
+        has expired at the tick of month m when ``(m - offset) - t >
+        max_wait_months``, the model's test: the first such m of each
+        decision is found with that very float expression. Within a
+        replication decisions are in time order, so ``rep * stride + month``
+        never decreases along the decisions either.
+        """
+        self.cum_exposure = np.concatenate(([0], np.cumsum(self.dec_exposure)))
+        offset, wait, horizon = self.calendar.offset, self.line.max_wait_months, self.horizon
+        month = np.maximum(np.floor(self.dec_time + offset + wait).astype(np.int64) - 2, 0)
+        while True:
+            late = ~((month.astype(float) - offset) - self.dec_time > wait) & (month <= horizon)
+            if not late.any():
+                break
+            month += late
+        self.expiry_stride = horizon + 2
+        self.expiry_key = self.dec_rep * self.expiry_stride + month
 
     def _decide(self, group: np.ndarray, month: int) -> None:
         """Offer a group of decisions (sorted by replication, then in order)."""
