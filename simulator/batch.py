@@ -62,6 +62,26 @@ from .state_aid import _DE_MINIMIS_2023_FROM, _DE_MINIMIS_CENTS
 _RUNNING = ("free", "undisbursed", "legacy", "loans_to_date", "grants_to_date",
             "charged_to_date", "grant_fees_to_date", "arrears")
 
+# Rows of ``LineBatch.flow_array`` read together when a month is closed.
+_KIND = {kind: i for i, kind in enumerate(FLOW_KINDS)}
+_RETURNS = [_KIND[k] for k in ("principal_repaid", "interest_received", "recoveries",
+                               "grants_recovered")]
+_PAID_OUT = [_KIND["loans_disbursed"], _KIND["grants_paid"]]
+_RELEASED = _KIND["released"]
+_LEAVES_UNDISBURSED = [*_PAID_OUT, _RELEASED]
+
+
+def _row(array: str, index: int) -> property:
+    """A running total kept as one row of a 2-D array (``close`` updates the rows together)."""
+
+    def get(self) -> np.ndarray:
+        return getattr(self, array)[index]
+
+    def set_(self, values: np.ndarray) -> None:
+        getattr(self, array)[index] = values
+
+    return property(get, set_)
+
 
 def unsupported(scenario: Scenario) -> str | None:
     """Why a scenario must run on the SimPy model, or None if the batch engine covers it."""
@@ -104,6 +124,11 @@ class Calendar:
 class LineBatch:
     """One line of the fund in every replication of a chunk."""
 
+    # Disbursed to date (loans, grants) and fees charged to date (loan part, grant part):
+    # rows of two arrays, as the month's fees are computed for both parts at once.
+    loans_to_date, grants_to_date = _row("to_date", 0), _row("to_date", 1)
+    charged_to_date, grant_fees_to_date = _row("fees_to_date", 0), _row("fees_to_date", 1)
+
     def __init__(self, scenario: Scenario, line_id: str, index: int, replications: list[int],
                  seed: int, calendar: Calendar, legacy_from: int):
         self.scenario, self.line_id, self.index = scenario, line_id, index
@@ -126,8 +151,9 @@ class LineBatch:
             return np.zeros((size, horizon), dtype=np.int64)
 
         # Booked flows get one spare month: whatever falls at or after the horizon.
-        self.flows = {kind: np.zeros((size, horizon + 1), dtype=np.int64)
-                      for kind in FLOW_KINDS}
+        # One array for all kinds, so that a batch of flows is booked in one call.
+        self.flow_array = np.zeros((len(FLOW_KINDS), size, horizon + 1), dtype=np.int64)
+        self.flows = {kind: self.flow_array[i] for i, kind in enumerate(FLOW_KINDS)}
         self.committed_amount = zeros()
         self.monthly = {name: zeros() for name in (
             "cash", "legacy", "fees_paid", "fees_charged", "treasury_interest",
@@ -142,10 +168,9 @@ class LineBatch:
         self.free = np.full(size, self.allocation, dtype=np.int64)
         self.undisbursed = np.zeros(size, dtype=np.int64)
         self.legacy = np.zeros(size, dtype=np.int64)
-        self.loans_to_date = np.zeros(size, dtype=np.int64)
-        self.grants_to_date = np.zeros(size, dtype=np.int64)
-        self.charged_to_date = np.zeros(size, dtype=np.int64)
-        self.grant_fees_to_date = np.zeros(size, dtype=np.int64)
+        self.to_date = np.zeros((2, size), dtype=np.int64)
+        self.fees_to_date = np.zeros((2, size), dtype=np.int64)
+        self._fee_terms()
         self.arrears = np.zeros(size, dtype=np.int64)
         self.first_dry = np.full(size, math.nan)
         # The waiting list of replication r: decisions head[r] .. tail[r] - 1.
@@ -439,11 +464,18 @@ class LineBatch:
         apps = self.dec_app[positions]
         rep = self.app_rep[apps]
         flows = self._flows(apps, times, parts)
+        parts = [(i, part) for i, kind in enumerate(FLOW_KINDS) for part in flows.entries[kind]]
+        if not parts:
+            return
+        projects = np.concatenate([part[0] for _, part in parts])
+        months = np.concatenate([part[1] for _, part in parts])
+        amounts = np.concatenate([part[2] for _, part in parts])
+        kinds = np.repeat([i for i, _ in parts], [len(part[0]) for _, part in parts])
+        # Cell (kind, replication, month) of the flat flow array; months from the horizon
+        # on go to its spare month.
         horizon = self.horizon
-        for kind in FLOW_KINDS:
-            projects, months, amounts = flows.flat(kind)
-            if len(projects):
-                _add_at(self.flows[kind], rep[projects], np.minimum(months, horizon), amounts)
+        cells = (kinds * self.size + rep[projects]) * (horizon + 1) + np.minimum(months, horizon)
+        np.add.at(self.flow_array.reshape(-1), cells, amounts)
 
     def loan_rows(self) -> dict[str, np.ndarray]:
         """The loan table's facts of every commitment of the chunk (one pass at the end).
@@ -498,41 +530,50 @@ class LineBatch:
             np.zeros(len(apps), dtype=bool),
         }
 
+    def _fee_terms(self) -> None:
+        """The month's fees are ``coefficient * to_date[row] + constant``, then rounded.
+
+        Three amounts per replication: the loan part (base rate on the
+        allocation plus performance rate on loans disbursed), the grant part
+        (on grants paid) and the grant part's cap. Adding 0.0 where the
+        model adds nothing changes no value.
+        """
+        fees = self.fees
+        self.fee_rows = [0, 1, 1]
+        self.fee_coefficients = np.array([[fees.performance_rate / 12.0],
+                                          [fees.grant_rate / 12.0], [fees.grant_cap]])
+        self.fee_constants = np.array([[fees.base_rate / 12.0 * self.allocation], [0.0], [0.0]])
+        # Row 0: the loan part's cap; row 1 is the grant part's, filled each month.
+        self.fee_caps = np.full((2, self.size), round_cents(fees.cap * self.allocation),
+                                dtype=np.int64)
+
     def close(self, k: int) -> None:
         """Close month ``k`` in every replication (``LineLedger._close_loop``, one month)."""
         self._book(k)
-        flows = self.flows
-        returns = (flows["principal_repaid"][:, k] + flows["interest_received"][:, k]
-                   + flows["recoveries"][:, k] + flows["grants_recovered"][:, k])
+        flows = self.flow_array[:, :, k]
+        returns = flows[_RETURNS].sum(axis=0)
         if k >= self.legacy_from:
             self.legacy = self.legacy + returns
         else:
             self.free = self.free + returns
-        released = flows["released"][:, k]
-        loans_out, grants_out = flows["loans_disbursed"][:, k], flows["grants_paid"][:, k]
-        self.free = self.free + released
-        self.loans_to_date = self.loans_to_date + loans_out
-        self.grants_to_date = self.grants_to_date + grants_out
-        self.undisbursed = (self.undisbursed + self.committed_amount[:, k] - loans_out
-                            - grants_out - released)
-        fees = self.fees
-        loan_part = fees.base_rate / 12.0 * self.allocation + \
-            fees.performance_rate / 12.0 * self.loans_to_date
-        grant_part = fees.grant_rate / 12.0 * self.grants_to_date
-        cap = round_cents(fees.cap * self.allocation)
+        self.free = self.free + flows[_RELEASED]
+        self.to_date += flows[_PAID_OUT]
+        self.undisbursed = (self.undisbursed + self.committed_amount[:, k]
+                            - flows[_LEAVES_UNDISBURSED].sum(axis=0))
         # Fee rates and caps are shares (0 to 1): amounts >= 0, where rounding half up
         # is rounding half away from zero, in fewer steps.
-        due = np.maximum(0, np.minimum(bf.round_pos(loan_part), cap - self.charged_to_date))
-        grant_due = np.maximum(0, np.minimum(
-            bf.round_pos(grant_part),
-            bf.round_pos(fees.grant_cap * self.grants_to_date) - self.grant_fees_to_date))
-        self.charged_to_date = self.charged_to_date + due
-        self.grant_fees_to_date = self.grant_fees_to_date + grant_due
+        parts = bf.round_pos(self.fee_coefficients * self.to_date[self.fee_rows]
+                             + self.fee_constants)
+        caps = self.fee_caps
+        caps[1] = parts[2]
+        due = np.maximum(np.minimum(parts[:2], caps - self.fees_to_date), 0)
+        self.fees_to_date += due
+        charged = due[0] + due[1]
         monthly = self.monthly
-        monthly["fees_charged"][:, k] = due + grant_due
-        monthly["fees_grant_charged"][:, k] = grant_due
-        if fees.paid_from_fund:
-            self.arrears = self.arrears + due + grant_due
+        monthly["fees_charged"][:, k] = charged
+        monthly["fees_grant_charged"][:, k] = due[1]
+        if self.fees.paid_from_fund:
+            self.arrears = self.arrears + charged
             pay = np.minimum(self.arrears, self.free)
             self.arrears = self.arrears - pay
             self.free = self.free - pay
