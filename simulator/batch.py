@@ -161,6 +161,9 @@ class LineBatch:
         if horizon:
             self.monthly["contribution_paid_in"][:, 0] = self.allocation
         self.counts = {name: zeros() for name in COUNT_COLUMNS}
+        # Every decision offered is counted as admitted in its month.
+        _add_at(self.counts["admitted"], self.order_rep, self.dec_month[self.by_month[
+            :len(self.order_rep)]], 1)
         arrival_month = bf.month_of(self.arrival, calendar.offset)
         seen = arrival_month < horizon
         _add_at(self.counts["applications"], self.app_rep[seen], arrival_month[seen], 1)
@@ -265,6 +268,37 @@ class LineBatch:
         self.by_month = np.argsort(key, kind="stable")
         self.group_bounds = np.searchsorted(key[self.by_month],
                                             np.arange(2 * self.horizon + 1))
+        self._group_segments(key)
+
+    def _group_segments(self, key: np.ndarray) -> None:
+        """What ``_decide`` needs of each group that does not depend on the running state.
+
+        Computed for all groups at once, in ``by_month`` order, and sliced per
+        group: a group's decisions (``order``), their replications and times,
+        the month of their signing, the group's segments (one per replication:
+        start within the group, replication, length, position after its last
+        decision) and the running total of exposures within each segment.
+        """
+        order = self.by_month[:self.group_bounds[-1]]
+        rep = self.order_rep = self.dec_rep[order]
+        self.order_time = self.dec_time[order]
+        self.order_signing = bf.month_of(self.order_time + self.signing_months[
+            self.dec_app[order]], self.calendar.offset)
+        group = key[order]
+        starts = np.flatnonzero(np.concatenate(([True], (rep[1:] != rep[:-1])
+                                                | (group[1:] != group[:-1])))) \
+            if len(order) else np.zeros(0, dtype=np.int64)
+        lengths = np.diff(np.append(starts, len(order)))
+        exposure = self.dec_exposure[order]
+        running = np.cumsum(exposure)
+        self.order_running = running - np.repeat(running[starts] - exposure[starts], lengths)
+        self.segment_bounds = np.searchsorted(starts, self.group_bounds)
+        self.segment_first = starts - self.group_bounds[group[starts]]
+        self.segment_rep = rep[starts]
+        self.segment_length = lengths
+        last = starts + lengths - 1
+        self.segment_total = self.order_running[last]
+        self.segment_tail = order[last] + 1
 
     # -- one month --------------------------------------------------------------------------
     def step(self, month: int) -> None:
@@ -273,12 +307,12 @@ class LineBatch:
             self.close(month - 1)
         waiting_list = self.line.when_dry == "waiting_list"
         alive = self.head < self.tail
-        self._decide(self._group(2 * month), month)
+        self._decide(2 * month, month)
         if waiting_list:
             if month > 0:
                 self.counts["waiting"][:, month - 1] = np.where(alive, self.tail - self.head, 0)
             self._serve(alive, month)
-        self._decide(self._group(2 * month + 1), month)
+        self._decide(2 * month + 1, month)
         if waiting_list:
             self.counts["waiting"][:, month] = self.tail - self.head
 
@@ -311,9 +345,6 @@ class LineBatch:
                 return
         for k in range(first, self.horizon):
             self.close(k)
-
-    def _group(self, g: int) -> np.ndarray:
-        return self.by_month[self.group_bounds[g]:self.group_bounds[g + 1]]
 
     def _serve(self, alive: np.ndarray, month: int) -> None:
         """The month-end tick of the waiting list: drop expired entries, commit the head.
@@ -366,35 +397,38 @@ class LineBatch:
         self.expiry_stride = horizon + 2
         self.expiry_key = self.dec_rep * self.expiry_stride + month
 
-    def _decide(self, group: np.ndarray, month: int) -> None:
-        """Offer a group of decisions (sorted by replication, then in order)."""
-        if not len(group):
+    def _decide(self, g: int, month: int) -> None:
+        """Offer group ``g`` of decisions (sorted by replication, then in order)."""
+        a, b = self.group_bounds[g], self.group_bounds[g + 1]
+        if a == b:
             return
-        self.counts["admitted"][:, month] += np.bincount(self.dec_rep[group],
-                                                         minlength=self.size)
-        rep = self.dec_rep[group]
-        exposure = self.dec_exposure[group]
-        running = np.cumsum(exposure)
-        first = np.flatnonzero(np.concatenate(([True], rep[1:] != rep[:-1])))
-        seg_rep = rep[first]
-        lengths = np.diff(np.append(first, len(group)))
-        running = running - np.repeat(running[first] - exposure[first], lengths)
+        group, rep, times = self.by_month[a:b], self.order_rep[a:b], self.order_time[a:b]
+        signing, running = self.order_signing[a:b], self.order_running[a:b]
+        s0, s1 = self.segment_bounds[g], self.segment_bounds[g + 1]
+        first, seg_rep = self.segment_first[s0:s1], self.segment_rep[s0:s1]
+        lengths = self.segment_length[s0:s1]
         if self.line.when_dry == "waiting_list":
             was_empty = self.head[seg_rep] == self.tail[seg_rep]
             fits = np.repeat(was_empty, lengths) & (running <= self.free[rep])  # a prefix
-            self._commit(group[fits], self.dec_time[group[fits]], month)
-            fitted = np.add.reduceat(fits, first) if len(first) else first
-            tail = group[first + lengths - 1] + 1
+            self._commit(group[fits], times[fits], month, signing[fits])
+            fitted = np.add.reduceat(fits, first)
+            tail = self.segment_tail[s0:s1]
             runs_dry = was_empty & (fitted < lengths)
-            first_queued = group[np.minimum(first + fitted, len(group) - 1)]
-            self._dry(seg_rep[runs_dry], self.dec_time[first_queued[runs_dry]])
-            self.head[seg_rep] = np.where(was_empty, np.where(runs_dry, first_queued, tail),
-                                          self.head[seg_rep])
+            if runs_dry.any():
+                first_queued = group[np.minimum(first + fitted, len(group) - 1)]
+                self._dry(seg_rep[runs_dry], self.dec_time[first_queued[runs_dry]])
+                self.head[seg_rep] = np.where(was_empty, np.where(runs_dry, first_queued, tail),
+                                              self.head[seg_rep])
+            else:
+                self.head[seg_rep] = np.where(was_empty, tail, self.head[seg_rep])
             self.tail[seg_rep] = tail
             return
-        total_fits = np.repeat(running[first + lengths - 1] <= self.free[seg_rep], lengths)
-        easy = group[total_fits]
-        self._commit(easy, self.dec_time[easy], month)
+        segment_fits = self.segment_total[s0:s1] <= self.free[seg_rep]
+        if segment_fits.all():
+            self._commit(group, times, month, signing)
+            return
+        total_fits = np.repeat(segment_fits, lengths)
+        self._commit(group[total_fits], times[total_fits], month, signing[total_fits])
         hard = group[~total_fits]
         for position in hard.tolist():   # replications that run dry this month: in order
             r = self.dec_rep[position]
@@ -408,7 +442,9 @@ class LineBatch:
         first = self.first_dry[reps]
         self.first_dry[reps] = np.where(np.isnan(first), times, first)
 
-    def _commit(self, positions: np.ndarray, times: np.ndarray, month: int) -> None:
+    def _commit(self, positions: np.ndarray, times: np.ndarray, month: int,
+                signing: np.ndarray | None = None) -> None:
+        """Commit decisions at ``times``; ``signing``: their signing months, if known."""
         if not len(positions):
             return
         rep, exposure = self.dec_rep[positions], self.dec_exposure[positions]
@@ -419,9 +455,10 @@ class LineBatch:
         sequence = self.sequence + np.arange(len(positions))
         self.sequence += len(positions)
         self.commits.append((positions, times, sequence))
-        signing = times + self.signing_months[self.dec_app[positions]]
-        self.first_flow_month = min(self.first_flow_month,
-                                    int(bf.month_of(signing, self.calendar.offset).min()))
+        if signing is None:
+            signing = bf.month_of(times + self.signing_months[self.dec_app[positions]],
+                                  self.calendar.offset)
+        self.first_flow_month = min(self.first_flow_month, int(signing.min()))
 
     # -- booking and closing ---------------------------------------------------------------
     def _flows(self, apps: np.ndarray, times: np.ndarray, parts: str = "all") -> bf.FlowBatch:
