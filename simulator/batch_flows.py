@@ -91,6 +91,7 @@ class Schedules:
     principal: np.ndarray
     interest: np.ndarray
     length: np.ndarray
+    valid: np.ndarray | None = None   # column < length: the rows in use, when known
 
 
 _PAD = np.int64(2**40)
@@ -115,9 +116,12 @@ def schedules(principal: np.ndarray, instrument, grace: np.ndarray) -> Schedules
         # instalments follow them as they are. A zero principal has zero rows.
         out_parts = np.zeros((size, width), dtype=np.int64)
         out_parts[:, width - n:] = parts
-        out_interest = np.empty((size, width), dtype=np.int64)
-        out_interest[:, :width - n] = grace_interest
-        out_interest[:, width - n:] = interest
+        if r == 0.0:
+            out_interest = np.zeros((size, width), dtype=np.int64)   # no interest to copy
+        else:
+            out_interest = np.empty((size, width), dtype=np.int64)
+            out_interest[:, :width - n] = grace_interest
+            out_interest[:, width - n:] = interest
     else:
         g = grace_periods[:, None]
         in_grace = column < g
@@ -129,7 +133,7 @@ def schedules(principal: np.ndarray, instrument, grace: np.ndarray) -> Schedules
     # Without grace rows the first instalment falls one period after the end of grace.
     first = np.where(grace_periods > 0, period, grace + period)[:, None]
     months = np.where(valid, first + period * column, _PAD)
-    return Schedules(months, out_parts, out_interest, length)
+    return Schedules(months, out_parts, out_interest, length, valid)
 
 
 # ------------------------------------------------------------------------------ flows
@@ -331,8 +335,10 @@ def _repayments(batch: FlowBatch, lent: np.ndarray, principal: np.ndarray, amoun
     grace = np.maximum(instrument.grace_months, -(-(last - m0) // period) * period)
     sched = schedules(principal, instrument, grace)
     batch.schedule, batch.schedule_rows = sched, lent
-    valid = np.arange(sched.months.shape[1])[None, :] < sched.length[:, None]
-    pay_months = np.where(valid, sched.months + m0[:, None], _PAD)
+    valid = sched.valid
+    # Only cells in use are read (every mask below is within ``valid``): padding stays
+    # a huge month, shifted.
+    pay_months = sched.months + m0[:, None]
     parts, interest = sched.principal, sched.interest
     rate = instrument.public_rate
     if rate > 0 and (count > 1).any():
@@ -350,12 +356,13 @@ def _repayments(batch: FlowBatch, lent: np.ndarray, principal: np.ndarray, amoun
     stopped = stop <= last_payment
     stop_month = np.where(stopped, stop, 0).astype(np.int64)
     paid = valid & ~(stopped[:, None] & (pay_months >= stop_month[:, None]))
-    r_idx, c_idx = np.nonzero(paid)
-    batch.add("principal_repaid", lent[r_idx], pay_months[r_idx, c_idx], parts[r_idx, c_idx])
+    # Boolean indexing reads the paid cells row by row, as np.nonzero lists them.
+    paid_rows = lent[np.repeat(rows, paid.sum(axis=1))]
+    paid_months = pay_months[paid]
+    batch.add("principal_repaid", paid_rows, paid_months, parts[paid])
     if rate > 0:
-        batch.add("interest_received", lent[r_idx], pay_months[r_idx, c_idx],
-                  interest[r_idx, c_idx])
-    outstanding = principal - np.where(paid, parts, 0).sum(axis=1)
+        batch.add("interest_received", paid_rows, paid_months, interest[paid])
+    outstanding = principal - parts.sum(axis=1, where=paid)
     defaults = stopped & (default_at <= prepay_at)
     prepays = stopped & ~defaults
     batch.add("principal_repaid", lent[prepays], stop_month[prepays], outstanding[prepays])
