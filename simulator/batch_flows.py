@@ -111,9 +111,12 @@ def schedules(principal: np.ndarray, instrument, grace: np.ndarray) -> Schedules
     length = np.where(principal > 0, n + grace_periods, 0)
     valid = column < length[:, None]
     grace_interest = round_pos(principal * r)[:, None]
-    if size and (grace_periods == width - n).all():
-        # Every schedule has the same grace rows (always so at a zero rate): the
-        # instalments follow them as they are. A zero principal has zero rows.
+    if size and width == n:
+        # No grace rows (always so at a zero rate): the instalments as they are.
+        out_parts, out_interest = parts, interest
+    elif size and (grace_periods == width - n).all():
+        # Every schedule has the same grace rows: the instalments follow them as
+        # they are. A zero principal has zero rows.
         out_parts = np.zeros((size, width), dtype=np.int64)
         out_parts[:, width - n:] = parts
         if r == 0.0:
@@ -357,7 +360,7 @@ def _repayments(batch: FlowBatch, lent: np.ndarray, principal: np.ndarray, amoun
     stop_month = np.where(stopped, stop, 0).astype(np.int64)
     paid = valid & ~(stopped[:, None] & (pay_months >= stop_month[:, None]))
     # Boolean indexing reads the paid cells row by row, as np.nonzero lists them.
-    paid_rows = lent[np.repeat(rows, paid.sum(axis=1))]
+    paid_rows = lent[np.repeat(rows, np.count_nonzero(paid, axis=1))]
     paid_months = pay_months[paid]
     batch.add("principal_repaid", paid_rows, paid_months, parts[paid])
     if rate > 0:
