@@ -151,9 +151,11 @@ class LineBatch:
             return np.zeros((size, horizon), dtype=np.int64)
 
         # Booked flows get one spare month: whatever falls at or after the horizon.
-        # One array for all kinds, so that a batch of flows is booked in one call.
-        self.flow_array = np.zeros((len(FLOW_KINDS), size, horizon + 1), dtype=np.int64)
-        self.flows = {kind: self.flow_array[i] for i, kind in enumerate(FLOW_KINDS)}
+        # One array for all kinds, so that a batch of flows is booked in one call; month
+        # before replication, so that closing a month reads contiguous rows.
+        self.flow_array = np.zeros((len(FLOW_KINDS), horizon + 1, size), dtype=np.int64)
+        # Per kind, replications x months (transposed views).
+        self.flows = {kind: self.flow_array[i].T for i, kind in enumerate(FLOW_KINDS)}
         self.committed_amount = zeros()
         self.monthly = {name: zeros() for name in (
             "cash", "legacy", "fees_paid", "fees_charged", "treasury_interest",
@@ -332,7 +334,8 @@ class LineBatch:
             span = slice(first, self.horizon)
             # The running state goes by close_span's names.
             closed = close_span({name: getattr(self, name) for name in _RUNNING},
-                                {kind: values[:, span] for kind, values in self.flows.items()},
+                                {kind: np.ascontiguousarray(values[:, span])
+                                 for kind, values in self.flows.items()},
                                 self.committed_amount[:, span],
                                 np.arange(first, self.horizon) >= self.legacy_from, self.fees,
                                 self.allocation)
@@ -511,7 +514,7 @@ class LineBatch:
         # Cell (kind, replication, month) of the flat flow array; months from the horizon
         # on go to its spare month.
         horizon = self.horizon
-        cells = (kinds * self.size + rep[projects]) * (horizon + 1) + np.minimum(months, horizon)
+        cells = (kinds * (horizon + 1) + np.minimum(months, horizon)) * self.size + rep[projects]
         np.add.at(self.flow_array.reshape(-1), cells, amounts)
 
     def loan_rows(self) -> dict[str, np.ndarray]:
@@ -587,7 +590,7 @@ class LineBatch:
     def close(self, k: int) -> None:
         """Close month ``k`` in every replication (``LineLedger._close_loop``, one month)."""
         self._book(k)
-        flows = self.flow_array[:, :, k]
+        flows = self.flow_array[:, k]
         returns = flows[_RETURNS].sum(axis=0)
         if k >= self.legacy_from:
             self.legacy = self.legacy + returns
@@ -625,7 +628,8 @@ class LineBatch:
         monthly["legacy"][:, k] = self.legacy
 
     def series(self) -> dict[str, np.ndarray]:
-        flows = {kind: values[:, :self.horizon] for kind, values in self.flows.items()}
+        flows = {kind: np.ascontiguousarray(values[:, :self.horizon])
+                 for kind, values in self.flows.items()}
         return series_columns(flows, self.committed_amount, self.monthly, self.counts,
                               self.shares, self.sources)
 
