@@ -364,8 +364,7 @@ class LineBatch:
             return
         head, tail = self.head[reps], self.tail[reps]
         # The first entry of each list not expired at this month's tick.
-        kept = np.clip(np.searchsorted(self.expiry_key, reps * self.expiry_stride + month,
-                                       side="right"), head, tail)
+        kept = np.clip(self.unexpired[month][reps], head, tail)
         self.counts["rejected_no_funds"][:, month][reps] += kept - head
         # The last position whose exposures from ``kept`` on fit the free cash.
         budget = self.cum_exposure[kept] + self.free[reps]
@@ -387,7 +386,8 @@ class LineBatch:
         max_wait_months``, the model's test: the first such m of each
         decision is found with that very float expression. Within a
         replication decisions are in time order, so ``rep * stride + month``
-        never decreases along the decisions either.
+        never decreases along the decisions either: one search gives, for
+        every month and replication, where the unexpired decisions begin.
         """
         self.cum_exposure = np.concatenate(([0], np.cumsum(self.dec_exposure)))
         offset, wait, horizon = self.calendar.offset, self.line.max_wait_months, self.horizon
@@ -397,8 +397,12 @@ class LineBatch:
             if not late.any():
                 break
             month += late
-        self.expiry_stride = horizon + 2
-        self.expiry_key = self.dec_rep * self.expiry_stride + month
+        stride = horizon + 2
+        key = self.dec_rep * stride + month
+        # unexpired[m, r]: the first decision of replication r not expired at month m's tick.
+        self.unexpired = np.searchsorted(
+            key, np.arange(self.size)[None, :] * stride + np.arange(horizon)[:, None],
+            side="right")
 
     def _decide(self, g: int, month: int) -> None:
         """Offer group ``g`` of decisions (sorted by replication, then in order)."""
