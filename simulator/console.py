@@ -1,9 +1,10 @@
 """The ``fesr-sim`` command's entry point.
 
 Ctrl-C ends the command quietly (exit code 130) at any moment, including
-while it is still importing its libraries, which takes the first second
-or so: a user who changes their mind sees one line, not a traceback.
-Commands that write files say themselves what they left on disk.
+while it is still importing its libraries or reading the scenario: a user
+who changes their mind sees one line, not a traceback nor click's
+"Aborted!" with exit code 1. Commands that write files say themselves what
+they left on disk.
 """
 
 from __future__ import annotations
@@ -15,9 +16,19 @@ INTERRUPTED = 130   # 128 + SIGINT, what shells report for a program stopped by 
 
 def main() -> None:
     try:
+        import click
+
         from .cli import main as command
 
-        command()
+        try:
+            # Not standalone: click hands Ctrl-C (as Abort) and its own errors back here.
+            code = command.main(standalone_mode=False)
+        except click.exceptions.Abort:
+            raise KeyboardInterrupt from None
+        except click.ClickException as error:
+            error.show()
+            sys.exit(error.exit_code)
+        sys.exit(code if isinstance(code, int) else 0)
     except KeyboardInterrupt:
         sys.stderr.write("interrupted\n")
         sys.exit(INTERRUPTED)

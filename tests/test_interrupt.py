@@ -64,3 +64,31 @@ def test_the_command_starts_without_the_numeric_libraries():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True, cwd=ROOT)
     assert out.stdout.strip() == "[]"
+
+
+def test_ctrl_c_in_any_verb_is_exit_code_130_not_clicks_abort(monkeypatch, capsys):
+    import click
+
+    import simulator.cli
+    from simulator.console import main
+
+    @click.command()
+    def stopped_by_the_user():
+        raise KeyboardInterrupt   # Ctrl-C while a verb reads its scenario, say
+
+    monkeypatch.setattr(simulator.cli, "main", stopped_by_the_user)
+    monkeypatch.setattr(sys, "argv", ["fesr-sim"])
+    with pytest.raises(SystemExit) as ended:
+        main()
+    assert ended.value.code == 130
+    assert "interrupted" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("args, code", [(["--version"], 0), (["no-such-verb"], 2),
+                                        (["validate"], 2)])
+def test_the_entry_point_keeps_clicks_exit_codes(args, code):
+    command = shutil.which("fesr-sim", path=str(Path(sys.executable).parent))
+    done = subprocess.run([command, *args], capture_output=True, text=True)
+    assert done.returncode == code
+    if code:
+        assert "Usage" in done.stderr or "Error" in done.stderr
