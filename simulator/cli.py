@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from . import __version__
+from .console import ctrl_c_pressed
 from .errors import InputError
 
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -144,7 +145,12 @@ def run(scenario_file: Path, out: Path | None, replications: int | None, only: t
     count = len(set(only)) or replications or scenario.scenario.replications
     client = connect(scheduler) if scheduler else None
     try:
-        with _progress(count) as advance:
+        with _progress(count) as show:
+            def advance(done: int) -> None:
+                if ctrl_c_pressed():   # pressed, but its KeyboardInterrupt got lost
+                    raise KeyboardInterrupt
+                show(done)
+
             results = run_to_folder(scenario, folder, replications=replications, seed=seed,
                                     check=check, replication_ids=sorted(set(only)) or None,
                                     workers=workers, client=client, command=sys.argv,

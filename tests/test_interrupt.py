@@ -92,3 +92,22 @@ def test_the_entry_point_keeps_clicks_exit_codes(args, code):
     assert done.returncode == code
     if code:
         assert "Usage" in done.stderr or "Error" in done.stderr
+
+
+def test_a_ctrl_c_whose_interrupt_got_lost_still_stops_the_run(monkeypatch, tmp_path):
+    """A library may swallow the KeyboardInterrupt; the run stops at its next chunk anyway."""
+    import simulator.console as console
+
+    monkeypatch.setattr(console, "_pressed", True)   # pressed, and the interrupt was lost
+    monkeypatch.setattr(sys, "argv", ["fesr-sim", "run",
+                                      str(ROOT / "scenarios" / "wecare_fesr_2018.toml"),
+                                      "-n", "600", "--workers", "1", "--no-report",
+                                      "--out", str(tmp_path / "run")])
+    previous = signal.getsignal(signal.SIGINT)
+    try:
+        with pytest.raises(SystemExit) as ended:
+            console.main()
+    finally:
+        signal.signal(signal.SIGINT, previous)   # main() installs its own handler
+    assert ended.value.code == 130
+    assert list(tmp_path.iterdir()) == []
