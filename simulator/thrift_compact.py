@@ -20,6 +20,8 @@ with a zero byte; a boolean field carries its value in its type (1 true,
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 STOP, TRUE, FALSE, BYTE, I16, I32, I64, DOUBLE, BINARY, LIST, SET, MAP, STRUCT, UUID = range(14)
@@ -36,7 +38,7 @@ class Field:
 def read_struct(data: bytes) -> list[Field]:
     """The fields of the struct encoded in ``data`` (which ends with its stop byte)."""
     fields = []
-    try:
+    with _reading():
         last, position = 0, 0
         while True:
             head = data[position]
@@ -54,10 +56,6 @@ def read_struct(data: bytes) -> list[Field]:
                 position = _skip(data, position, kind)
             fields.append(Field(number, kind, data[start:position]))
             last = number
-    except IndexError:
-        raise ValueError("Thrift data cut short") from None
-    except RecursionError:
-        raise ValueError("Thrift data nested too deep") from None
     _done(data, position)
     return fields
 
@@ -85,17 +83,13 @@ def field_header(previous_id: int, field: Field) -> bytes:
 
 def read_list(data: bytes) -> list[bytes]:
     """The encoded elements of the list (or set) encoded in ``data``."""
-    try:
+    with _reading():
         size, kind, position = _list_header(data, 0)
         elements = []
         for _ in range(size):
             start = position
             position = _skip_element(data, position, kind)
             elements.append(data[start:position])
-    except IndexError:
-        raise ValueError("Thrift data cut short") from None
-    except RecursionError:
-        raise ValueError("Thrift data nested too deep") from None
     _done(data, position)
     return elements
 
@@ -110,12 +104,8 @@ def list_header(kind: int, size: int) -> bytes:
 
 def read_int(data: bytes) -> int:
     """An i16, i32 or i64 value."""
-    try:
+    with _reading():
         value, position = _read_varint(data, 0)
-    except IndexError:
-        raise ValueError("Thrift data cut short") from None
-    except RecursionError:
-        raise ValueError("Thrift data nested too deep") from None
     _done(data, position)
     return _unzigzag(value)
 
@@ -139,6 +129,17 @@ def _varint(value: int) -> bytes:
         value >>= 7
     out.append(value)
     return bytes(out)
+
+
+@contextmanager
+def _reading() -> Iterator[None]:
+    """Turn the two ways the readers below fail on malformed data into a ValueError."""
+    try:
+        yield
+    except IndexError:
+        raise ValueError("Thrift data cut short") from None
+    except RecursionError:
+        raise ValueError("Thrift data nested too deep") from None
 
 
 def _done(data: bytes, position: int) -> None:
