@@ -195,6 +195,14 @@ class LineBatch:
         self.repayments_from = math.inf
         self.booked: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
         self.sequence = 0
+        # What the loan table says of each commitment, by decision position, recorded
+        # as its flows are booked: totals of each kind of flow before the horizon,
+        # status and months, and the grace of its schedule (for its aid).
+        decisions = len(self.dec_app)
+        self.loan_totals = np.zeros((len(FLOW_KINDS), decisions), dtype=np.int64)
+        self.loan_months = {name: np.full(decisions, -1, dtype=np.int64) for name in (
+            "status", "first_disbursement_month", "completion_month", "end_month")}
+        self.loan_grace = np.full(decisions, line.instrument.grace_months, dtype=np.int64)
 
     # -- applications and decisions ------------------------------------------------------
     def _draw(self, replications: list[int], seed: int) -> None:
@@ -508,7 +516,9 @@ class LineBatch:
         apps = self.dec_app[positions]
         rep = self.app_rep[apps]
         flows = self._flows(apps, times, parts)
-        parts = [(i, part) for i, kind in enumerate(FLOW_KINDS) for part in flows.entries[kind]]
+        self._record(positions, flows, parts)
+        parts = [(_KIND[kind], part) for kind, batches in flows.entries.items()
+                 for part in batches]
         if not parts:
             return
         projects = np.concatenate([part[0] for _, part in parts])
@@ -520,17 +530,27 @@ class LineBatch:
         horizon = self.horizon
         cells = (kinds * (horizon + 1) + np.minimum(months, horizon)) * self.size + rep[projects]
         np.add.at(self.flow_array.reshape(-1), cells, amounts)
+        seen = months < horizon
+        np.add.at(self.loan_totals.reshape(-1),
+                  kinds[seen] * len(self.dec_app) + positions[projects[seen]], amounts[seen])
+
+    def _record(self, positions: np.ndarray, flows: bf.FlowBatch, parts: str) -> None:
+        """Keep the loan facts a booking settles: all of them at the first stage, those
+        of loans that repay at the second (:meth:`_book`)."""
+        rows = slice(None) if parts == "early" else flows.schedule_rows
+        if rows is None:
+            return
+        for name, values in self.loan_months.items():
+            values[positions[rows]] = getattr(flows, name)[rows]
+        if flows.schedule_rows is not None:
+            self.loan_grace[positions[flows.schedule_rows]] = flows.schedule_grace
 
     def loan_rows(self) -> dict[str, np.ndarray]:
-        """The loan table's facts of every commitment of the chunk (one pass at the end).
-
-        The flows are computed again, all at once: one call over every loan of
-        the chunk costs less than keeping each month's flows and aid until now.
-        """
+        """The loan table's facts of every commitment of the chunk, as booked."""
         positions, times, sequence = _joined(self.booked)
         apps = self.dec_app[positions]
         public, grant = self.public_loan[apps], self.grant[apps]
-        flows = self._flows(apps, times)
+        facts = {name: values[positions] for name, values in self.loan_months.items()}
         cal, horizon = self.calendar, self.horizon
         days = days_of(cal.start, horizon, cal.offset, times)
         rates_of = self.scenario.rate_table().rates_at
@@ -538,8 +558,10 @@ class LineBatch:
         unique, inverse = np.unique(days, return_inverse=True)
         dates = unique.astype(object)
         found = np.array([rates_of(d, margin) for d in dates], dtype=float).reshape(-1, 2)
-        esl = bf.grant_equivalents(flows, public, grant, self.line, found[inverse, 0],
-                                   found[inverse, 1])
+        esl = bf.grant_equivalents(public, grant, self.line, found[inverse, 0],
+                                   found[inverse, 1], self.loan_grace[positions],
+                                   facts["first_disbursement_month"],
+                                   facts["completion_month"])
         regime = self.line.state_aid.regime
         if regime == "auto":
             late = np.array([d >= _DE_MINIMIS_2023_FROM for d in dates], dtype=bool)[inverse]
@@ -550,17 +572,17 @@ class LineBatch:
             has_ceiling = regime in _DE_MINIMIS_CENTS
             ceiling = np.full(len(apps), _DE_MINIMIS_CENTS.get(regime, 0), dtype=np.int64)
         prior = self.prior_aid[apps]
-        end = flows.end_month
+        end = facts["end_month"]
         ended = (end >= 0) & (end < horizon)
-        totals = {kind: flows.totals_before(kind, horizon) for kind in FLOW_KINDS}
+        totals = {kind: self.loan_totals[i, positions] for i, kind in enumerate(FLOW_KINDS)}
         return {
             "rep": self.app_rep[apps], "sequence": sequence,
             "line": np.full(len(apps), self.index), "has_ceiling": has_ceiling,
             "number": self.app_number[apps], "arrival": self.arrival[apps],
             "decided": self.dec_time[positions], "commit_day": days,
-            "status": np.where(ended, flows.status, 0),
-            "first_disbursement_month": flows.first_disbursement_month,
-            "completion_month": flows.completion_month,
+            "status": np.where(ended, facts["status"], 0),
+            "first_disbursement_month": facts["first_disbursement_month"],
+            "completion_month": facts["completion_month"],
             "end_month": np.where(ended, end, -1),
             "eligible_cost": self.eligible_cost[apps], "public_loan": public,
             "bank_loan": self.bank_loan[apps], "grant": grant,

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .instruments import PERIOD_MONTHS
-from .loanbook import FLOW_KINDS, STATUSES
+from .loanbook import STATUSES
 from .money import round_half_away
 from .state_aid import _CHUNK_MONTHS, _annuity_factors
 
@@ -95,6 +95,8 @@ class Schedules:
 
 
 _PAD = np.int64(2**40)
+_BIG = np.iinfo(np.int64).max
+_NONE = np.zeros(0, dtype=np.int64)
 
 
 def schedules(principal: np.ndarray, instrument, grace: np.ndarray) -> Schedules:
@@ -146,22 +148,25 @@ class FlowBatch:
     """Every cash flow of a batch of projects, and their loan-level facts."""
 
     size: int
+    # Kind -> (projects, months, amounts) batches; a kind with no flow has no entry.
     entries: dict[str, list[tuple[np.ndarray, np.ndarray, np.ndarray]]] = field(
-        default_factory=lambda: {kind: [] for kind in FLOW_KINDS})
+        default_factory=dict)
     status: np.ndarray = None
     first_disbursement_month: np.ndarray = None
     completion_month: np.ndarray = None
     end_month: np.ndarray = None
     schedule: Schedules | None = None     # the actual schedule (non-failed loans with a loan)
     schedule_rows: np.ndarray | None = None   # the projects those schedules belong to
+    schedule_grace: np.ndarray | None = None  # their grace, longer than the instrument's
+                                              # when a tranche comes late
 
     def add(self, kind: str, projects: np.ndarray, months: np.ndarray,
             amounts: np.ndarray) -> None:
         if len(projects):
-            self.entries[kind].append((projects, months, amounts))
+            self.entries.setdefault(kind, []).append((projects, months, amounts))
 
     def flat(self, kind: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        parts = self.entries[kind]
+        parts = self.entries.get(kind)
         if not parts:
             empty = np.zeros(0, dtype=np.int64)
             return empty, empty, empty
@@ -181,8 +186,11 @@ def _sum_by(index: np.ndarray, amounts: np.ndarray, size: int) -> np.ndarray:
 
 
 def _split(total: np.ndarray, shares: list[float]) -> list[np.ndarray]:
-    parts = [round_half_away(total * s) for s in shares[:-1]]
-    return [*parts, total - sum(parts, np.zeros_like(total))]
+    """``total`` (cents >= 0) in parts by ``shares``, the last part taking the rest."""
+    if len(shares) == 1:
+        return [total]
+    parts = [round_pos(total * s) for s in shares[:-1]]
+    return [*parts, total - sum(parts[1:], parts[0])]
 
 
 def project_flows(public_loan: np.ndarray, grant: np.ndarray, commit_time: np.ndarray,
@@ -214,11 +222,10 @@ def project_flows(public_loan: np.ndarray, grant: np.ndarray, commit_time: np.nd
     months = [m_sign if t.at == "signing" else m_done for t in disbursement.tranches]
     grant_month = m_sign if disbursement.grant_paid_at == "signing" else m_done
     lag = risk.recovery_lag_months
-    index = np.arange(size)
-    big = np.iinfo(np.int64).max
+    big = _BIG
 
     # -- projects that fail before completion
-    f = index[fails] if parts != "repayments" else index[:0]
+    f = np.flatnonzero(fails) if parts != "repayments" else _NONE
     if len(f):
         fm, done = failure_month[f], m_done[f]
         unpaid = np.zeros(len(f), dtype=np.int64)
@@ -236,7 +243,7 @@ def project_flows(public_loan: np.ndarray, grant: np.ndarray, commit_time: np.nd
         g, gm = grant[f], grant_month[f]
         grant_paid = (g > 0) & (gm < done)
         batch.add("grants_paid", f[grant_paid], gm[grant_paid], g[grant_paid])
-        back = round_half_away(g * risk.recovery_rate)
+        back = round_pos(g * risk.recovery_rate)   # amounts and rates >= 0
         keep = grant_paid & (back > 0)
         batch.add("grants_recovered", f[keep], fm[keep] + lag, back[keep])
         unpaid += np.where(grant_paid, 0, g)
@@ -249,14 +256,14 @@ def project_flows(public_loan: np.ndarray, grant: np.ndarray, commit_time: np.nd
                             any_paid, instrument)
         keep = disbursed > 0
         batch.add("principal_written_off", f[keep], fm[keep], disbursed[keep])
-        back = round_half_away(disbursed * risk.recovery_rate)
+        back = round_pos(disbursed * risk.recovery_rate)
         keep = back > 0
         batch.add("recoveries", f[keep], fm[keep] + lag, back[keep])
         batch.status[f] = FAILED
         batch.end_month[f] = fm
 
     # -- projects that complete
-    ok = index[~fails]
+    ok = np.flatnonzero(~fails)
     if not len(ok):
         return batch
     if parts == "repayments":
@@ -326,9 +333,8 @@ def _repayments(batch: FlowBatch, lent: np.ndarray, principal: np.ndarray, amoun
     period = PERIOD_MONTHS[instrument.frequency]
     positive = [(amount[lent], month[lent]) for amount, month in zip(amounts, months,
                                                                      strict=True)]
-    big = np.iinfo(np.int64).max
-    m0 = np.full(len(lent), big)
-    last = np.full(len(lent), -big)
+    m0 = np.full(len(lent), _BIG)
+    last = np.full(len(lent), -_BIG)
     count = np.zeros(len(lent), dtype=np.int64)
     for a, m in positive:
         m0 = np.where(a > 0, np.minimum(m0, m), m0)
@@ -337,7 +343,7 @@ def _repayments(batch: FlowBatch, lent: np.ndarray, principal: np.ndarray, amoun
     batch.first_disbursement_month[lent] = m0
     grace = np.maximum(instrument.grace_months, -(-(last - m0) // period) * period)
     sched = schedules(principal, instrument, grace)
-    batch.schedule, batch.schedule_rows = sched, lent
+    batch.schedule, batch.schedule_rows, batch.schedule_grace = sched, lent, grace
     valid = sched.valid
     # Only cells in use are read (every mask below is within ``valid``): padding stays
     # a huge month, shifted.
@@ -381,28 +387,22 @@ def _repayments(batch: FlowBatch, lent: np.ndarray, principal: np.ndarray, amoun
 
 # ------------------------------------------------------------------------------ aid
 
-def grant_equivalents(batch: FlowBatch, public_loan: np.ndarray, grant: np.ndarray, line,
-                      reference: np.ndarray, discount: np.ndarray) -> np.ndarray:
+def grant_equivalents(public_loan: np.ndarray, grant: np.ndarray, line,
+                      reference: np.ndarray, discount: np.ndarray, grace: np.ndarray,
+                      first_disbursement_month: np.ndarray,
+                      completion_month: np.ndarray) -> np.ndarray:
     """``state_aid.project_esl`` of each project at its reference and discount rates.
 
-    The present value of the interest saved is summed payment by payment, in
-    the order ``state_aid`` sums it, so every project gets the same bits.
+    ``grace``: the grace of each loan's schedule, in months: the
+    instrument's, or the longer one a loan that ran got for a late tranche
+    (:attr:`FlowBatch.schedule_grace`). The present value of the interest
+    saved is summed payment by payment, in the order ``state_aid`` sums it,
+    so every project gets the same bits.
     """
     instrument = line.instrument
     size = len(public_loan)
-    nominal = schedules(public_loan, instrument,
-                        np.full(size, instrument.grace_months, dtype=np.int64))
-    months, principal, length = nominal.months, nominal.principal, nominal.length
-    if batch.schedule is not None and len(batch.schedule_rows):
-        # The actual schedule (grace extended for a late tranche) where the loan ran.
-        actual = batch.schedule
-        width = max(months.shape[1], actual.months.shape[1])
-        months, principal = _widen(months, width, _PAD), _widen(principal, width, 0)
-        rows = batch.schedule_rows
-        months[rows] = _widen(actual.months, width, _PAD)
-        principal[rows] = _widen(actual.principal, width, 0)
-        length = length.copy()
-        length[rows] = actual.length
+    schedule = schedules(public_loan, instrument, grace)
+    months, principal, length = schedule.months, schedule.principal, schedule.length
     soft = instrument.public_rate
     valid = np.arange(months.shape[1])[None, :] < length[:, None]
     present = np.zeros(size)
@@ -424,20 +424,12 @@ def grant_equivalents(batch: FlowBatch, public_loan: np.ndarray, grant: np.ndarr
         present[rows] = total
     pv = np.where((reference > soft) & (length > 0), (reference - soft) / 12.0 * present, 0.0)
     at_completion = line.disbursement.grant_paid_at == "completion"
-    first = batch.first_disbursement_month
+    first = first_disbursement_month
     grant_month = np.where(at_completion & (first >= 0),
-                           np.maximum(0, batch.completion_month - first), 0)
+                           np.maximum(0, completion_month - first), 0)
     paid = np.flatnonzero(grant != 0)
     if len(paid):
         pairs = list(zip(discount[paid].tolist(), grant_month[paid].tolist(), strict=True))
         factor = {pair: (1.0 + pair[0]) ** (-pair[1] / 12.0) for pair in set(pairs)}
         pv[paid] = pv[paid] + grant[paid] * np.array([factor[p] for p in pairs])
     return round_half_away(pv)
-
-
-def _widen(matrix: np.ndarray, width: int, fill) -> np.ndarray:
-    if matrix.shape[1] == width:
-        return matrix.copy()
-    out = np.full((matrix.shape[0], width), fill, dtype=matrix.dtype)
-    out[:, :matrix.shape[1]] = matrix
-    return out
