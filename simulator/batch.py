@@ -27,6 +27,7 @@ model.
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -34,7 +35,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from . import batch_flows as bf
-from .draws import application_windows, draw_chunk
+from .batch_applications import DRAWN, TERMS, LineApplications
+from .draws import application_windows
 from .ledger import (
     COUNT_COLUMNS,
     FLOW_KINDS,
@@ -121,30 +123,40 @@ class Calendar:
         return month - self.offset
 
 
-class LineBatch:
-    """One line of the fund in every replication of a chunk."""
+class ChunkBatch:
+    """Every line of the fund in every replication of a chunk, stacked.
+
+    Lines do not interact here (no reallocations), so a line in a
+    replication, a *unit*, is stepped like a fund of its own: unit ``u`` is
+    line ``u // replications`` in replication ``u % replications``. All the
+    units of a chunk go through one month loop, so each month costs the
+    same numpy calls whatever the number of lines. What differs between
+    lines is per unit (allocation, fees' base and cap, waiting list or not)
+    or per line (pricing: ``batch_flows`` takes one line's instrument).
+    """
 
     # Disbursed to date (loans, grants) and fees charged to date (loan part, grant part):
     # rows of two arrays, as the month's fees are computed for both parts at once.
     loans_to_date, grants_to_date = _row("to_date", 0), _row("to_date", 1)
     charged_to_date, grant_fees_to_date = _row("fees_to_date", 0), _row("fees_to_date", 1)
 
-    def __init__(self, scenario: Scenario, line_id: str, index: int, replications: list[int],
-                 seed: int, calendar: Calendar, legacy_from: int):
-        self.scenario, self.line_id, self.index = scenario, line_id, index
-        self.line = line = scenario.lines[line_id]
-        self.calendar = calendar
-        size = len(replications)
-        self.size = size
+    def __init__(self, scenario: Scenario, replications: list[int], seed: int,
+                 calendar: Calendar, legacy_from: int):
+        self.scenario, self.calendar = scenario, calendar
+        self.lines = [LineApplications(scenario, line_id, replications, seed,
+                                       calendar.end_time) for line_id in scenario.lines]
+        self.replications = reps = len(replications)
+        size = self.size = reps * len(self.lines)
         horizon = self.horizon = calendar.horizon
         fund = scenario.fund
         self.legacy_from = legacy_from
         self.fees, self.treasury_rate = fund.fees, fund.treasury_rate
-        self.allocation = round(line.allocation * 100)
+        self.allocations = [round(line.line.allocation * 100) for line in self.lines]
+        self.allocation = np.repeat(np.array(self.allocations, dtype=np.int64), reps)
         self.shares = funding_shares(fund.funding, calendar.start, horizon, calendar.offset)
         self.sources = source_columns(fund.funding.sources())
 
-        self._draw(replications, seed)
+        self._stack_applications()
         self._decisions()
 
         def zeros():
@@ -152,9 +164,9 @@ class LineBatch:
 
         # Booked flows get one spare month: whatever falls at or after the horizon.
         # One array for all kinds, so that a batch of flows is booked in one call; month
-        # before replication, so that closing a month reads contiguous rows.
+        # before unit, so that closing a month reads contiguous rows.
         self.flow_array = np.zeros((len(FLOW_KINDS), horizon + 1, size), dtype=np.int64)
-        # Per kind, replications x months (transposed views).
+        # Per kind, units x months (transposed views).
         self.flows = {kind: self.flow_array[i].T for i, kind in enumerate(FLOW_KINDS)}
         self.committed_amount = zeros()
         self.monthly = {name: zeros() for name in (
@@ -164,13 +176,13 @@ class LineBatch:
             self.monthly["contribution_paid_in"][:, 0] = self.allocation
         self.counts = {name: zeros() for name in COUNT_COLUMNS}
         # Every decision offered is counted as admitted in its month.
-        _add_at(self.counts["admitted"], self.order_rep, self.dec_month[self.by_month[
-            :len(self.order_rep)]], 1)
+        _add_at(self.counts["admitted"], self.order_unit, self.dec_month[self.by_month[
+            :len(self.order_unit)]], 1)
         arrival_month = bf.month_of(self.arrival, calendar.offset)
         seen = arrival_month < horizon
-        _add_at(self.counts["applications"], self.app_rep[seen], arrival_month[seen], 1)
-        # Running state, one value per replication.
-        self.free = np.full(size, self.allocation, dtype=np.int64)
+        _add_at(self.counts["applications"], self.app_unit[seen], arrival_month[seen], 1)
+        # Running state, one value per unit.
+        self.free = self.allocation.copy()
         self.undisbursed = np.zeros(size, dtype=np.int64)
         self.legacy = np.zeros(size, dtype=np.int64)
         self.to_date = np.zeros((2, size), dtype=np.int64)
@@ -178,10 +190,10 @@ class LineBatch:
         self._fee_terms()
         self.arrears = np.zeros(size, dtype=np.int64)
         self.first_dry = np.full(size, math.nan)
-        # The waiting list of replication r: decisions head[r] .. tail[r] - 1.
-        self.head = self.rep_first.copy()
-        self.tail = self.rep_first.copy()
-        if line.when_dry == "waiting_list":
+        # The waiting list of unit u: decisions head[u] .. tail[u] - 1.
+        self.head = self.unit_first.copy()
+        self.tail = self.unit_first.copy()
+        if self.queues.any():
             self._waiting_list_keys()
         # Commitments as (decision positions, commitment times, commitment sequence):
         # those whose flows are not booked yet, and every one so far. A project's
@@ -202,100 +214,67 @@ class LineBatch:
         self.loan_totals = np.zeros((len(FLOW_KINDS), decisions), dtype=np.int64)
         self.loan_months = {name: np.full(decisions, -1, dtype=np.int64) for name in (
             "status", "first_disbursement_month", "completion_month", "end_month")}
-        self.loan_grace = np.full(decisions, line.instrument.grace_months, dtype=np.int64)
+        self.loan_grace = np.repeat([line.line.instrument.grace_months
+                                     for line in self.lines], self.line_decisions)
 
     # -- applications and decisions ------------------------------------------------------
-    def _draw(self, replications: list[int], seed: int) -> None:
-        columns = draw_chunk(self.scenario, self.line_id, replications, seed)
-        counts = columns["counts"]
-        self.app_rep = np.repeat(np.arange(self.size), counts)
-        self.app_number = np.arange(len(self.app_rep)) - np.repeat(np.cumsum(counts) - counts,
-                                                                   counts)
-        for name in ("arrival", "eligible_cost", "admitted", "evaluation_months", "score",
-                     "signing_months", "implementation_months", "fails", "failure_fraction",
-                     "prior_aid", "default_months", "prepayment_months"):
-            setattr(self, name, columns[name])
-        self._terms()
-
-    def _terms(self) -> None:
-        """``loanbook.project_terms`` of every application."""
-        i = self.line.instrument
-        cost = self.eligible_cost
-        financed = round_half_away(cost * i.coverage)
-        public = round_half_away(financed * i.public_loan_share)
-        bank = financed - public
-        if i.max_public_loan is not None:
-            public = np.minimum(public, round_cents(i.max_public_loan * 100))
-        base = cost if i.grant_base == "eligible_cost" else public
-        grant = round_half_away(base * i.grant_share)
-        if i.max_grant is not None:
-            grant = np.minimum(grant, round_cents(i.max_grant * 100))
-        grant = np.maximum(np.minimum(grant, cost - public - bank), 0)
-        self.public_loan, self.bank_loan, self.grant = public, bank, grant
-        self.exposure = public + grant
+    def _stack_applications(self) -> None:
+        """The lines' applications one after the other, each with its unit."""
+        reps, lines = self.replications, self.lines
+        for name in ("app_rep", "app_number", *DRAWN, *TERMS):
+            setattr(self, name, np.concatenate([getattr(line, name) for line in lines]))
+        self.app_unit = np.concatenate([line.app_rep + i * reps
+                                        for i, line in enumerate(lines)])
+        apps_before = np.cumsum([0] + [len(line.app_rep) for line in lines])
+        self.dec_app = np.concatenate([line.dec_app + apps_before[i]
+                                       for i, line in enumerate(lines)])
+        self.dec_time = np.concatenate([line.dec_time for line in lines])
+        self.line_decisions = [len(line.dec_app) for line in lines]
+        # Position ranges of the lines' decisions.
+        self.decisions_before = np.cumsum([0, *self.line_decisions])
+        self.dec_line = np.repeat(np.arange(len(lines)), self.line_decisions)
 
     def _decisions(self) -> None:
-        """Every decision of the line, per replication in the model's event order."""
-        cal, line = self.calendar, self.line
-        end = cal.end_time
-        apps = np.flatnonzero(self.admitted)
-        if line.procedure == "graduatoria":
-            # No call inside the horizon: no decision.
-            parts = [(np.zeros(0, dtype=np.int64), np.zeros(0), np.zeros(0, dtype=np.int64),
-                      np.zeros(0))]
-            for call, (opens, closes) in enumerate(application_windows(line, self.scenario)):
-                entry = (self.arrival >= opens) & (self.arrival < closes)
-                ends = np.full(self.size, closes)
-                np.maximum.at(ends, self.app_rep[entry],
-                              (self.arrival + self.evaluation_months)[entry])
-                chosen = np.flatnonzero(entry & self.admitted)
-                time = ends[self.app_rep[chosen]]
-                keep = time < end
-                chosen, time = chosen[keep], time[keep]
-                parts.append((chosen, time, np.full(len(chosen), call), -self.score[chosen]))
-            chosen = np.concatenate([p[0] for p in parts])
-            time = np.concatenate([p[1] for p in parts])
-            call = np.concatenate([p[2] for p in parts])
-            rank = np.concatenate([p[3] for p in parts])
-            # Ranked by score, ties by arrival (the application's number).
-            order = np.lexsort((self.app_number[chosen], rank, call, time,
-                                self.app_rep[chosen]))
-        else:
-            time = (self.arrival + self.evaluation_months)[apps]
-            keep = time < end
-            chosen, time = apps[keep], time[keep]
-            order = np.lexsort((self.app_number[chosen], time, self.app_rep[chosen]))
-        self.dec_app = chosen[order].astype(np.int64)
-        self.dec_time = np.asarray(time, dtype=float)[order]
-        self.dec_rep = self.app_rep[self.dec_app]
+        """Decisions by unit and month, in the groups the month loop offers them in."""
+        cal, horizon = self.calendar, self.horizon
+        self.dec_unit = self.app_unit[self.dec_app]   # sorted: line, replication, order
         self.dec_exposure = self.exposure[self.dec_app]
         self.dec_month = bf.month_of(self.dec_time, cal.offset)
-        starts = np.searchsorted(self.dec_rep, np.arange(self.size))
-        self.rep_first = starts.astype(np.int64)
+        self.unit_first = np.searchsorted(self.dec_unit, np.arange(self.size)).astype(np.int64)
+        self.last_decision_month = int(self.dec_month.max()) if len(self.dec_month) else -1
+        # Waiting list or not, per unit; lines next to each other that do the same
+        # form a block, whose decisions are taken by the same calls.
+        queues = [line.line.when_dry == "waiting_list" for line in self.lines]
+        self.queues = np.repeat(queues, self.replications)
+        self.block_queues = [q for i, q in enumerate(queues) if i == 0 or q != queues[i - 1]]
+        block_of_line = np.cumsum([0] + [q != p for p, q in itertools.pairwise(queues)])
         on_boundary = self.dec_time == self.dec_month - cal.offset
-        # Decisions of each month, in two groups: on the month's first instant, and after.
-        key = self.dec_month * 2 + ~on_boundary
+        # Decisions of each block and month, in two groups: on the month's first
+        # instant, and after.
+        groups = 2 * horizon
+        key = block_of_line[self.dec_line] * groups + self.dec_month * 2 + ~on_boundary
+        self.groups = groups
         self.by_month = np.argsort(key, kind="stable")
         self.group_bounds = np.searchsorted(key[self.by_month],
-                                            np.arange(2 * self.horizon + 1))
+                                            np.arange(len(self.block_queues) * groups + 1))
         self._group_segments(key)
 
     def _group_segments(self, key: np.ndarray) -> None:
         """What ``_decide`` needs of each group that does not depend on the running state.
 
         Computed for all groups at once, in ``by_month`` order, and sliced per
-        group: a group's decisions (``order``), their replications and times,
-        the month of their signing, the group's segments (one per replication:
-        start within the group, replication, length, position after its last
-        decision) and the running total of exposures within each segment.
+        group: a group's decisions (``order``), their units and times, the
+        month of their signing, the group's segments (one per unit: start
+        within the group, unit, length, position after its last decision) and
+        the running total of exposures within each segment.
         """
         order = self.by_month[:self.group_bounds[-1]]
-        rep = self.order_rep = self.dec_rep[order]
+        unit = self.order_unit = self.dec_unit[order]
         self.order_time = self.dec_time[order]
         self.order_signing = bf.month_of(self.order_time + self.signing_months[
             self.dec_app[order]], self.calendar.offset)
         group = key[order]
-        starts = np.flatnonzero(np.concatenate(([True], (rep[1:] != rep[:-1])
+        starts = np.flatnonzero(np.concatenate(([True], (unit[1:] != unit[:-1])
                                                 | (group[1:] != group[:-1])))) \
             if len(order) else np.zeros(0, dtype=np.int64)
         lengths = np.diff(np.append(starts, len(order)))
@@ -304,7 +283,7 @@ class LineBatch:
         self.order_running = running - np.repeat(running[starts] - exposure[starts], lengths)
         self.segment_bounds = np.searchsorted(starts, self.group_bounds)
         self.segment_first = starts - self.group_bounds[group[starts]]
-        self.segment_rep = rep[starts]
+        self.segment_unit = unit[starts]
         self.segment_length = lengths
         last = starts + lengths - 1
         self.segment_total = self.order_running[last]
@@ -315,69 +294,76 @@ class LineBatch:
         """Close the previous month, take this month's decisions, book their flows."""
         if month > 0:
             self.close(month - 1)
-        waiting_list = self.line.when_dry == "waiting_list"
+        waiting_list = bool(self.queues.any())
         alive = self.head < self.tail
-        self._decide(2 * month, month)
+        self._decide_all(2 * month, month)
         if waiting_list:
             if month > 0:
                 self.counts["waiting"][:, month - 1] = np.where(alive, self.tail - self.head, 0)
             self._serve(alive, month)
-        self._decide(2 * month + 1, month)
+        self._decide_all(2 * month + 1, month)
         if waiting_list:
             self.counts["waiting"][:, month] = self.tail - self.head
 
     def quiet_from(self, month: int) -> bool:
         """No decision left from ``month`` on, and every waiting list empty."""
-        return bool(self.group_bounds[2 * month] == len(self.by_month)
-                    and not (self.head < self.tail).any())
+        return month > self.last_decision_month and not (self.head < self.tail).any()
 
     def close_rest(self, first: int) -> None:
         """Close months ``first`` .. horizon - 1 when no decision is left.
 
         All at once with ``ledger.close_span`` when it applies (no treasury
-        interest); month by month otherwise.
+        interest), line by line; month by month otherwise.
         """
         self._book()
         if not self.treasury_rate:
             span = slice(first, self.horizon)
-            # The running state goes by close_span's names.
-            closed = close_span({name: getattr(self, name) for name in _RUNNING},
-                                {kind: np.ascontiguousarray(values[:, span])
-                                 for kind, values in self.flows.items()},
-                                self.committed_amount[:, span],
-                                np.arange(first, self.horizon) >= self.legacy_from, self.fees,
-                                self.allocation)
-            if closed is not None:
-                monthly, end = closed
-                for name, values in monthly.items():
-                    self.monthly[name][:, span] = values
-                for name, values in end.items():
-                    setattr(self, name, values)
+            closed = []
+            for i, allocation in enumerate(self.allocations):
+                units = self._units(i)
+                # The running state goes by close_span's names.
+                closed.append(close_span(
+                    {name: getattr(self, name)[units] for name in _RUNNING},
+                    {kind: np.ascontiguousarray(values[units, span])
+                     for kind, values in self.flows.items()},
+                    self.committed_amount[units, span],
+                    np.arange(first, self.horizon) >= self.legacy_from, self.fees, allocation))
+            if all(c is not None for c in closed):
+                for i, (monthly, end) in enumerate(closed):
+                    units = self._units(i)
+                    for name, values in monthly.items():
+                        self.monthly[name][units, span] = values
+                    for name, values in end.items():
+                        getattr(self, name)[units] = values
                 return
         for k in range(first, self.horizon):
             self.close(k)
 
+    def _units(self, line: int) -> slice:
+        """The units of line number ``line``."""
+        return slice(line * self.replications, (line + 1) * self.replications)
+
     def _serve(self, alive: np.ndarray, month: int) -> None:
         """The month-end tick of the waiting list: drop expired entries, commit the head.
 
-        A list is its replication's decisions ``head .. tail - 1`` in time
-        order, so the expired entries are a prefix, and the heads committed
-        one by one while they fit are the next prefix whose running total of
-        exposures fits the free cash. Both prefixes are found by binary
-        search over arrays prepared once (:meth:`_waiting_list_keys`), for
-        every list at once: a fixed number of numpy calls a month.
+        A list is its unit's decisions ``head .. tail - 1`` in time order, so
+        the expired entries are a prefix, and the heads committed one by one
+        while they fit are the next prefix whose running total of exposures
+        fits the free cash. Both prefixes are found by binary search over
+        arrays prepared once (:meth:`_waiting_list_keys`), for every list at
+        once: a fixed number of numpy calls a month.
         """
-        reps = np.flatnonzero(alive & (self.head < self.tail))
-        if not len(reps):
+        units = np.flatnonzero(alive & (self.head < self.tail))
+        if not len(units):
             return
-        head, tail = self.head[reps], self.tail[reps]
+        head, tail = self.head[units], self.tail[units]
         # The first entry of each list not expired at this month's tick.
-        kept = np.clip(self.unexpired[month][reps], head, tail)
-        self.counts["rejected_no_funds"][:, month][reps] += kept - head
+        kept = np.clip(self.unexpired[month][units], head, tail)
+        self.counts["rejected_no_funds"][:, month][units] += kept - head
         # The last position whose exposures from ``kept`` on fit the free cash.
-        budget = self.cum_exposure[kept] + self.free[reps]
+        budget = self.cum_exposure[kept] + self.free[units]
         fitted = np.minimum(np.searchsorted(self.cum_exposure, budget, side="right") - 1, tail)
-        self.head[reps] = fitted
+        self.head[units] = fitted
         lengths = fitted - kept
         count = int(lengths.sum())
         if count:
@@ -392,81 +378,95 @@ class LineBatch:
         (exposures are >= 0: it never decreases). An entry queued at time t
         has expired at the tick of month m when ``(m - offset) - t >
         max_wait_months``, the model's test: the first such m of each
-        decision is found with that very float expression. Within a
-        replication decisions are in time order, so ``rep * stride + month``
-        never decreases along the decisions either: one search gives, for
-        every month and replication, where the unexpired decisions begin.
+        decision is found with that very float expression (decisions of a
+        line without a waiting list never queue: past the horizon). Within a
+        unit decisions are in time order, so ``unit * stride + month`` never
+        decreases along the decisions either: one search gives, for every
+        month and unit, where the unexpired decisions begin.
         """
         self.cum_exposure = np.concatenate(([0], np.cumsum(self.dec_exposure)))
-        offset, wait, horizon = self.calendar.offset, self.line.max_wait_months, self.horizon
-        month = np.maximum(np.floor(self.dec_time + offset + wait).astype(np.int64) - 2, 0)
-        while True:
-            late = ~((month.astype(float) - offset) - self.dec_time > wait) & (month <= horizon)
-            if not late.any():
-                break
-            month += late
+        offset, horizon = self.calendar.offset, self.horizon
+        expiry = np.full(len(self.dec_time), horizon + 1, dtype=np.int64)
+        for i, line in enumerate(self.lines):
+            if line.line.when_dry != "waiting_list":
+                continue
+            wait = line.line.max_wait_months
+            time = self.dec_time[self.decisions_before[i]:self.decisions_before[i + 1]]
+            month = np.maximum(np.floor(time + offset + wait).astype(np.int64) - 2, 0)
+            while True:
+                late = ~((month.astype(float) - offset) - time > wait) & (month <= horizon)
+                if not late.any():
+                    break
+                month += late
+            expiry[self.decisions_before[i]:self.decisions_before[i + 1]] = month
         stride = horizon + 2
-        key = self.dec_rep * stride + month
-        # unexpired[m, r]: the first decision of replication r not expired at month m's tick.
+        key = self.dec_unit * stride + expiry
+        # unexpired[m, u]: the first decision of unit u not expired at month m's tick.
         self.unexpired = np.searchsorted(
             key, np.arange(self.size)[None, :] * stride + np.arange(horizon)[:, None],
             side="right")
 
-    def _decide(self, g: int, month: int) -> None:
-        """Offer group ``g`` of decisions (sorted by replication, then in order)."""
+    def _decide_all(self, g: int, month: int) -> None:
+        """Offer group ``g`` of decisions of every block."""
+        for block, queues in enumerate(self.block_queues):
+            self._decide(block * self.groups + g, month, queues)
+
+    def _decide(self, g: int, month: int, queues: bool) -> None:
+        """Offer group ``g`` of decisions (sorted by unit, then in order)."""
         a, b = self.group_bounds[g], self.group_bounds[g + 1]
         if a == b:
             return
-        group, rep, times = self.by_month[a:b], self.order_rep[a:b], self.order_time[a:b]
+        group, unit, times = self.by_month[a:b], self.order_unit[a:b], self.order_time[a:b]
         signing, running = self.order_signing[a:b], self.order_running[a:b]
         s0, s1 = self.segment_bounds[g], self.segment_bounds[g + 1]
-        first, seg_rep = self.segment_first[s0:s1], self.segment_rep[s0:s1]
+        first, seg_unit = self.segment_first[s0:s1], self.segment_unit[s0:s1]
         lengths = self.segment_length[s0:s1]
-        if self.line.when_dry == "waiting_list":
-            was_empty = self.head[seg_rep] == self.tail[seg_rep]
-            fits = np.repeat(was_empty, lengths) & (running <= self.free[rep])  # a prefix
+        if queues:
+            was_empty = self.head[seg_unit] == self.tail[seg_unit]
+            fits = np.repeat(was_empty, lengths) & (running <= self.free[unit])  # a prefix
             self._commit(group[fits], times[fits], month, signing[fits])
             fitted = np.add.reduceat(fits, first)
             tail = self.segment_tail[s0:s1]
             runs_dry = was_empty & (fitted < lengths)
             if runs_dry.any():
                 first_queued = group[np.minimum(first + fitted, len(group) - 1)]
-                self._dry(seg_rep[runs_dry], self.dec_time[first_queued[runs_dry]])
-                self.head[seg_rep] = np.where(was_empty, np.where(runs_dry, first_queued, tail),
-                                              self.head[seg_rep])
+                self._dry(seg_unit[runs_dry], self.dec_time[first_queued[runs_dry]])
+                self.head[seg_unit] = np.where(was_empty, np.where(runs_dry, first_queued,
+                                                                   tail),
+                                               self.head[seg_unit])
             else:
-                self.head[seg_rep] = np.where(was_empty, tail, self.head[seg_rep])
-            self.tail[seg_rep] = tail
+                self.head[seg_unit] = np.where(was_empty, tail, self.head[seg_unit])
+            self.tail[seg_unit] = tail
             return
-        segment_fits = self.segment_total[s0:s1] <= self.free[seg_rep]
+        segment_fits = self.segment_total[s0:s1] <= self.free[seg_unit]
         if segment_fits.all():
             self._commit(group, times, month, signing)
             return
         total_fits = np.repeat(segment_fits, lengths)
         self._commit(group[total_fits], times[total_fits], month, signing[total_fits])
         hard = group[~total_fits]
-        for position in hard.tolist():   # replications that run dry this month: in order
-            r = self.dec_rep[position]
-            if self.dec_exposure[position] <= self.free[r]:
+        for position in hard.tolist():   # units that run dry this month: in order
+            u = self.dec_unit[position]
+            if self.dec_exposure[position] <= self.free[u]:
                 self._commit(np.array([position]), self.dec_time[[position]], month)
             else:
-                self._dry(np.array([r]), self.dec_time[[position]])
-                self.counts["rejected_no_funds"][r, month] += 1
+                self._dry(np.array([u]), self.dec_time[[position]])
+                self.counts["rejected_no_funds"][u, month] += 1
 
-    def _dry(self, reps: np.ndarray, times: np.ndarray) -> None:
-        first = self.first_dry[reps]
-        self.first_dry[reps] = np.where(np.isnan(first), times, first)
+    def _dry(self, units: np.ndarray, times: np.ndarray) -> None:
+        first = self.first_dry[units]
+        self.first_dry[units] = np.where(np.isnan(first), times, first)
 
     def _commit(self, positions: np.ndarray, times: np.ndarray, month: int,
                 signing: np.ndarray | None = None) -> None:
         """Commit decisions at ``times``; ``signing``: their signing months, if known."""
         if not len(positions):
             return
-        rep, exposure = self.dec_rep[positions], self.dec_exposure[positions]
-        spent = np.bincount(rep, weights=exposure, minlength=self.size).astype(np.int64)
+        unit, exposure = self.dec_unit[positions], self.dec_exposure[positions]
+        spent = np.bincount(unit, weights=exposure, minlength=self.size).astype(np.int64)
         self.free -= spent
         self.committed_amount[:, month] += spent
-        self.counts["committed"][:, month] += np.bincount(rep, minlength=self.size)
+        self.counts["committed"][:, month] += np.bincount(unit, minlength=self.size)
         sequence = self.sequence + np.arange(len(positions))
         self.sequence += len(positions)
         self.commits.append((positions, times, sequence))
@@ -476,16 +476,22 @@ class LineBatch:
         self.first_flow_month = min(self.first_flow_month, int(signing.min()))
 
     # -- booking and closing ---------------------------------------------------------------
-    def _flows(self, apps: np.ndarray, times: np.ndarray, parts: str = "all") -> bf.FlowBatch:
-        """The cash flows of applications committed at ``times``."""
-        fate = self._fate(apps)
-        return bf.project_flows(self.public_loan[apps], self.grant[apps], times, fate,
-                                self.line, self.calendar.offset, parts)
+    def _by_line(self, positions: np.ndarray) -> list[tuple[int, np.ndarray | slice]]:
+        """Which of ``positions`` (of decisions) are of each line: (line number, indices)."""
+        if len(self.lines) == 1:
+            return [(0, slice(None))]
+        line = self.dec_line[positions]
+        return [(i, np.flatnonzero(line == i)) for i in range(len(self.lines))]
 
-    def _fate(self, apps: np.ndarray) -> dict[str, np.ndarray]:
-        return {name: getattr(self, name)[apps] for name in (
+    def _flows(self, positions: np.ndarray, times: np.ndarray, line: int,
+               parts: str = "all") -> bf.FlowBatch:
+        """The cash flows of decisions of line ``line`` committed at ``times``."""
+        apps = self.dec_app[positions]
+        fate = {name: getattr(self, name)[apps] for name in (
             "signing_months", "implementation_months", "fails", "failure_fraction",
             "default_months", "prepayment_months")}
+        return bf.project_flows(self.public_loan[apps], self.grant[apps], times, fate,
+                                self.lines[line].line, self.calendar.offset, parts)
 
     def _book(self, month: float = math.inf) -> None:
         """Book the flows of unbooked commitments when one of them falls due by ``month``.
@@ -498,11 +504,8 @@ class LineBatch:
             positions, times, sequence = _joined(self.commits)
             self.commits = []
             self.first_flow_month = math.inf
-            self._add_flows(positions, times, "early")
+            due = self._add_flows(positions, times, "early")
             self.booked.append((positions, times, sequence))
-            apps = self.dec_app[positions]
-            due = bf.repayments_due(self.public_loan[apps], times, self._fate(apps), self.line,
-                                    self.calendar.offset)
             if due < math.inf:
                 self.repaying.append((positions, times, sequence))
                 self.repayments_from = min(self.repayments_from, due)
@@ -512,27 +515,44 @@ class LineBatch:
             self.repayments_from = math.inf
             self._add_flows(positions, times, "repayments")
 
-    def _add_flows(self, positions: np.ndarray, times: np.ndarray, parts: str) -> None:
-        apps = self.dec_app[positions]
-        rep = self.app_rep[apps]
-        flows = self._flows(apps, times, parts)
-        self._record(positions, flows, parts)
-        parts = [(_KIND[kind], part) for kind, batches in flows.entries.items()
-                 for part in batches]
-        if not parts:
-            return
-        projects = np.concatenate([part[0] for _, part in parts])
-        months = np.concatenate([part[1] for _, part in parts])
-        amounts = np.concatenate([part[2] for _, part in parts])
-        kinds = np.repeat([i for i, _ in parts], [len(part[0]) for _, part in parts])
-        # Cell (kind, replication, month) of the flat flow array; months from the horizon
+    def _add_flows(self, positions: np.ndarray, times: np.ndarray, parts: str) -> float:
+        """Price and book ``parts`` of the commitments at ``positions``.
+
+        Returns, for the first stage, the earliest month their repayments can
+        fall due (``batch_flows.repayments_due``).
+        """
+        due = math.inf
+        booked = []
+        for line, which in self._by_line(positions):
+            chosen, when = positions[which], times[which]
+            if not len(chosen):
+                continue
+            flows = self._flows(chosen, when, line, parts)
+            self._record(chosen, flows, parts)
+            if parts == "early":
+                apps = self.dec_app[chosen]
+                due = min(due, bf.repayments_due(
+                    self.public_loan[apps], when, {name: getattr(self, name)[apps] for name in (
+                        "fails", "signing_months", "implementation_months")},
+                    self.lines[line].line, self.calendar.offset))
+            booked.extend((_KIND[kind], chosen[part[0]], part[1], part[2])
+                          for kind, batches in flows.entries.items() for part in batches)
+        if not booked:
+            return due
+        flowing = np.concatenate([b[1] for b in booked])
+        months = np.concatenate([b[2] for b in booked])
+        amounts = np.concatenate([b[3] for b in booked])
+        kinds = np.repeat([b[0] for b in booked], [len(b[1]) for b in booked])
+        # Cell (kind, month, unit) of the flat flow array; months from the horizon
         # on go to its spare month.
         horizon = self.horizon
-        cells = (kinds * (horizon + 1) + np.minimum(months, horizon)) * self.size + rep[projects]
+        cells = ((kinds * (horizon + 1) + np.minimum(months, horizon)) * self.size
+                 + self.dec_unit[flowing])
         np.add.at(self.flow_array.reshape(-1), cells, amounts)
         seen = months < horizon
         np.add.at(self.loan_totals.reshape(-1),
-                  kinds[seen] * len(self.dec_app) + positions[projects[seen]], amounts[seen])
+                  kinds[seen] * len(self.dec_app) + flowing[seen], amounts[seen])
+        return due
 
     def _record(self, positions: np.ndarray, flows: bf.FlowBatch, parts: str) -> None:
         """Keep the loan facts a booking settles: all of them at the first stage, those
@@ -545,10 +565,13 @@ class LineBatch:
         if flows.schedule_rows is not None:
             self.loan_grace[positions[flows.schedule_rows]] = flows.schedule_grace
 
-    def loan_rows(self) -> dict[str, np.ndarray]:
-        """The loan table's facts of every commitment of the chunk, as booked."""
+    def loan_rows(self, line: int) -> dict[str, np.ndarray]:
+        """The loan table's facts of every commitment of line ``line``, as booked."""
         positions, times, sequence = _joined(self.booked)
+        mine = self.dec_line[positions] == line
+        positions, times, sequence = positions[mine], times[mine], sequence[mine]
         apps = self.dec_app[positions]
+        terms = self.lines[line].line
         public, grant = self.public_loan[apps], self.grant[apps]
         facts = {name: values[positions] for name, values in self.loan_months.items()}
         cal, horizon = self.calendar, self.horizon
@@ -558,11 +581,11 @@ class LineBatch:
         unique, inverse = np.unique(days, return_inverse=True)
         dates = unique.astype(object)
         found = np.array([rates_of(d, margin) for d in dates], dtype=float).reshape(-1, 2)
-        esl = bf.grant_equivalents(public, grant, self.line, found[inverse, 0],
+        esl = bf.grant_equivalents(public, grant, terms, found[inverse, 0],
                                    found[inverse, 1], self.loan_grace[positions],
                                    facts["first_disbursement_month"],
                                    facts["completion_month"])
-        regime = self.line.state_aid.regime
+        regime = terms.state_aid.regime
         if regime == "auto":
             late = np.array([d >= _DE_MINIMIS_2023_FROM for d in dates], dtype=bool)[inverse]
             ceiling = np.where(late, _DE_MINIMIS_CENTS["de_minimis_2023"],
@@ -577,7 +600,7 @@ class LineBatch:
         totals = {kind: self.loan_totals[i, positions] for i, kind in enumerate(FLOW_KINDS)}
         return {
             "rep": self.app_rep[apps], "sequence": sequence,
-            "line": np.full(len(apps), self.index), "has_ceiling": has_ceiling,
+            "line": np.full(len(apps), line), "has_ceiling": has_ceiling,
             "number": self.app_number[apps], "arrival": self.arrival[apps],
             "decided": self.dec_time[positions], "commit_day": days,
             "status": np.where(ended, facts["status"], 0),
@@ -599,7 +622,7 @@ class LineBatch:
     def _fee_terms(self) -> None:
         """The month's fees are ``coefficient * to_date[row] + constant``, then rounded.
 
-        Three amounts per replication: the loan part (base rate on the
+        Three amounts per unit: the loan part (base rate on the line's
         allocation plus performance rate on loans disbursed), the grant part
         (on grants paid) and the grant part's cap. Adding 0.0 where the
         model adds nothing changes no value.
@@ -608,13 +631,15 @@ class LineBatch:
         self.fee_rows = [0, 1, 1]
         self.fee_coefficients = np.array([[fees.performance_rate / 12.0],
                                           [fees.grant_rate / 12.0], [fees.grant_cap]])
-        self.fee_constants = np.array([[fees.base_rate / 12.0 * self.allocation], [0.0], [0.0]])
+        self.fee_constants = np.zeros((3, self.size))
+        self.fee_constants[0] = fees.base_rate / 12.0 * self.allocation
         # Row 0: the loan part's cap; row 1 is the grant part's, filled each month.
-        self.fee_caps = np.full((2, self.size), round_cents(fees.cap * self.allocation),
-                                dtype=np.int64)
+        self.fee_caps = np.empty((2, self.size), dtype=np.int64)
+        self.fee_caps[:] = np.repeat([round_cents(fees.cap * allocation)
+                                      for allocation in self.allocations], self.replications)
 
     def close(self, k: int) -> None:
-        """Close month ``k`` in every replication (``LineLedger._close_loop``, one month)."""
+        """Close month ``k`` in every unit (``LineLedger._close_loop``, one month)."""
         self._book(k)
         flows = self.flow_array[:, k]
         returns = flows[_RETURNS].sum(axis=0)
@@ -653,10 +678,14 @@ class LineBatch:
         monthly["cash"][:, k] = self.free + self.undisbursed
         monthly["legacy"][:, k] = self.legacy
 
-    def series(self) -> dict[str, np.ndarray]:
-        flows = {kind: np.ascontiguousarray(values[:, :self.horizon])
+    def series(self, line: int) -> dict[str, np.ndarray]:
+        """The timeseries columns of line ``line``, replications x months."""
+        units = self._units(line)
+        flows = {kind: np.ascontiguousarray(values[units, :self.horizon])
                  for kind, values in self.flows.items()}
-        return series_columns(flows, self.committed_amount, self.monthly, self.counts,
+        return series_columns(flows, self.committed_amount[units],
+                              {name: values[units] for name, values in self.monthly.items()},
+                              {name: values[units] for name, values in self.counts.items()},
                               self.shares, self.sources)
 
 
@@ -668,30 +697,26 @@ def simulate_chunk(scenario: Scenario, replications: list[int], seed: int,
     calendar = Calendar(scenario)
     horizon = calendar.horizon
     legacy_from = legacy_from_month(scenario, calendar.offset)
-    lines = [LineBatch(scenario, line_id, i, replications, seed, calendar, legacy_from)
-             for i, line_id in enumerate(scenario.lines)]
-    # Lines do not interact (no reallocations here): each runs its months alone,
-    # and once no decision is left its remaining months close in one go.
-    for line in lines:
-        for month in range(horizon):
-            if line.quiet_from(month):
-                line.close_rest(max(month - 1, 0))
-                break
-            line.step(month)
-        else:
-            if horizon:
-                line.close(horizon - 1)
-        line._book()   # commitments whose flows all fall after the horizon
+    batch = ChunkBatch(scenario, replications, seed, calendar, legacy_from)
+    # Once no decision is left, the remaining months close in one go.
+    for month in range(horizon):
+        if batch.quiet_from(month):
+            batch.close_rest(max(month - 1, 0))
+            break
+        batch.step(month)
+    else:
+        if horizon:
+            batch.close(horizon - 1)
+    batch._book()   # commitments whose flows all fall after the horizon
 
-    series = {line.line_id: line.series() for line in lines}
+    series = {line_id: batch.series(i) for i, line_id in enumerate(scenario.lines)}
     total = {name: sum(s[name] for s in series.values()) for name in next(iter(
         series.values()))}
     if check:
-        _check(scenario, lines, series, total, replications)
+        _check(scenario, batch, series, total, replications)
     series["total"] = total
-    loans = _loan_table(scenario, lines, calendar, replications)
-    first_dry = np.fmin.reduce([line.first_dry for line in lines]) if lines else \
-        np.full(len(replications), math.nan)
+    loans = _loan_table(scenario, batch, calendar, replications)
+    first_dry = np.fmin.reduce(batch.first_dry.reshape(len(batch.lines), -1), axis=0)
     deadline = eligibility_month(scenario, calendar.offset)
     # Each loan's replication as its position in ``replications`` (in any order).
     ids = np.asarray(replications, dtype=np.int64)
@@ -704,22 +729,22 @@ def simulate_chunk(scenario: Scenario, replications: list[int], seed: int,
     return ChunkFrames(replications, *frames(scenario, replications, series, loans, kpis))
 
 
-def _check(scenario, lines, series, total, replications) -> None:
+def _check(scenario, batch: ChunkBatch, series, total, replications) -> None:
     from .model import month_dates
 
     dates = month_dates(scenario.scenario.start, scenario.scenario.horizon_months)
     endowment = round(scenario.fund.endowment * 100)
     for r in range(len(replications)):
-        for line in lines:
+        for line, allocation in zip(batch.lines, batch.allocations, strict=True):
             check_invariants({k: v[r] for k, v in series[line.line_id].items()},
-                             line.allocation, line.line_id, dates)
+                             allocation, line.line_id, dates)
         check_invariants({k: v[r] for k, v in total.items()}, endowment, "total", dates)
 
 
-def _loan_table(scenario, lines: list[LineBatch], calendar: Calendar,
+def _loan_table(scenario, batch: ChunkBatch, calendar: Calendar,
                 replications: list[int]) -> dict[str, np.ndarray]:
     """``runner.loan_table`` of every replication of the chunk, replication by replication."""
-    parts = [line.loan_rows() for line in lines]
+    parts = [batch.loan_rows(i) for i in range(len(batch.lines))]
     rows = {name: np.concatenate([p[name] for p in parts]) for name in parts[0]
             if name != "has_ceiling"}
     has_ceiling = np.concatenate([np.full(len(p["rep"]), p["has_ceiling"]) for p in parts])
