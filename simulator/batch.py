@@ -158,6 +158,9 @@ class ChunkBatch:
 
         self._stack_applications()
         self._decisions()
+        # How each application's money goes out, by its line's rules.
+        self.payouts = bf.Payouts.stacked([bf.Payouts.of_line(line.line, line.public_loan)
+                                           for line in self.lines])
 
         def zeros():
             return np.zeros((size, horizon), dtype=np.int64)
@@ -483,15 +486,10 @@ class ChunkBatch:
         line = self.dec_line[positions]
         return [(i, np.flatnonzero(line == i)) for i in range(len(self.lines))]
 
-    def _flows(self, positions: np.ndarray, times: np.ndarray, line: int,
-               parts: str = "all") -> bf.FlowBatch:
-        """The cash flows of decisions of line ``line`` committed at ``times``."""
-        apps = self.dec_app[positions]
-        fate = {name: getattr(self, name)[apps] for name in (
+    def _fate(self, apps: np.ndarray) -> dict[str, np.ndarray]:
+        return {name: getattr(self, name)[apps] for name in (
             "signing_months", "implementation_months", "fails", "failure_fraction",
             "default_months", "prepayment_months")}
-        return bf.project_flows(self.public_loan[apps], self.grant[apps], times, fate,
-                                self.lines[line].line, self.calendar.offset, parts)
 
     def _book(self, month: float = math.inf) -> None:
         """Book the flows of unbooked commitments when one of them falls due by ``month``.
@@ -518,25 +516,31 @@ class ChunkBatch:
     def _add_flows(self, positions: np.ndarray, times: np.ndarray, parts: str) -> float:
         """Price and book ``parts`` of the commitments at ``positions``.
 
-        Returns, for the first stage, the earliest month their repayments can
-        fall due (``batch_flows.repayments_due``).
+        The first stage prices every line at once; repayments, line by line
+        (a schedule is its instrument's). Returns, for the first stage, the
+        earliest month their repayments can fall due.
         """
-        due = math.inf
+        offset = self.calendar.offset
+        if parts == "early":
+            apps = self.dec_app[positions]
+            flows = bf.early_flows(self.public_loan[apps], self.grant[apps], times,
+                                   self._fate(apps), self.payouts.take(apps), offset)
+            priced = [(positions, flows)]
+        else:
+            priced = []
+            for line, which in self._by_line(positions):
+                chosen = positions[which]
+                if len(chosen):
+                    apps = self.dec_app[chosen]
+                    priced.append((chosen, bf.project_flows(
+                        self.public_loan[apps], self.grant[apps], times[which],
+                        self._fate(apps), self.lines[line].line, offset, parts)))
         booked = []
-        for line, which in self._by_line(positions):
-            chosen, when = positions[which], times[which]
-            if not len(chosen):
-                continue
-            flows = self._flows(chosen, when, line, parts)
+        for chosen, flows in priced:
             self._record(chosen, flows, parts)
-            if parts == "early":
-                apps = self.dec_app[chosen]
-                due = min(due, bf.repayments_due(
-                    self.public_loan[apps], when, {name: getattr(self, name)[apps] for name in (
-                        "fails", "signing_months", "implementation_months")},
-                    self.lines[line].line, self.calendar.offset))
             booked.extend((_KIND[kind], chosen[part[0]], part[1], part[2])
                           for kind, batches in flows.entries.items() for part in batches)
+        due = priced[0][1].repayments_from if parts == "early" else math.inf
         if not booked:
             return due
         flowing = np.concatenate([b[1] for b in booked])

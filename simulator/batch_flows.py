@@ -159,6 +159,7 @@ class FlowBatch:
     schedule_rows: np.ndarray | None = None   # the projects those schedules belong to
     schedule_grace: np.ndarray | None = None  # their grace, longer than the instrument's
                                               # when a tranche comes late
+    repayments_from: float = math.inf         # (early_flows) when repayments can begin
 
     def add(self, kind: str, projects: np.ndarray, months: np.ndarray,
             amounts: np.ndarray) -> None:
@@ -193,46 +194,164 @@ def _split(total: np.ndarray, shares: list[float]) -> list[np.ndarray]:
     return [*parts, total - sum(parts[1:], parts[0])]
 
 
+@dataclass
+class Payouts:
+    """How each project's money goes out and comes back, per project.
+
+    A line's rules (tranches, when the grant is paid, recoveries, the
+    instalment period and rate) spelled out for each of its projects, so
+    that the first stage of pricing (:func:`early_flows`) takes projects of
+    several lines in one call. A line with fewer tranches than another has
+    zero tranches at the end.
+    """
+
+    tranches: np.ndarray             # projects x tranches, cents
+    tranche_at_signing: np.ndarray   # projects x tranches; else at completion
+    grant_at_signing: np.ndarray     # else at completion
+    recovery_rate: np.ndarray
+    recovery_lag: np.ndarray         # months
+    period: np.ndarray               # months between instalments
+    period_rate: np.ndarray          # the public rate per period (0.0: no interest)
+    first_instalment: np.ndarray     # earliest instalment, months after the first tranche
+
+    @classmethod
+    def of_line(cls, line, public_loan: np.ndarray) -> Payouts:
+        instrument, disbursement, risk = line.instrument, line.disbursement, line.risk
+        size = len(public_loan)
+        tranches = disbursement.tranches
+        period = PERIOD_MONTHS[instrument.frequency]
+        rate = instrument.public_rate
+
+        def each(value, dtype):
+            return np.full(size, value, dtype=dtype)
+
+        return cls(
+            np.stack(_split(public_loan, [t.share for t in tranches]), axis=1),
+            np.repeat([[t.at == "signing" for t in tranches]], size, axis=0),
+            each(disbursement.grant_paid_at == "signing", bool),
+            each(risk.recovery_rate, float), each(risk.recovery_lag_months, np.int64),
+            each(period, np.int64), each(rate / (12 // period), float),
+            # Without interest no payment comes before the end of grace.
+            each(period if rate > 0 else instrument.grace_months + period, np.int64))
+
+    @classmethod
+    def stacked(cls, parts: list[Payouts]) -> Payouts:
+        """The payouts of ``parts`` one after the other."""
+        width = max(p.tranches.shape[1] for p in parts)
+
+        def widened(matrix: np.ndarray) -> np.ndarray:
+            return np.pad(matrix, ((0, 0), (0, width - matrix.shape[1])))
+
+        return cls(np.concatenate([widened(p.tranches) for p in parts]),
+                   np.concatenate([widened(p.tranche_at_signing) for p in parts]),
+                   *(np.concatenate([getattr(p, name) for p in parts]) for name in (
+                       "grant_at_signing", "recovery_rate", "recovery_lag", "period",
+                       "period_rate", "first_instalment")))
+
+    def take(self, rows: np.ndarray) -> Payouts:
+        return Payouts(*(getattr(self, name)[rows] for name in self.__dataclass_fields__))
+
+
+@dataclass
+class _Timing:
+    """When the events of each project fall, in months."""
+
+    signing: np.ndarray
+    completion: np.ndarray
+    failure: np.ndarray
+    tranches: list[np.ndarray]     # the month of each tranche
+    grant: np.ndarray              # the month the grant is paid
+
+
+def _timing(commit_time: np.ndarray, fate: dict[str, np.ndarray], payouts: Payouts,
+            offset: float) -> _Timing:
+    signing = commit_time + fate["signing_months"]
+    implementation = fate["implementation_months"]
+    m_sign = month_of(signing, offset)
+    m_done = month_of(signing + implementation, offset)
+    failure = month_of(signing + fate["failure_fraction"] * implementation, offset)
+    at_signing = payouts.tranche_at_signing
+    tranches = [np.where(at_signing[:, k], m_sign, m_done) for k in range(at_signing.shape[1])]
+    return _Timing(m_sign, m_done, failure, tranches,
+                   np.where(payouts.grant_at_signing, m_sign, m_done))
+
+
+def _new_batch(size: int, timing: _Timing) -> FlowBatch:
+    batch = FlowBatch(size)
+    batch.completion_month = timing.completion
+    batch.status = np.zeros(size, dtype=np.int64)
+    batch.first_disbursement_month = np.full(size, -1, dtype=np.int64)
+    batch.end_month = np.full(size, -1, dtype=np.int64)
+    return batch
+
+
 def project_flows(public_loan: np.ndarray, grant: np.ndarray, commit_time: np.ndarray,
                   fate: dict[str, np.ndarray], line, offset: float,
                   parts: str = "all") -> FlowBatch:
     """:func:`loanbook.project_flows` of many projects of one line.
 
     ``parts``: ``"all"``; ``"early"``, every flow but the repayments of loans
-    that complete (tranches, grants, failures); or ``"repayments"``, those
-    only (instalments, prepayments, defaults). Repayments start after the
-    grace period, so the batch engine can price them later, for many months
-    of commitments at once (:func:`repayments_due`).
+    that complete (tranches, grants, failures: :func:`early_flows`); or
+    ``"repayments"``, those only (instalments, prepayments, defaults).
+    Repayments start after the grace period, so the batch engine can price
+    them later, for many months of commitments at once
+    (:func:`repayments_due`).
     """
-    instrument, disbursement, risk = line.instrument, line.disbursement, line.risk
-    size = len(public_loan)
-    batch = FlowBatch(size)
-    signing = commit_time + fate["signing_months"]
-    implementation = fate["implementation_months"]
-    m_sign = month_of(signing, offset)
-    m_done = month_of(signing + implementation, offset)
-    fails = fate["fails"]
-    failure_month = month_of(signing + fate["failure_fraction"] * implementation, offset)
-    batch.completion_month = m_done
-    batch.status = np.zeros(size, dtype=np.int64)
-    batch.first_disbursement_month = np.full(size, -1, dtype=np.int64)
-    batch.end_month = np.full(size, -1, dtype=np.int64)
+    payouts = Payouts.of_line(line, public_loan)
+    timing = _timing(commit_time, fate, payouts, offset)
+    batch = _new_batch(len(public_loan), timing)
+    if parts != "repayments":
+        _early(batch, public_loan, grant, fate["fails"], payouts, timing)
+    if parts != "early":
+        lent = np.flatnonzero(~fate["fails"] & (public_loan > 0))
+        if len(lent):
+            _repayments(batch, lent, public_loan[lent],
+                        [(payouts.tranches[lent, k], month[lent])
+                         for k, month in enumerate(timing.tranches)],
+                        timing.completion[lent], fate, line)
+    return batch
 
-    amounts = _split(public_loan, [t.share for t in disbursement.tranches])
-    months = [m_sign if t.at == "signing" else m_done for t in disbursement.tranches]
-    grant_month = m_sign if disbursement.grant_paid_at == "signing" else m_done
-    lag = risk.recovery_lag_months
-    big = _BIG
+
+def early_flows(public_loan: np.ndarray, grant: np.ndarray, commit_time: np.ndarray,
+                fate: dict[str, np.ndarray], payouts: Payouts, offset: float) -> FlowBatch:
+    """The first stage of :func:`project_flows` of projects of any lines.
+
+    Tranches, grants and failures; and the month from which repayments of
+    these loans can fall due (``FlowBatch.repayments_from``, see
+    :func:`repayments_due`).
+    """
+    timing = _timing(commit_time, fate, payouts, offset)
+    batch = _new_batch(len(public_loan), timing)
+    _early(batch, public_loan, grant, fate["fails"], payouts, timing)
+    batch.repayments_from = _repayments_from(timing, payouts, ~fate["fails"] & (public_loan > 0))
+    return batch
+
+
+def _repayments_from(timing: _Timing, payouts: Payouts, lent: np.ndarray) -> float:
+    """No instalment comes before the first disbursement (at signing or later)
+    plus one period, or, at a zero rate, plus the grace period and one
+    period; no default or prepayment before the month after completion."""
+    if not lent.any():
+        return math.inf
+    return float(np.minimum(timing.signing + payouts.first_instalment,
+                            timing.completion + 1)[lent].min())
+
+
+def _early(batch: FlowBatch, public_loan: np.ndarray, grant: np.ndarray, fails: np.ndarray,
+           payouts: Payouts, timing: _Timing) -> None:
+    m_done, grant_month = timing.completion, timing.grant
+    tranches = [(payouts.tranches[:, k], month) for k, month in enumerate(timing.tranches)]
 
     # -- projects that fail before completion
-    f = np.flatnonzero(fails) if parts != "repayments" else _NONE
+    f = np.flatnonzero(fails)
     if len(f):
-        fm, done = failure_month[f], m_done[f]
+        fm, done = timing.failure[f], m_done[f]
+        recovery_rate, lag = payouts.recovery_rate[f], payouts.recovery_lag[f]
         unpaid = np.zeros(len(f), dtype=np.int64)
         disbursed = np.zeros(len(f), dtype=np.int64)
-        first = np.full(len(f), big)
+        first = np.full(len(f), _BIG)
         paid_tranches = []
-        for amount, month in zip(amounts, months, strict=True):
+        for amount, month in tranches:
             a, m = amount[f], month[f]
             paid = (m < done) & (a > 0)
             unpaid += np.where(m >= done, a, 0)
@@ -243,36 +362,32 @@ def project_flows(public_loan: np.ndarray, grant: np.ndarray, commit_time: np.nd
         g, gm = grant[f], grant_month[f]
         grant_paid = (g > 0) & (gm < done)
         batch.add("grants_paid", f[grant_paid], gm[grant_paid], g[grant_paid])
-        back = round_pos(g * risk.recovery_rate)   # amounts and rates >= 0
+        back = round_pos(g * recovery_rate)   # amounts and rates >= 0
         keep = grant_paid & (back > 0)
-        batch.add("grants_recovered", f[keep], fm[keep] + lag, back[keep])
+        batch.add("grants_recovered", f[keep], fm[keep] + lag[keep], back[keep])
         unpaid += np.where(grant_paid, 0, g)
         keep = unpaid > 0
         batch.add("released", f[keep], fm[keep], unpaid[keep])
-        any_paid = first < big
+        any_paid = first < _BIG
         batch.first_disbursement_month[f] = np.where(any_paid, first, -1)
-        if instrument.public_rate > 0 and any_paid.any():
+        rate = payouts.period_rate[f]
+        with_interest = any_paid & (rate > 0)
+        if with_interest.any():
             _grace_interest(batch, f, paid_tranches, np.where(any_paid, first, 0), fm,
-                            any_paid, instrument)
+                            with_interest, payouts.period[f], rate)
         keep = disbursed > 0
         batch.add("principal_written_off", f[keep], fm[keep], disbursed[keep])
-        back = round_pos(disbursed * risk.recovery_rate)
+        back = round_pos(disbursed * recovery_rate)
         keep = back > 0
-        batch.add("recoveries", f[keep], fm[keep] + lag, back[keep])
+        batch.add("recoveries", f[keep], fm[keep] + lag[keep], back[keep])
         batch.status[f] = FAILED
         batch.end_month[f] = fm
 
     # -- projects that complete
     ok = np.flatnonzero(~fails)
     if not len(ok):
-        return batch
-    if parts == "repayments":
-        lent = ok[public_loan[ok] > 0]
-        if len(lent):
-            _repayments(batch, lent, public_loan[lent], amounts, months, m_done[lent], fate,
-                        line)
-        return batch
-    for amount, month in zip(amounts, months, strict=True):
+        return
+    for amount, month in tranches:
         a = amount[ok]
         keep = a > 0
         batch.add("loans_disbursed", ok[keep], month[ok][keep], a[keep])
@@ -282,37 +397,20 @@ def project_flows(public_loan: np.ndarray, grant: np.ndarray, commit_time: np.nd
     no_loan = ok[public_loan[ok] == 0]
     batch.status[no_loan] = REPAID
     batch.end_month[no_loan] = np.maximum(m_done[no_loan], grant_month[no_loan])
-    lent = ok[public_loan[ok] > 0]
-    if len(lent) and parts == "all":
-        _repayments(batch, lent, public_loan[lent], amounts, months, m_done[lent], fate, line)
-    return batch
 
 
 def repayments_due(public_loan: np.ndarray, commit_time: np.ndarray,
                    fate: dict[str, np.ndarray], line, offset: float) -> float:
-    """The earliest month a repayment flow of these projects can fall in (inf: none).
-
-    No instalment comes before the first disbursement (at signing or later)
-    plus one period, or, at a zero rate, plus the grace period and one
-    period; no default or prepayment before the month after completion.
-    """
-    lent = ~fate["fails"] & (public_loan > 0)
-    if not lent.any():
-        return math.inf
-    instrument = line.instrument
-    period = PERIOD_MONTHS[instrument.frequency]
-    first = period if instrument.public_rate > 0 else instrument.grace_months + period
-    signing = commit_time[lent] + fate["signing_months"][lent]
-    m_sign = month_of(signing, offset)
-    m_done = month_of(signing + fate["implementation_months"][lent], offset)
-    return float(np.minimum(m_sign + first, m_done + 1).min())
+    """The earliest month a repayment flow of these projects can fall in (inf: none)."""
+    payouts = Payouts.of_line(line, public_loan)
+    return _repayments_from(_timing(commit_time, fate, payouts, offset), payouts,
+                            ~fate["fails"] & (public_loan > 0))
 
 
 def _grace_interest(batch: FlowBatch, f: np.ndarray, paid_tranches, m0: np.ndarray,
-                    until: np.ndarray, any_paid: np.ndarray, instrument) -> None:
+                    until: np.ndarray, any_paid: np.ndarray, period: np.ndarray,
+                    rate: np.ndarray) -> None:
     """Interest-only payments of loans that fail before their first instalment."""
-    period = PERIOD_MONTHS[instrument.frequency]
-    rate = instrument.public_rate / (12 // period)
     step = 1
     while True:
         month = m0 + step * period
@@ -322,17 +420,18 @@ def _grace_interest(batch: FlowBatch, f: np.ndarray, paid_tranches, m0: np.ndarr
         owed = sum((np.where(m <= month - period, a, 0) for a, m in paid_tranches),
                    np.zeros(len(f), dtype=np.int64))
         keep = live & (owed > 0)
-        batch.add("interest_received", f[keep], month[keep], round_pos(owed[keep] * rate))
+        batch.add("interest_received", f[keep], month[keep], round_pos(owed[keep] * rate[keep]))
         step += 1
 
 
-def _repayments(batch: FlowBatch, lent: np.ndarray, principal: np.ndarray, amounts, months,
+def _repayments(batch: FlowBatch, lent: np.ndarray, principal: np.ndarray, positive,
                 m_done: np.ndarray, fate, line) -> None:
-    """Schedules, defaults and prepayments of loans that complete."""
+    """Schedules, defaults and prepayments of loans that complete.
+
+    ``positive``: (amount, month) of each tranche of these loans.
+    """
     instrument, risk = line.instrument, line.risk
     period = PERIOD_MONTHS[instrument.frequency]
-    positive = [(amount[lent], month[lent]) for amount, month in zip(amounts, months,
-                                                                     strict=True)]
     m0 = np.full(len(lent), _BIG)
     last = np.full(len(lent), -_BIG)
     count = np.zeros(len(lent), dtype=np.int64)
