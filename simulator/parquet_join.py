@@ -39,6 +39,8 @@ import pyarrow.parquet as pq
 from . import thrift_compact as tc
 
 MAGIC = b"PAR1"
+# The columns that say which rows a row group holds.
+_INDEXED = ("replication", "date", "line", "project_id")
 _LENGTH = struct.Struct("<i")
 
 # Field ids of parquet.thrift (https://github.com/apache/parquet-format).
@@ -65,7 +67,11 @@ def encode(table: pa.Table, schema: pa.Schema) -> bytes:
     # Dictionary encoding only for the text columns: on the money columns it
     # triples the writing time for a few per cent of file size.
     text = [field.name for field in schema if field.type == pa.string()]
-    with pq.ParquetWriter(sink, schema, use_dictionary=text) as writer:
+    # Statistics (each row group's minimum and maximum) only where readers filter
+    # row groups: on the money columns they cost a sixth of the writing time.
+    indexed = [name for name in _INDEXED if name in schema.names]
+    with pq.ParquetWriter(sink, schema, use_dictionary=text,
+                          write_statistics=indexed) as writer:
         writer.write_table(table, row_group_size=max(len(table), 1))
     return sink.getvalue().to_pybytes()
 

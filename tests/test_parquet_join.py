@@ -63,6 +63,19 @@ def test_row_group_statistics_and_positions_serve_filtered_reads(tmp_path):
     assert group.equals(tables[3])
 
 
+def test_only_the_columns_readers_filter_on_carry_statistics(tmp_path):
+    path = tmp_path / "joined.parquet"
+    _join(path, [encode(_table(0, 30), SCHEMA), encode(_table(10, 30), SCHEMA)])
+    metadata = pq.read_metadata(path)
+    for group, first in ((0, 0), (1, 10)):
+        columns = {metadata.schema.column(i).name: metadata.row_group(group).column(i)
+                   for i in range(metadata.num_columns)}
+        replication = columns["replication"].statistics
+        assert (replication.min, replication.max) == (first, first + 9)
+        assert columns["date"].is_stats_set and columns["line"].is_stats_set
+        assert not columns["cents"].is_stats_set and not columns["share"].is_stats_set
+
+
 def test_a_part_with_another_schema_is_refused(tmp_path):
     other = pa.schema([("replication", pa.int32())])
     joined = JoinedParquet(tmp_path / "joined.parquet")
