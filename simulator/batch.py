@@ -682,15 +682,28 @@ class ChunkBatch:
         monthly["cash"][:, k] = self.free + self.undisbursed
         monthly["legacy"][:, k] = self.legacy
 
-    def series(self, line: int) -> dict[str, np.ndarray]:
-        """The timeseries columns of line ``line``, replications x months."""
-        units = self._units(line)
-        flows = {kind: np.ascontiguousarray(values[units, :self.horizon])
+    def series(self) -> dict[str, np.ndarray]:
+        """The timeseries columns, replications x lines and total x months (``runner.frames``).
+
+        Computed for every unit at once, then laid out in the table's order.
+        """
+        lines, reps, horizon = len(self.lines), self.replications, self.horizon
+
+        def by_line(values: np.ndarray) -> np.ndarray:
+            return values.reshape(lines, reps, horizon)
+
+        flows = {kind: by_line(np.ascontiguousarray(values[:, :horizon]))
                  for kind, values in self.flows.items()}
-        return series_columns(flows, self.committed_amount[units],
-                              {name: values[units] for name, values in self.monthly.items()},
-                              {name: values[units] for name, values in self.counts.items()},
-                              self.shares, self.sources)
+        columns = series_columns(flows, by_line(self.committed_amount),
+                                 {name: by_line(v) for name, v in self.monthly.items()},
+                                 {name: by_line(v) for name, v in self.counts.items()},
+                                 self.shares, self.sources)
+        out = {}
+        for name, values in columns.items():
+            laid_out = out[name] = np.empty((reps, lines + 1, horizon), dtype=np.int64)
+            laid_out[:, :lines] = values.transpose(1, 0, 2)
+            laid_out[:, lines] = values.sum(axis=0)
+        return out
 
 
 def simulate_chunk(scenario: Scenario, replications: list[int], seed: int,
@@ -713,12 +726,10 @@ def simulate_chunk(scenario: Scenario, replications: list[int], seed: int,
             batch.close(horizon - 1)
     batch._book()   # commitments whose flows all fall after the horizon
 
-    series = {line_id: batch.series(i) for i, line_id in enumerate(scenario.lines)}
-    total = {name: sum(s[name] for s in series.values()) for name in next(iter(
-        series.values()))}
+    series = batch.series()
+    total = {name: values[:, -1] for name, values in series.items()}
     if check:
-        _check(scenario, batch, series, total, replications)
-    series["total"] = total
+        _check(scenario, batch, series, replications)
     loans = _loan_table(scenario, batch, calendar, replications)
     first_dry = np.fmin.reduce(batch.first_dry.reshape(len(batch.lines), -1), axis=0)
     deadline = eligibility_month(scenario, calendar.offset)
@@ -733,16 +744,16 @@ def simulate_chunk(scenario: Scenario, replications: list[int], seed: int,
     return ChunkFrames(replications, *frames(scenario, replications, series, loans, kpis))
 
 
-def _check(scenario, batch: ChunkBatch, series, total, replications) -> None:
+def _check(scenario, batch: ChunkBatch, series: dict[str, np.ndarray],
+           replications) -> None:
     from .model import month_dates
 
     dates = month_dates(scenario.scenario.start, scenario.scenario.horizon_months)
-    endowment = round(scenario.fund.endowment * 100)
+    limits = [*zip(batch.allocations, (line.line_id for line in batch.lines), strict=True),
+              (round(scenario.fund.endowment * 100), "total")]
     for r in range(len(replications)):
-        for line, allocation in zip(batch.lines, batch.allocations, strict=True):
-            check_invariants({k: v[r] for k, v in series[line.line_id].items()},
-                             allocation, line.line_id, dates)
-        check_invariants({k: v[r] for k, v in total.items()}, endowment, "total", dates)
+        for i, (allocation, name) in enumerate(limits):
+            check_invariants({k: v[r, i] for k, v in series.items()}, allocation, name, dates)
 
 
 def _loan_table(scenario, batch: ChunkBatch, calendar: Calendar,

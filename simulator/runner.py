@@ -162,22 +162,24 @@ def to_frames(batch: list[ReplicationTables],
               scenario: Scenario) -> tuple[pa.Table, pa.Table, pd.DataFrame]:
     """Timeseries and loan tables (Arrow) and the KPI DataFrame of a batch of replications."""
     names = [*scenario.lines, "total"]
-    series = {name: {col: np.stack([t.series[name][col] for t in batch]) if batch else None
-                     for col in timeseries_columns(scenario)} for name in names}
+    series = {col: np.array([[t.series[name][col] for name in names] for t in batch],
+                            dtype=np.int64) for col in timeseries_columns(scenario)} \
+        if batch else {}
     loans = {k: np.concatenate([t.loans[k] for t in batch]) for k in LOAN_COLUMNS}
     kpis = [{"replication": t.replication, **t.kpis} for t in batch]
     return frames(scenario, [t.replication for t in batch], series, loans, kpis)
 
 
 def frames(scenario: Scenario, replications: list[int],
-           series: dict[str, dict[str, np.ndarray]], loans: dict[str, np.ndarray],
+           series: dict[str, np.ndarray], loans: dict[str, np.ndarray],
            kpis: list[dict] | dict[str, np.ndarray]) -> tuple[pa.Table, pa.Table, pd.DataFrame]:
     """The three tables of replications given as arrays.
 
-    ``series``: line id (and ``"total"``) -> column -> replications x months;
-    ``loans``: the loan table's columns, replication by replication; ``kpis``:
-    one dict per replication, or one column per KPI. Timeseries rows go
-    replication by replication, line by line, month by month. The two large
+    ``series``: column -> replications x lines (in the scenario's order, then
+    ``"total"``) x months, the order of the timeseries rows: replication by
+    replication, line by line, month by month; ``loans``: the loan table's
+    columns, replication by replication; ``kpis``: one dict per
+    replication, or one column per KPI. The two large
     tables are Arrow tables with the run folder's schemas (``results``): they
     travel between processes and go to Parquet without a detour through
     Python objects.
@@ -198,8 +200,7 @@ def frames(scenario: Scenario, replications: list[int],
             "date": np.tile(dates, count * len(names)),
             "line": pa.DictionaryArray.from_arrays(line_codes,
                                                    pa.array(names)).dictionary_decode(),
-            **{col: np.stack([series[name][col] for name in names], axis=1).ravel()
-               for col in timeseries_columns(scenario)},
+            **{col: series[col].reshape(-1) for col in timeseries_columns(scenario)},
         }
         timeseries = _arrow_table(columns, schema)
     else:
