@@ -88,16 +88,19 @@ class Results:
         return folder
 
 
-def _schema(columns: dict[str, pa.DataType]) -> pa.Schema:
-    return pa.schema([pa.field(name, kind) for name, kind in columns.items()])
+def _schema(columns: dict[str, pa.DataType], nullable: bool = True) -> pa.Schema:
+    return pa.schema([pa.field(name, kind, nullable=nullable)
+                      for name, kind in columns.items()])
 
 
 def timeseries_schema(scenario: Scenario) -> pa.Schema:
+    """Every cell has a value: the columns are required (in Parquet's terms), which
+    also spares the writer a level per value."""
     from .ledger import timeseries_columns
 
     columns = {"replication": pa.int32(), "date": pa.date32(), "line": pa.string()}
     columns.update({c: pa.int64() for c in timeseries_columns(scenario)})
-    return _schema(columns)
+    return _schema(columns, nullable=False)
 
 
 def loans_schema() -> pa.Schema:

@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 
@@ -40,6 +41,10 @@ def test_run_folder_has_every_file_and_column(reference_run):
     assert set(ts["line"]) == {"A", "B", "total"}
     assert len(ts) == 6 * 207 * 3
     assert ts["cash"].dtype == np.int64
+    # Every timeseries cell has a value, and the file says so (required columns).
+    schema = pq.read_schema(reference_run / "timeseries.parquet")
+    assert not any(field.nullable for field in schema)
+    assert not ts.isna().any().any()
     for col in ("replication", "project_id", "line", "status", "application_date",
                 "commitment_date", "first_disbursement_date", "completion_date", "end_date",
                 "eligible_cost", "public_loan", "bank_loan", "grant", "principal_repaid",
