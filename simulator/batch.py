@@ -71,6 +71,8 @@ _RETURNS = [_KIND[k] for k in ("principal_repaid", "interest_received", "recover
 _PAID_OUT = [_KIND["loans_disbursed"], _KIND["grants_paid"]]
 _RELEASED = _KIND["released"]
 _LEAVES_UNDISBURSED = [*_PAID_OUT, _RELEASED]
+# Positions after the head of a waiting list looked at before searching (``_fitted``).
+_LOOK_AHEAD = np.arange(1, 5)
 
 
 def _row(array: str, index: int) -> property:
@@ -361,11 +363,9 @@ class ChunkBatch:
             return
         head, tail = self.head[units], self.tail[units]
         # The first entry of each list not expired at this month's tick.
-        kept = np.clip(self.unexpired[month][units], head, tail)
+        kept = np.minimum(np.maximum(self.unexpired[month][units], head), tail)
         self.counts["rejected_no_funds"][:, month][units] += kept - head
-        # The last position whose exposures from ``kept`` on fit the free cash.
-        budget = self.cum_exposure[kept] + self.free[units]
-        fitted = np.minimum(np.searchsorted(self.cum_exposure, budget, side="right") - 1, tail)
+        fitted = self._fitted(kept, tail, self.cum_exposure[kept] + self.free[units])
         self.head[units] = fitted
         lengths = fitted - kept
         count = int(lengths.sum())
@@ -373,6 +373,24 @@ class ChunkBatch:
             starts = np.cumsum(lengths) - lengths
             positions = np.arange(count) + np.repeat(kept - starts, lengths)
             self._commit(positions, np.full(count, self.calendar.month_start(month)), month)
+
+    def _fitted(self, kept: np.ndarray, tail: np.ndarray, budget: np.ndarray) -> np.ndarray:
+        """The last position p <= tail with ``cum_exposure[p] <= budget``, for each list.
+
+        A month serves few entries of a list: the next :data:`_LOOK_AHEAD`
+        positions are compared at once, and only the lists where all of them
+        fit are searched (exposures are >= 0: the positions that fit are a
+        prefix).
+        """
+        candidates = kept[:, None] + _LOOK_AHEAD
+        fits = (candidates <= tail[:, None]) & (
+            self.cum_exposure[np.minimum(candidates, tail[:, None])] <= budget[:, None])
+        fitted = kept + np.count_nonzero(fits, axis=1)
+        further = np.flatnonzero(fits[:, -1])
+        if len(further):
+            fitted[further] = np.minimum(np.searchsorted(
+                self.cum_exposure, budget[further], side="right") - 1, tail[further])
+        return fitted
 
     def _waiting_list_keys(self) -> None:
         """What :meth:`_serve` searches: running exposures and expiry months of decisions.

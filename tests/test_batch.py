@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -13,7 +14,7 @@ from hypothesis import strategies as st
 from test_model_stats import small_scenarios
 
 from simulator import load_scenario
-from simulator.batch import simulate_chunk, unsupported
+from simulator.batch import ChunkBatch, simulate_chunk, unsupported
 from simulator.batch_flows import project_flows as flows_over_arrays
 from simulator.batch_flows import repayments_due
 from simulator.executors import BATCH_CHUNK_SIZE, CHUNK_SIZE, chunk_size
@@ -209,3 +210,20 @@ def test_replications_in_any_order_get_their_own_kpis():
     sorted_ids = simulate_chunk(scenario, [2, 5, 9], seed).kpis.set_index("replication")
     shuffled = simulate_chunk(scenario, [9, 2, 5], seed).kpis.set_index("replication")
     pd.testing.assert_frame_equal(shuffled.loc[[2, 5, 9]], sorted_ids)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.integers(0, 50), min_size=1, max_size=40), st.data())
+def test_waiting_list_heads_served_are_the_searched_prefix(exposures, data):
+    # ChunkBatch._fitted looks a few entries ahead and searches only past them: the
+    # same positions as searching every list.
+    cum = np.concatenate(([0], np.cumsum(exposures)))
+    lists = data.draw(st.lists(st.tuples(st.integers(0, len(exposures)),
+                                         st.integers(0, len(exposures)),
+                                         st.integers(0, 300)), min_size=1, max_size=10))
+    kept = np.array([min(a, b) for a, b, _ in lists])
+    tail = np.array([max(a, b) for a, b, _ in lists])
+    budget = cum[kept] + np.array([free for _, _, free in lists])
+    want = np.minimum(np.searchsorted(cum, budget, side="right") - 1, tail)
+    got = ChunkBatch._fitted(SimpleNamespace(cum_exposure=cum), kept, tail, budget)
+    assert got.tolist() == want.tolist()
