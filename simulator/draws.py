@@ -72,14 +72,25 @@ def stream_states(seed: int, replications: np.ndarray, line_id: str,
     return _mix(base + reps * _GAMMA)
 
 
-def uniforms(states: np.ndarray, counts: np.ndarray) -> np.ndarray:
-    """The first ``counts[r]`` uniforms in [0, 1) of stream ``r``, streams one after another."""
+def uniforms(states: np.ndarray, counts: np.ndarray,
+             steps: np.ndarray | None = None) -> np.ndarray:
+    """The first ``counts[r]`` uniforms in [0, 1) of stream ``r``, streams one after another.
+
+    ``steps``: :func:`stream_steps` of ``counts``, when several quantities
+    are drawn for the same applications.
+    """
     counts = np.asarray(counts, dtype=np.int64)
+    if steps is None:
+        steps = stream_steps(counts)
+    z = _mix(np.repeat(states, counts) + steps)
+    return (z >> _S11).astype(np.float64) * 2.0**-53
+
+
+def stream_steps(counts: np.ndarray) -> np.ndarray:
+    """``(k + 1) * gamma`` of the k-th draw of each stream, streams one after another."""
     total = int(counts.sum())
     starts = np.repeat(np.cumsum(counts) - counts, counts)
-    k = (np.arange(total, dtype=np.int64) - starts + 1).astype(np.uint64)
-    z = _mix(np.repeat(states, counts) + k * _GAMMA)
-    return (z >> _S11).astype(np.float64) * 2.0**-53
+    return (np.arange(total, dtype=np.int64) - starts + 1).astype(np.uint64) * _GAMMA
 
 
 def poisson_counts(u: np.ndarray, mean: float) -> np.ndarray:
@@ -132,10 +143,33 @@ def draw_chunk(scenario, line_id: str, replications: list[int], seed: int) -> di
     def draw(quantity: int, counts: np.ndarray) -> np.ndarray:
         return uniforms(stream_states(seed, reps, line_id, quantity), counts)
 
+    # Quantities drawn once per application share their streams' steps. What a
+    # draw would not change is not drawn: each quantity has its own stream, so
+    # leaving one unread changes no other.
+    def draw_each(quantity: int) -> np.ndarray:
+        return uniforms(stream_states(seed, reps, line_id, quantity), counts, steps)
+
+    def value(dist, quantity: int, **bounds) -> np.ndarray:
+        if isinstance(dist, Fixed):
+            return dist.from_uniform(np.empty(len(steps)), **bounds)
+        return dist.from_uniform(draw_each(quantity), **bounds)
+
+    def below(rate: float, quantity: int) -> np.ndarray:
+        """Events of probability ``rate``: a uniform in [0, 1) below it."""
+        if rate <= 0 or rate >= 1:
+            return np.full(len(steps), rate >= 1)
+        return draw_each(quantity) < rate
+
+    def hazard(rate: float, quantity: int) -> np.ndarray:
+        if rate <= 0 or rate >= 1:   # never, or the first month: whatever the draw
+            return hazard_months(np.zeros(len(steps)), rate)
+        return hazard_months(draw_each(quantity), rate)
+
     ids = beneficiaries = implementation_given = None
     if apps.mode == "pipeline":
         rows = scenario.pipeline(line_id)
         counts = np.full(size, len(rows), dtype=np.int64)
+        steps = stream_steps(counts)
         arrival = np.tile(rows["t"].to_numpy(dtype=float), size)
         cost = np.tile(rows["eligible_cost"].to_numpy(dtype=float), size)
         drawn = draw(ADMITTED, counts) < apps.admission_rate
@@ -165,16 +199,15 @@ def draw_chunk(scenario, line_id: str, replications: list[int], seed: int) -> di
         rep_of, window_of, times = (np.concatenate(parts) if parts else np.zeros(0)
                                     for parts in (rep_of, window_of, times))
         arrival = times[np.lexsort((times, window_of, rep_of))]
-        cost = apps.cost.from_uniform(draw(COST, counts), low=line.min_cost,
-                                      high=line.max_cost)
-        admitted = draw(ADMITTED, counts) < apps.admission_rate
-        evaluation = apps.evaluation_months.from_uniform(draw(EVALUATION, counts))
-        score = apps.score.from_uniform(draw(SCORE, counts), low=-math.inf)
+        steps = stream_steps(counts)
+        cost = value(apps.cost, COST, low=line.min_cost, high=line.max_cost)
+        admitted = below(apps.admission_rate, ADMITTED)
+        evaluation = value(apps.evaluation_months, EVALUATION)
+        score = value(apps.score, SCORE, low=-math.inf)
 
     risk, disbursement = line.risk, line.disbursement
-    signing = disbursement.signing_months.from_uniform(draw(SIGNING, counts))
-    implementation = disbursement.implementation_months.from_uniform(
-        draw(IMPLEMENTATION, counts))
+    signing = value(disbursement.signing_months, SIGNING)
+    implementation = value(disbursement.implementation_months, IMPLEMENTATION)
     if implementation_given is not None:
         implementation = _override(implementation_given, implementation)
     prior = line.state_aid.prior_aid
@@ -182,13 +215,12 @@ def draw_chunk(scenario, line_id: str, replications: list[int], seed: int) -> di
     if isinstance(prior, Fixed):
         prior_cents = np.full(n, round_cents(prior.value * 100), dtype=np.int64)
     else:
-        prior_cents = round_half_away(prior.from_uniform(draw(PRIOR_AID, counts)) * 100.0)
+        prior_cents = round_half_away(prior.from_uniform(draw_each(PRIOR_AID)) * 100.0)
     return {"counts": counts, "ids": ids, "beneficiaries": beneficiaries, "arrival": arrival,
             "eligible_cost": round_half_away(cost * 100.0), "admitted": admitted,
             "evaluation_months": evaluation, "score": score, "signing_months": signing,
             "implementation_months": implementation,
-            "fails": draw(FAILS, counts) < risk.failure_rate,
-            "failure_fraction": draw(FAILURE_FRACTION, counts), "prior_aid": prior_cents,
-            "default_months": hazard_months(draw(DEFAULT, counts), risk.default_rate),
-            "prepayment_months": hazard_months(draw(PREPAYMENT, counts),
-                                               risk.prepayment_rate)}
+            "fails": below(risk.failure_rate, FAILS),
+            "failure_fraction": draw_each(FAILURE_FRACTION), "prior_aid": prior_cents,
+            "default_months": hazard(risk.default_rate, DEFAULT),
+            "prepayment_months": hazard(risk.prepayment_rate, PREPAYMENT)}
