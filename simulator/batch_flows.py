@@ -515,11 +515,12 @@ def grant_equivalents(public_loan: np.ndarray, grant: np.ndarray, line,
         if not len(rows):
             continue
         factors = _annuity_factors(d, table)
-        at = np.where(valid[rows], months[rows], 0)
-        terms = principal[rows] * factors[at]
+        # Payments x loans, so that each payment's terms lie together in memory.
+        at = np.ascontiguousarray(np.where(valid[rows], months[rows], 0).T)
+        terms = np.ascontiguousarray(principal[rows].T) * factors[at]
         total = np.zeros(len(rows))
-        for column in range(terms.shape[1]):
-            total = total + terms[:, column]    # padding adds 0.0: no change
+        for payment in terms:
+            total += payment    # padding adds 0.0: no change
         present[rows] = total
     pv = np.where((reference > soft) & (length > 0), (reference - soft) / 12.0 * present, 0.0)
     at_completion = line.disbursement.grant_paid_at == "completion"
