@@ -88,11 +88,10 @@ def _print_summary(summary, title: str) -> None:
     from .labels import kpi_label, kpi_value
 
     table = Table(title=escape(title), title_justify="left", header_style="bold")
-    table.add_column("KPI", no_wrap=True)
-    table.add_column("media", justify="right")
-    table.add_column("P5", justify="right")
-    table.add_column("P50", justify="right")
-    table.add_column("P95", justify="right")
+    # A narrow terminal wraps the labels, never a number.
+    table.add_column("KPI")
+    for name in ("media", "P5", "P50", "P95"):
+        table.add_column(name, justify="right", no_wrap=True)
     for row in summary.itertuples(index=False):
         table.add_row(kpi_label(row.kpi, row.unit),
                       *(kpi_value(getattr(row, c), row.unit) for c in ("mean", "p5", "p50",

@@ -184,9 +184,9 @@ def _comparison_tables(comparison: Any) -> list[Table]:
             continue
         table = Table(title=f"{alt.name} rispetto a {base}: {n} replicazioni appaiate "
                       f"(seed {comparison.seed})", title_justify="left", header_style="bold")
-        table.add_column("KPI", no_wrap=True)
-        table.add_column(f"{base}\nmedia", justify="right")
-        table.add_column(f"{alt.name}\nmedia", justify="right")
+        table.add_column("KPI")   # a narrow terminal wraps the labels, never a number
+        table.add_column(f"{base}\nmedia", justify="right", no_wrap=True)
+        table.add_column(f"{alt.name}\nmedia", justify="right", no_wrap=True)
         table.add_column("differenza\nmedia", justify="right", no_wrap=True)
         table.add_column("IC 90 %\ndella media", justify="right", no_wrap=True)
         table.add_column("90 % delle repliche\n(P5; P95)", justify="right", no_wrap=True)

@@ -138,6 +138,27 @@ def test_run_prints_the_summary_table(tmp_path):
     assert str(tmp_path / "r") in result.output.replace("\n", "")
 
 
+def test_a_narrow_terminal_wraps_kpi_labels_never_numbers(monkeypatch):
+    from rich.console import Console
+
+    from simulator import cli
+    from simulator.labels import kpi_value
+
+    out = Console(width=80, force_terminal=True, color_system=None, highlight=False)
+    monkeypatch.setattr(cli, "console", out)
+    summary = pd.DataFrame({"kpi": ["disbursed_by_source_FSC", "leverage"],
+                            "unit": ["EUR", "ratio"], "mean": [9254611.4, 3.37],
+                            "p5": [7646684.0, 2.88], "p50": [9361968.0, 3.41],
+                            "p95": [10622383.0, 3.7]})
+    with out.capture() as captured:
+        cli._print_summary(summary, "riepilogo")
+    text = captured.get()
+    for row in summary.itertuples():
+        for value in (row.mean, row.p5, row.p50, row.p95):
+            assert kpi_value(value, row.unit) in text, value
+    assert max(len(line) for line in text.splitlines()) <= 80
+
+
 def test_a_run_folder_has_the_permissions_of_any_new_folder(tmp_path):
     """Written privately while incomplete, readable like any folder once in place."""
     import stat
