@@ -3,19 +3,20 @@
 The SimPy model (``model``) is the specification: one replication, one
 event per decision, easy to read. It costs a few milliseconds per
 replication, mostly Python work per application and per loan. This engine
-runs the same model on all the replications of a chunk at once: its state
-(free cash, waiting list, fees to date, ...) is one numpy array over the
-replications, the months are stepped in order, and in each month every
-replication's decisions are taken together:
+runs the same model on all the replications of a chunk at once. Lines do
+not interact here, so each line in each replication (a *unit*) is a ledger
+of its own; the state (free cash, waiting list, fees to date, ...) is one
+numpy array over the units, the months are stepped in order, and in each
+month every unit's decisions are taken together:
 
 1. close the previous month (returns, legacy, fees, treasury interest) as
-   ``LineLedger._close_loop`` does, for every replication at once;
+   ``LineLedger._close_loop`` does, for every unit at once;
 2. decisions that fall exactly on the month's first instant (a call ranked
    then), then the waiting list served at the month end (expired entries
    first), then the month's other decisions in time order. A waiting list is
    a contiguous run of a line's decisions (FIFO), so it is two pointers per
-   replication; on the desk, the decisions of a month that fit are those
-   whose running total of exposures fits the free cash;
+   unit; on the desk, the decisions of a month that fit are those whose
+   running total of exposures fits the free cash;
 3. the cash flows of the month's commitments are computed in closed form
    for all of them at once (``batch_flows``) and booked.
 
@@ -60,11 +61,11 @@ from .runner import LOAN_COLUMNS, ceiling_may_be_empty, frames
 from .scenario import Scenario
 from .state_aid import _DE_MINIMIS_2023_FROM, _DE_MINIMIS_CENTS
 
-# A line's running state, one value per replication, as ``ledger.close_span`` names it.
+# A unit's running state, as ``ledger.close_span`` names it.
 _RUNNING = ("free", "undisbursed", "legacy", "loans_to_date", "grants_to_date",
             "charged_to_date", "grant_fees_to_date", "arrears")
 
-# Rows of ``LineBatch.flow_array`` read together when a month is closed.
+# Rows of ``ChunkBatch.flow_array`` read together when a month is closed.
 _KIND = {kind: i for i, kind in enumerate(FLOW_KINDS)}
 _RETURNS = [_KIND[k] for k in ("principal_repaid", "interest_received", "recoveries",
                                "grants_recovered")]
@@ -255,13 +256,16 @@ class ChunkBatch:
         block_of_line = np.cumsum([0] + [q != p for p, q in itertools.pairwise(queues)])
         on_boundary = self.dec_time == self.dec_month - cal.offset
         # Decisions of each block and month, in two groups: on the month's first
-        # instant, and after.
+        # instant, and after. A decision that would fall in month ``horizon`` (a
+        # time within 1e-9 of the end) sorts after every group: it is never offered.
         groups = 2 * horizon
-        key = block_of_line[self.dec_line] * groups + self.dec_month * 2 + ~on_boundary
+        blocks = len(self.block_queues)
+        key = np.where(self.dec_month < horizon,
+                       block_of_line[self.dec_line] * groups + self.dec_month * 2 + ~on_boundary,
+                       blocks * groups)
         self.groups = groups
         self.by_month = np.argsort(key, kind="stable")
-        self.group_bounds = np.searchsorted(key[self.by_month],
-                                            np.arange(len(self.block_queues) * groups + 1))
+        self.group_bounds = np.searchsorted(key[self.by_month], np.arange(blocks * groups + 1))
         self._group_segments(key)
 
     def _group_segments(self, key: np.ndarray) -> None:
@@ -354,8 +358,8 @@ class ChunkBatch:
         A list is its unit's decisions ``head .. tail - 1`` in time order, so
         the expired entries are a prefix, and the heads committed one by one
         while they fit are the next prefix whose running total of exposures
-        fits the free cash. Both prefixes are found by binary search over
-        arrays prepared once (:meth:`_waiting_list_keys`), for every list at
+        fits the free cash. Both prefixes are found in arrays prepared once
+        (:meth:`_waiting_list_keys`, :meth:`_fitted`), for every list at
         once: a fixed number of numpy calls a month.
         """
         units = np.flatnonzero(alive & (self.head < self.tail))
@@ -399,11 +403,12 @@ class ChunkBatch:
         (exposures are >= 0: it never decreases). An entry queued at time t
         has expired at the tick of month m when ``(m - offset) - t >
         max_wait_months``, the model's test: the first such m of each
-        decision is found with that very float expression (decisions of a
-        line without a waiting list never queue: past the horizon). Within a
-        unit decisions are in time order, so ``unit * stride + month`` never
-        decreases along the decisions either: one search gives, for every
-        month and unit, where the unexpired decisions begin.
+        decision is found with that very float expression, capped at
+        ``horizon + 1`` (never; so are the decisions of a line without a
+        waiting list). Within a unit decisions are in time order, so
+        ``unit * stride + month`` (stride ``horizon + 2``) never decreases
+        along the decisions either: one search gives, for every month and
+        unit, where the unexpired decisions begin.
         """
         self.cum_exposure = np.concatenate(([0], np.cumsum(self.dec_exposure)))
         offset, horizon = self.calendar.offset, self.horizon
@@ -419,7 +424,9 @@ class ChunkBatch:
                 if not late.any():
                     break
                 month += late
-            expiry[self.decisions_before[i]:self.decisions_before[i + 1]] = month
+            # Past the horizon is never: a key must stay inside its unit's stride.
+            expiry[self.decisions_before[i]:self.decisions_before[i + 1]] = np.minimum(
+                month, horizon + 1)
         stride = horizon + 2
         key = self.dec_unit * stride + expiry
         # unexpired[m, u]: the first decision of unit u not expired at month m's tick.
@@ -587,9 +594,10 @@ class ChunkBatch:
         if flows.schedule_rows is not None:
             self.loan_grace[positions[flows.schedule_rows]] = flows.schedule_grace
 
-    def loan_rows(self, line: int) -> dict[str, np.ndarray]:
-        """The loan table's facts of every commitment of line ``line``, as booked."""
-        positions, times, sequence = _joined(self.booked)
+    def loan_rows(self, line: int, booked) -> dict[str, np.ndarray]:
+        """The loan table's facts of the commitments of line ``line`` among ``booked``
+        (positions, times, sequence numbers: every commitment, joined)."""
+        positions, times, sequence = booked
         mine = self.dec_line[positions] == line
         positions, times, sequence = positions[mine], times[mine], sequence[mine]
         apps = self.dec_app[positions]
@@ -777,7 +785,8 @@ def _check(scenario, batch: ChunkBatch, series: dict[str, np.ndarray],
 def _loan_table(scenario, batch: ChunkBatch, calendar: Calendar,
                 replications: list[int]) -> dict[str, np.ndarray]:
     """``runner.loan_table`` of every replication of the chunk, replication by replication."""
-    parts = [batch.loan_rows(i) for i in range(len(batch.lines))]
+    booked = _joined(batch.booked)
+    parts = [batch.loan_rows(i, booked) for i in range(len(batch.lines))]
     rows = {name: np.concatenate([p[name] for p in parts]) for name in parts[0]
             if name != "has_ceiling"}
     has_ceiling = np.concatenate([np.full(len(p["rep"]), p["has_ceiling"]) for p in parts])

@@ -102,4 +102,3 @@ class LineApplications:
             order = np.lexsort((self.app_number[chosen], time, self.app_rep[chosen]))
         self.dec_app = chosen[order].astype(np.int64)
         self.dec_time = np.asarray(time, dtype=float)[order]
-        self.dec_rep = self.app_rep[self.dec_app]

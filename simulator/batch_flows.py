@@ -155,9 +155,8 @@ class FlowBatch:
     first_disbursement_month: np.ndarray = None
     completion_month: np.ndarray = None
     end_month: np.ndarray = None
-    schedule: Schedules | None = None     # the actual schedule (non-failed loans with a loan)
-    schedule_rows: np.ndarray | None = None   # the projects those schedules belong to
-    schedule_grace: np.ndarray | None = None  # their grace, longer than the instrument's
+    schedule_rows: np.ndarray | None = None   # the projects with a repayment schedule
+    schedule_grace: np.ndarray | None = None  # its grace, longer than the instrument's
                                               # when a tranche comes late
     repayments_from: float = math.inf         # (early_flows) when repayments can begin
 
@@ -295,7 +294,7 @@ def project_flows(public_loan: np.ndarray, grant: np.ndarray, commit_time: np.nd
     ``"repayments"``, those only (instalments, prepayments, defaults).
     Repayments start after the grace period, so the batch engine can price
     them later, for many months of commitments at once
-    (:func:`repayments_due`).
+    (``FlowBatch.repayments_from``).
     """
     payouts = Payouts.of_line(line, public_loan)
     timing = _timing(commit_time, fate, payouts, offset)
@@ -317,8 +316,7 @@ def early_flows(public_loan: np.ndarray, grant: np.ndarray, commit_time: np.ndar
     """The first stage of :func:`project_flows` of projects of any lines.
 
     Tranches, grants and failures; and the month from which repayments of
-    these loans can fall due (``FlowBatch.repayments_from``, see
-    :func:`repayments_due`).
+    these loans can fall due (``FlowBatch.repayments_from``).
     """
     timing = _timing(commit_time, fate, payouts, offset)
     batch = _new_batch(len(public_loan), timing)
@@ -399,14 +397,6 @@ def _early(batch: FlowBatch, public_loan: np.ndarray, grant: np.ndarray, fails: 
     batch.end_month[no_loan] = np.maximum(m_done[no_loan], grant_month[no_loan])
 
 
-def repayments_due(public_loan: np.ndarray, commit_time: np.ndarray,
-                   fate: dict[str, np.ndarray], line, offset: float) -> float:
-    """The earliest month a repayment flow of these projects can fall in (inf: none)."""
-    payouts = Payouts.of_line(line, public_loan)
-    return _repayments_from(_timing(commit_time, fate, payouts, offset), payouts,
-                            ~fate["fails"] & (public_loan > 0))
-
-
 def _grace_interest(batch: FlowBatch, f: np.ndarray, paid_tranches, m0: np.ndarray,
                     until: np.ndarray, any_paid: np.ndarray, period: np.ndarray,
                     rate: np.ndarray) -> None:
@@ -442,7 +432,7 @@ def _repayments(batch: FlowBatch, lent: np.ndarray, principal: np.ndarray, posit
     batch.first_disbursement_month[lent] = m0
     grace = np.maximum(instrument.grace_months, -(-(last - m0) // period) * period)
     sched = schedules(principal, instrument, grace)
-    batch.schedule, batch.schedule_rows, batch.schedule_grace = sched, lent, grace
+    batch.schedule_rows, batch.schedule_grace = lent, grace
     valid = sched.valid
     # Only cells in use are read (every mask below is within ``valid``): padding stays
     # a huge month, shifted.

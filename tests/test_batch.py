@@ -8,15 +8,15 @@ from types import SimpleNamespace
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import BASE_TABLES
+from conftest import BASE_TABLES, deep_update
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_model_stats import small_scenarios
 
 from simulator import load_scenario
 from simulator.batch import ChunkBatch, simulate_chunk, unsupported
+from simulator.batch_flows import Payouts, early_flows
 from simulator.batch_flows import project_flows as flows_over_arrays
-from simulator.batch_flows import repayments_due
 from simulator.executors import BATCH_CHUNK_SIZE, CHUNK_SIZE, chunk_size
 from simulator.loanbook import (
     FLOW_KINDS,
@@ -72,6 +72,18 @@ def batch_scenarios(draw):
         "regime": draw(st.sampled_from(["auto", "de_minimis_2013", "gber", "none"])),
         "prior_aid": draw(st.sampled_from([0, 150_000, {"dist": "uniform", "low": 0,
                                                           "high": 250_000}]))}
+    # The engine steps every line together and prices their first stage together:
+    # line B gets its own instalment period and tranches.
+    period = draw(st.sampled_from([1, 3, 6, 12]))
+    changes["lines"]["B"]["instrument"].update(
+        frequency={1: "monthly", 3: "quarterly", 6: "semiannual", 12: "annual"}[period],
+        term_months=period * draw(st.integers(1, 12)),
+        grace_months=period * draw(st.integers(0, 3)))
+    changes["lines"]["B"]["disbursement"]["tranches"] = draw(st.sampled_from([
+        [{"share": 1.0, "at": "completion"}],
+        [{"share": 0.3, "at": "signing"}, {"share": 0.7, "at": "completion"}],
+        [{"share": 0.2, "at": "signing"}, {"share": 0.3, "at": "completion"},
+         {"share": 0.5, "at": "completion"}]]))
     return changes, draw(st.integers(0, 10_000))
 
 
@@ -84,6 +96,21 @@ def test_the_batch_engine_gives_the_simpy_models_tables_on_random_scenarios(make
     scenario = make_scenario(changes)
     assert unsupported(scenario) is None
     assert_same_tables(scenario, [first, first + 1, first + 7])
+
+
+def test_lines_with_different_waits_keep_their_own_expiries(make_scenario):
+    # Stacked in one search, a line whose entries expire after the horizon must not
+    # hide the expiries of the next line's waiting lists.
+    def line(allocation, wait, per_month):
+        return deep_update(BASE_TABLES["lines"]["A"], {
+            "allocation": allocation, "when_dry": "waiting_list", "max_wait_months": wait,
+            "applications": {"per_month": per_month}})
+
+    scenario = make_scenario({"scenario": {"horizon_months": 24},
+                              "fund": {"endowment": 600_000},
+                              "lines": {"A": line(300_000, 20, 6.0),
+                                        "B": line(300_000, 2, 1.0)}})
+    assert_same_tables(scenario, [0, 1, 2])
 
 
 @pytest.mark.parametrize("name", ["wecare_fesr_2018", "revolving", "loan_only", "grant_heavy"])
@@ -179,9 +206,10 @@ def test_flows_over_arrays_equal_the_loan_books_project_by_project(make_scenario
         assert batch.end_month[i] == one.end_month
     # Priced in two stages, the flows are the same, and no repayment (other than a
     # zero) falls before the month the batch engine waits for to price them.
-    early = flows_over_arrays(public, grant, times, fate, line, model.offset, "early")
+    early = early_flows(public, grant, times, fate, Payouts.of_line(line, public),
+                        model.offset)
     later = flows_over_arrays(public, grant, times, fate, line, model.offset, "repayments")
-    due = repayments_due(public, times, fate, line, model.offset)
+    due = early.repayments_from
     for kind in FLOW_KINDS:
         both = [np.concatenate([early.flat(kind)[k], later.flat(kind)[k]]) for k in range(3)]
         assert sorted(zip(*(b.tolist() for b in both), strict=True)) == \
