@@ -76,12 +76,12 @@ def case(scenario: str, replications: int, workers: int | None, overrides: list[
     with tempfile.TemporaryDirectory() as tmp:
         results = run_to_folder(loaded, Path(tmp) / "run", replications=replications,
                                 workers=workers)
-        wall = time.perf_counter() - start
         loans = int(results.kpis.filter(like="projects_financed_").sum(axis=1).mean())
-    after = calibrate()
-    calibration = (before + after) / 2
+    wall = time.perf_counter() - start
     for helper in multiprocessing.active_children():   # reaped, so their peaks count
         helper.join(timeout=10)
+    after = calibrate()
+    calibration = (before + after) / 2
     own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
     children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20
     return {"scenario": scenario, "replications": replications, "workers": workers,
@@ -137,9 +137,11 @@ def paired(scenario: str, replications: int, workers: int, pairs: int) -> tuple[
     kind, taken minutes apart, can come from different speeds).
     """
     ones, many = [], []
-    for _ in range(pairs):
-        ones.append(measure(scenario, replications, workers=1))
-        many.append(measure(scenario, replications, workers=workers))
+    for pair in range(pairs):
+        # One worker first, then the other way round: a drift in one direction cancels.
+        for count in ((1, workers) if pair % 2 == 0 else (workers, 1)):
+            (ones if count == 1 else many).append(
+                measure(scenario, replications, workers=count))
     efficiency = [one["wall_s"] / other["wall_s"] / workers
                   for one, other in zip(ones, many, strict=True)]
     return fastest(ones), fastest(many), efficiency
@@ -154,7 +156,11 @@ def main() -> None:
     def cost(run: dict) -> float:
         return run["calibration_timeouts_per_s"] / run["replications_per_s"]
 
-    ref1, refn, pairs = paired("wecare_fesr_2018.toml", 2000, min(cores, 2), PAIRS)
+    if cores >= 2:
+        ref1, refn, pairs = paired("wecare_fesr_2018.toml", 2000, 2, PAIRS)
+    else:
+        ref1 = refn = measure("wecare_fesr_2018.toml", 2000, workers=1, repeats=3)
+        pairs = []
     ref_half = measure("wecare_fesr_2018.toml", 1000, workers=1, repeats=3)
     revolving = measure("revolving.toml", 2000, workers=cores)
     revolving1 = measure("revolving.toml", 2000, workers=1, repeats=3)
