@@ -32,11 +32,10 @@ import itertools
 import math
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.compute as pc
 
 from . import batch_flows as bf
 from .batch_applications import DRAWN, TERMS, LineApplications
+from .batch_loans import loan_table
 from .draws import application_windows
 from .ledger import (
     COUNT_COLUMNS,
@@ -46,20 +45,16 @@ from .ledger import (
     series_columns,
     source_columns,
 )
-from .loanbook import STATUSES
 from .metrics import chunk_kpis
 from .model import (
-    days_of,
     eligibility_month,
     funding_shares,
     legacy_from_month,
-    month_end_dates,
     start_offset,
 )
 from .money import round_cents, round_half_away
-from .runner import LOAN_COLUMNS, ceiling_may_be_empty, frames
+from .runner import frames
 from .scenario import Scenario
-from .state_aid import _DE_MINIMIS_2023_FROM, _DE_MINIMIS_CENTS
 
 # A unit's running state, as ``ledger.close_span`` names it.
 _RUNNING = ("free", "undisbursed", "legacy", "loans_to_date", "grants_to_date",
@@ -504,6 +499,10 @@ class ChunkBatch:
         self.first_flow_month = min(self.first_flow_month, int(signing.min()))
 
     # -- booking and closing ---------------------------------------------------------------
+    def booked_commitments(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Every commitment booked: decision positions, times, sequence numbers."""
+        return _joined(self.booked)
+
     def _by_line(self, positions: np.ndarray) -> list[tuple[int, np.ndarray | slice]]:
         """Which of ``positions`` (of decisions) are of each line: (line number, indices)."""
         if len(self.lines) == 1:
@@ -593,61 +592,6 @@ class ChunkBatch:
             values[positions[rows]] = getattr(flows, name)[rows]
         if flows.schedule_rows is not None:
             self.loan_grace[positions[flows.schedule_rows]] = flows.schedule_grace
-
-    def loan_rows(self, line: int, booked) -> dict[str, np.ndarray]:
-        """The loan table's facts of the commitments of line ``line`` among ``booked``
-        (positions, times, sequence numbers: every commitment, joined)."""
-        positions, times, sequence = booked
-        mine = self.dec_line[positions] == line
-        positions, times, sequence = positions[mine], times[mine], sequence[mine]
-        apps = self.dec_app[positions]
-        terms = self.lines[line].line
-        public, grant = self.public_loan[apps], self.grant[apps]
-        facts = {name: values[positions] for name, values in self.loan_months.items()}
-        cal, horizon = self.calendar, self.horizon
-        days = days_of(cal.start, horizon, cal.offset, times)
-        rates_of = self.scenario.rate_table().rates_at
-        margin = self.scenario.reference_margin_bp()
-        unique, inverse = np.unique(days, return_inverse=True)
-        dates = unique.astype(object)
-        found = np.array([rates_of(d, margin) for d in dates], dtype=float).reshape(-1, 2)
-        esl = bf.grant_equivalents(public, grant, terms, found[inverse, 0],
-                                   found[inverse, 1], self.loan_grace[positions],
-                                   facts["first_disbursement_month"],
-                                   facts["completion_month"])
-        regime = terms.state_aid.regime
-        if regime == "auto":
-            late = np.array([d >= _DE_MINIMIS_2023_FROM for d in dates], dtype=bool)[inverse]
-            ceiling = np.where(late, _DE_MINIMIS_CENTS["de_minimis_2023"],
-                               _DE_MINIMIS_CENTS["de_minimis_2013"])
-            has_ceiling = True
-        else:
-            has_ceiling = regime in _DE_MINIMIS_CENTS
-            ceiling = np.full(len(apps), _DE_MINIMIS_CENTS.get(regime, 0), dtype=np.int64)
-        prior = self.prior_aid[apps]
-        end = facts["end_month"]
-        ended = (end >= 0) & (end < horizon)
-        totals = {kind: self.loan_totals[i, positions] for i, kind in enumerate(FLOW_KINDS)}
-        return {
-            "rep": self.app_rep[apps], "sequence": sequence,
-            "line": np.full(len(apps), line), "has_ceiling": has_ceiling,
-            "number": self.app_number[apps], "arrival": self.arrival[apps],
-            "decided": self.dec_time[positions], "commit_day": days,
-            "status": np.where(ended, facts["status"], 0),
-            "first_disbursement_month": facts["first_disbursement_month"],
-            "completion_month": facts["completion_month"],
-            "end_month": np.where(ended, end, -1),
-            "eligible_cost": self.eligible_cost[apps], "public_loan": public,
-            "bank_loan": self.bank_loan[apps], "grant": grant,
-            "loans_disbursed": totals["loans_disbursed"], "grant_paid": totals["grants_paid"],
-            "principal_repaid": totals["principal_repaid"],
-            "interest_paid": totals["interest_received"],
-            "written_off": totals["principal_written_off"],
-            "recovered": totals["recoveries"], "grant_recovered": totals["grants_recovered"],
-            "esl": esl, "ceiling": ceiling, "prior_aid": prior,
-            "over_ceiling": (esl + prior > ceiling) if has_ceiling else
-            np.zeros(len(apps), dtype=bool),
-        }
 
     def _fee_terms(self) -> None:
         """The month's fees are ``coefficient * to_date[row] + constant``, then rounded.
@@ -756,7 +700,7 @@ def simulate_chunk(scenario: Scenario, replications: list[int], seed: int,
     total = {name: values[:, -1] for name, values in series.items()}
     if check:
         _check(scenario, batch, series, replications)
-    loans = _loan_table(scenario, batch, calendar, replications)
+    loans = loan_table(scenario, batch, replications)
     first_dry = np.fmin.reduce(batch.first_dry.reshape(len(batch.lines), -1), axis=0)
     deadline = eligibility_month(scenario, calendar.offset)
     # Each loan's replication as its position in ``replications`` (in any order).
@@ -780,67 +724,6 @@ def _check(scenario, batch: ChunkBatch, series: dict[str, np.ndarray],
     for r in range(len(replications)):
         for i, (allocation, name) in enumerate(limits):
             check_invariants({k: v[r, i] for k, v in series.items()}, allocation, name, dates)
-
-
-def _loan_table(scenario, batch: ChunkBatch, calendar: Calendar,
-                replications: list[int]) -> dict[str, np.ndarray]:
-    """``runner.loan_table`` of every replication of the chunk, replication by replication."""
-    booked = _joined(batch.booked)
-    parts = [batch.loan_rows(i, booked) for i in range(len(batch.lines))]
-    rows = {name: np.concatenate([p[name] for p in parts]) for name in parts[0]
-            if name != "has_ceiling"}
-    has_ceiling = np.concatenate([np.full(len(p["rep"]), p["has_ceiling"]) for p in parts])
-    order = np.lexsort((rows["sequence"], rows["line"], rows["rep"]))
-    rows = {name: values[order] for name, values in rows.items()}
-    has_ceiling = has_ceiling[order]
-    ids = np.array(replications, dtype=np.int64)
-    line_ids = list(scenario.lines)
-    start, horizon, offset = calendar.start, calendar.horizon, calendar.offset
-
-    def month_ends(months: np.ndarray) -> np.ndarray:
-        return month_end_dates(start, horizon, months)
-
-    line_names = np.array(line_ids, dtype=object)[rows["line"]]
-    # "A-00042": the line and the application's number from 1, five digits at least.
-    numbers = pc.utf8_lpad(pa.array(rows["number"] + 1).cast(pa.string()), width=5,
-                           padding="0")
-    project_ids = pc.binary_join_element_wise(pa.array(line_names, type=pa.string()),
-                                              numbers, "-")
-    disbursed, repaid, written_off = (rows["loans_disbursed"], rows["principal_repaid"],
-                                      rows["written_off"])
-    ceilings = np.where(has_ceiling, rows["ceiling"], 0)
-    if ceiling_may_be_empty(scenario):
-        ceilings = np.where(has_ceiling, ceilings.astype(float), math.nan)
-    out = {
-        "replication": ids[rows["rep"]],
-        "project_id": project_ids,
-        "line": line_names,
-        "status": np.array(STATUSES, dtype=object)[rows["status"]],
-        "application_date": days_of(start, horizon, offset, rows["arrival"]),
-        "decision_date": days_of(start, horizon, offset, rows["decided"]),
-        "commitment_date": rows["commit_day"],
-        "first_disbursement_date": month_ends(rows["first_disbursement_month"]),
-        "completion_date": month_ends(rows["completion_month"]),
-        "end_date": month_ends(rows["end_month"]),
-        "eligible_cost": rows["eligible_cost"],
-        "public_loan": rows["public_loan"],
-        "bank_loan": rows["bank_loan"],
-        "grant": rows["grant"],
-        "loans_disbursed": disbursed,
-        "grant_paid": rows["grant_paid"],
-        "principal_repaid": repaid,
-        "interest_paid": rows["interest_paid"],
-        "written_off": written_off,
-        "recovered": rows["recovered"],
-        "grant_recovered": rows["grant_recovered"],
-        "outstanding_end": disbursed - repaid - written_off,
-        "esl": rows["esl"],
-        "esl_pct": 100.0 * rows["esl"] / rows["eligible_cost"],
-        "de_minimis_ceiling": ceilings,
-        "prior_aid": rows["prior_aid"],
-        "over_ceiling": rows["over_ceiling"].astype(bool),
-    }
-    return {name: out[name] for name in LOAN_COLUMNS}
 
 
 def _add_at(matrix: np.ndarray, rows: np.ndarray, columns: np.ndarray, values) -> None:

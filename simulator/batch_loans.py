@@ -1,0 +1,141 @@
+"""The loan table of a chunk simulated by the batch engine.
+
+One row per commitment: its terms, what the booked flows paid and repaid
+before the horizon (recorded by ``batch.ChunkBatch`` as it books them), its
+status and dates, and its aid (the gross grant equivalent at the reference
+rate of its commitment date, against the de minimis ceiling of that date).
+The same columns, values and order as the SimPy model's ``runner.loan_table``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from . import batch_flows as bf
+from .loanbook import FLOW_KINDS, STATUSES
+from .model import days_of, month_end_dates
+from .runner import LOAN_COLUMNS, ceiling_may_be_empty
+from .scenario import Scenario
+from .state_aid import _DE_MINIMIS_2023_FROM, _DE_MINIMIS_CENTS
+
+
+def loan_table(scenario: Scenario, batch, replications: list[int]) -> dict[str, np.ndarray]:
+    """``runner.loan_table`` of every replication of ``batch`` (``batch.ChunkBatch``),
+    replication by replication."""
+    booked = batch.booked_commitments()
+    parts = [_line_rows(batch, i, booked) for i in range(len(batch.lines))]
+    rows = {name: np.concatenate([p[name] for p in parts]) for name in parts[0]
+            if name != "has_ceiling"}
+    has_ceiling = np.concatenate([np.full(len(p["rep"]), p["has_ceiling"]) for p in parts])
+    order = np.lexsort((rows["sequence"], rows["line"], rows["rep"]))
+    rows = {name: values[order] for name, values in rows.items()}
+    has_ceiling = has_ceiling[order]
+    ids = np.array(replications, dtype=np.int64)
+    line_ids = list(scenario.lines)
+    calendar = batch.calendar
+    start, horizon, offset = calendar.start, calendar.horizon, calendar.offset
+
+    def month_ends(months: np.ndarray) -> np.ndarray:
+        return month_end_dates(start, horizon, months)
+
+    line_names = np.array(line_ids, dtype=object)[rows["line"]]
+    # "A-00042": the line and the application's number from 1, five digits at least.
+    numbers = pc.utf8_lpad(pa.array(rows["number"] + 1).cast(pa.string()), width=5,
+                           padding="0")
+    project_ids = pc.binary_join_element_wise(pa.array(line_names, type=pa.string()),
+                                              numbers, "-")
+    disbursed, repaid, written_off = (rows["loans_disbursed"], rows["principal_repaid"],
+                                      rows["written_off"])
+    ceilings = np.where(has_ceiling, rows["ceiling"], 0)
+    if ceiling_may_be_empty(scenario):
+        ceilings = np.where(has_ceiling, ceilings.astype(float), math.nan)
+    out = {
+        "replication": ids[rows["rep"]],
+        "project_id": project_ids,
+        "line": line_names,
+        "status": np.array(STATUSES, dtype=object)[rows["status"]],
+        "application_date": days_of(start, horizon, offset, rows["arrival"]),
+        "decision_date": days_of(start, horizon, offset, rows["decided"]),
+        "commitment_date": rows["commit_day"],
+        "first_disbursement_date": month_ends(rows["first_disbursement_month"]),
+        "completion_date": month_ends(rows["completion_month"]),
+        "end_date": month_ends(rows["end_month"]),
+        "eligible_cost": rows["eligible_cost"],
+        "public_loan": rows["public_loan"],
+        "bank_loan": rows["bank_loan"],
+        "grant": rows["grant"],
+        "loans_disbursed": disbursed,
+        "grant_paid": rows["grant_paid"],
+        "principal_repaid": repaid,
+        "interest_paid": rows["interest_paid"],
+        "written_off": written_off,
+        "recovered": rows["recovered"],
+        "grant_recovered": rows["grant_recovered"],
+        "outstanding_end": disbursed - repaid - written_off,
+        "esl": rows["esl"],
+        "esl_pct": 100.0 * rows["esl"] / rows["eligible_cost"],
+        "de_minimis_ceiling": ceilings,
+        "prior_aid": rows["prior_aid"],
+        "over_ceiling": rows["over_ceiling"].astype(bool),
+    }
+    return {name: out[name] for name in LOAN_COLUMNS}
+
+
+def _line_rows(batch, line: int, booked) -> dict[str, np.ndarray]:
+    """The loan table's facts of the commitments of line ``line`` among ``booked``
+    (positions, times, sequence numbers: every commitment, joined)."""
+    positions, times, sequence = booked
+    mine = batch.dec_line[positions] == line
+    positions, times, sequence = positions[mine], times[mine], sequence[mine]
+    apps = batch.dec_app[positions]
+    terms = batch.lines[line].line
+    public, grant = batch.public_loan[apps], batch.grant[apps]
+    facts = {name: values[positions] for name, values in batch.loan_months.items()}
+    cal, horizon = batch.calendar, batch.horizon
+    days = days_of(cal.start, horizon, cal.offset, times)
+    rates_of = batch.scenario.rate_table().rates_at
+    margin = batch.scenario.reference_margin_bp()
+    unique, inverse = np.unique(days, return_inverse=True)
+    dates = unique.astype(object)
+    found = np.array([rates_of(d, margin) for d in dates], dtype=float).reshape(-1, 2)
+    esl = bf.grant_equivalents(public, grant, terms, found[inverse, 0],
+                               found[inverse, 1], batch.loan_grace[positions],
+                               facts["first_disbursement_month"],
+                               facts["completion_month"])
+    regime = terms.state_aid.regime
+    if regime == "auto":
+        late = np.array([d >= _DE_MINIMIS_2023_FROM for d in dates], dtype=bool)[inverse]
+        ceiling = np.where(late, _DE_MINIMIS_CENTS["de_minimis_2023"],
+                           _DE_MINIMIS_CENTS["de_minimis_2013"])
+        has_ceiling = True
+    else:
+        has_ceiling = regime in _DE_MINIMIS_CENTS
+        ceiling = np.full(len(apps), _DE_MINIMIS_CENTS.get(regime, 0), dtype=np.int64)
+    prior = batch.prior_aid[apps]
+    end = facts["end_month"]
+    ended = (end >= 0) & (end < horizon)
+    totals = {kind: batch.loan_totals[i, positions] for i, kind in enumerate(FLOW_KINDS)}
+    return {
+        "rep": batch.app_rep[apps], "sequence": sequence,
+        "line": np.full(len(apps), line), "has_ceiling": has_ceiling,
+        "number": batch.app_number[apps], "arrival": batch.arrival[apps],
+        "decided": batch.dec_time[positions], "commit_day": days,
+        "status": np.where(ended, facts["status"], 0),
+        "first_disbursement_month": facts["first_disbursement_month"],
+        "completion_month": facts["completion_month"],
+        "end_month": np.where(ended, end, -1),
+        "eligible_cost": batch.eligible_cost[apps], "public_loan": public,
+        "bank_loan": batch.bank_loan[apps], "grant": grant,
+        "loans_disbursed": totals["loans_disbursed"], "grant_paid": totals["grants_paid"],
+        "principal_repaid": totals["principal_repaid"],
+        "interest_paid": totals["interest_received"],
+        "written_off": totals["principal_written_off"],
+        "recovered": totals["recoveries"], "grant_recovered": totals["grants_recovered"],
+        "esl": esl, "ceiling": ceiling, "prior_aid": prior,
+        "over_ceiling": (esl + prior > ceiling) if has_ceiling else
+        np.zeros(len(apps), dtype=bool),
+    }
