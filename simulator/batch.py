@@ -194,7 +194,7 @@ class ChunkBatch:
         # The waiting list of unit u: decisions head[u] .. tail[u] - 1.
         self.head = self.unit_first.copy()
         self.tail = self.unit_first.copy()
-        if self.queues.any():
+        if self.any_queue:
             self._waiting_list_keys()
         # Commitments as (decision positions, commitment times, commitment sequence):
         # those whose flows are not booked yet, and every one so far. A project's
@@ -246,8 +246,8 @@ class ChunkBatch:
         # Waiting list or not, per unit; lines next to each other that do the same
         # form a block, whose decisions are taken by the same calls.
         queues = [line.line.when_dry == "waiting_list" for line in self.lines]
-        self.queues = np.repeat(queues, self.replications)
-        self.block_queues = [q for i, q in enumerate(queues) if i == 0 or q != queues[i - 1]]
+        self.any_queue = any(queues)
+        self.block_queues = [q for q, _ in itertools.groupby(queues)]
         block_of_line = np.cumsum([0] + [q != p for p, q in itertools.pairwise(queues)])
         on_boundary = self.dec_time == self.dec_month - cal.offset
         # Decisions of each block and month, in two groups: on the month's first
@@ -298,15 +298,14 @@ class ChunkBatch:
         """Close the previous month, take this month's decisions, book their flows."""
         if month > 0:
             self.close(month - 1)
-        waiting_list = bool(self.queues.any())
         alive = self.head < self.tail
         self._decide_all(2 * month, month)
-        if waiting_list:
+        if self.any_queue:
             if month > 0:
                 self.counts["waiting"][:, month - 1] = np.where(alive, self.tail - self.head, 0)
             self._serve(alive, month)
         self._decide_all(2 * month + 1, month)
-        if waiting_list:
+        if self.any_queue:
             self.counts["waiting"][:, month] = self.tail - self.head
 
     def quiet_from(self, month: int) -> bool:
@@ -412,7 +411,8 @@ class ChunkBatch:
             if line.line.when_dry != "waiting_list":
                 continue
             wait = line.line.max_wait_months
-            time = self.dec_time[self.decisions_before[i]:self.decisions_before[i + 1]]
+            decisions = slice(self.decisions_before[i], self.decisions_before[i + 1])
+            time = self.dec_time[decisions]
             month = np.maximum(np.floor(time + offset + wait).astype(np.int64) - 2, 0)
             while True:
                 late = ~((month.astype(float) - offset) - time > wait) & (month <= horizon)
@@ -420,8 +420,7 @@ class ChunkBatch:
                     break
                 month += late
             # Past the horizon is never: a key must stay inside its unit's stride.
-            expiry[self.decisions_before[i]:self.decisions_before[i + 1]] = np.minimum(
-                month, horizon + 1)
+            expiry[decisions] = np.minimum(month, horizon + 1)
         stride = horizon + 2
         key = self.dec_unit * stride + expiry
         # unexpired[m, u]: the first decision of unit u not expired at month m's tick.
@@ -558,7 +557,8 @@ class ChunkBatch:
                     apps = self.dec_app[chosen]
                     priced.append((chosen, bf.project_flows(
                         self.public_loan[apps], self.grant[apps], times[which],
-                        self._fate(apps), self.lines[line].line, offset, parts)))
+                        self._fate(apps), self.lines[line].line, offset, parts,
+                        self.payouts.take(apps))))
         booked = []
         for chosen, flows in priced:
             self._record(chosen, flows, parts)

@@ -172,18 +172,6 @@ class FlowBatch:
             return empty, empty, empty
         return tuple(np.concatenate([p[i] for p in parts]) for i in range(3))
 
-    def totals_before(self, kind: str, horizon: int) -> np.ndarray:
-        """Per project, what falls due before the horizon."""
-        projects, months, amounts = self.flat(kind)
-        seen = months < horizon
-        return _sum_by(projects[seen], amounts[seen], self.size)
-
-
-def _sum_by(index: np.ndarray, amounts: np.ndarray, size: int) -> np.ndarray:
-    out = np.zeros(size, dtype=np.int64)
-    np.add.at(out, index, amounts)
-    return out
-
 
 def _split(total: np.ndarray, shares: list[float]) -> list[np.ndarray]:
     """``total`` (cents >= 0) in parts by ``shares``, the last part taking the rest."""
@@ -286,7 +274,7 @@ def _new_batch(size: int, timing: _Timing) -> FlowBatch:
 
 def project_flows(public_loan: np.ndarray, grant: np.ndarray, commit_time: np.ndarray,
                   fate: dict[str, np.ndarray], line, offset: float,
-                  parts: str = "all") -> FlowBatch:
+                  parts: str = "all", payouts: Payouts | None = None) -> FlowBatch:
     """:func:`loanbook.project_flows` of many projects of one line.
 
     ``parts``: ``"all"``; ``"early"``, every flow but the repayments of loans
@@ -294,9 +282,11 @@ def project_flows(public_loan: np.ndarray, grant: np.ndarray, commit_time: np.nd
     ``"repayments"``, those only (instalments, prepayments, defaults).
     Repayments start after the grace period, so the batch engine can price
     them later, for many months of commitments at once
-    (``FlowBatch.repayments_from``).
+    (``FlowBatch.repayments_from``). ``payouts``: ``Payouts.of_line`` of
+    these projects, when the caller has it.
     """
-    payouts = Payouts.of_line(line, public_loan)
+    if payouts is None:
+        payouts = Payouts.of_line(line, public_loan)
     timing = _timing(commit_time, fate, payouts, offset)
     batch = _new_batch(len(public_loan), timing)
     if parts != "repayments":

@@ -172,14 +172,14 @@ def draw_chunk(scenario, line_id: str, replications: list[int], seed: int) -> di
         steps = stream_steps(counts)
         arrival = np.tile(rows["t"].to_numpy(dtype=float), size)
         cost = np.tile(rows["eligible_cost"].to_numpy(dtype=float), size)
-        drawn = draw(ADMITTED, counts) < apps.admission_rate
+        drawn = draw_each(ADMITTED) < apps.admission_rate
         given = np.tile(rows["admitted"].to_numpy(dtype=object), size)
         admitted = np.array([bool(g) if g is not None else d
                              for g, d in zip(given, drawn, strict=True)], dtype=bool)
         evaluation = _override(np.tile(rows["evaluation_months"], size),
-                               apps.evaluation_months.from_uniform(draw(EVALUATION, counts)))
+                               apps.evaluation_months.from_uniform(draw_each(EVALUATION)))
         score = _override(np.tile(rows["score"], size),
-                          apps.score.from_uniform(draw(SCORE, counts), low=-math.inf))
+                          apps.score.from_uniform(draw_each(SCORE), low=-math.inf))
         ids = rows["id"].astype(str).tolist() * size
         implementation_given = np.tile(rows["implementation_months"].to_numpy(dtype=float),
                                        size)
