@@ -107,6 +107,13 @@ def expected_applications(scenario: Scenario) -> float:
     return total
 
 
+def stepped_months(scenario: Scenario) -> float:
+    """Until when applications come in, in months since the start (any line): the
+    months that :class:`ChunkBatch` steps one by one."""
+    return max((end for line in scenario.lines.values()
+                for _, end in application_windows(line, scenario)), default=0.0)
+
+
 class Calendar:
     """Time of a scenario: months, the offset of the start date, the end of the run."""
 

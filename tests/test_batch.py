@@ -14,10 +14,23 @@ from hypothesis import strategies as st
 from test_model_stats import small_scenarios
 
 from simulator import load_scenario
-from simulator.batch import ChunkBatch, simulate_chunk, unsupported
+from simulator.batch import (
+    ChunkBatch,
+    expected_applications,
+    simulate_chunk,
+    stepped_months,
+    unsupported,
+)
 from simulator.batch_flows import Payouts, early_flows
 from simulator.batch_flows import project_flows as flows_over_arrays
-from simulator.executors import BATCH_CHUNK_SIZE, CHUNK_SIZE, chunk_size
+from simulator.executors import (
+    BATCH_CHUNK_SIZE,
+    CHUNK_SIZE,
+    LONG_DESK_APPLICATIONS_PER_CHUNK,
+    LONG_DESK_CHUNK_SIZE,
+    LONG_DESK_MONTHS,
+    chunk_size,
+)
 from simulator.loanbook import (
     FLOW_KINDS,
     Fate,
@@ -163,6 +176,21 @@ def test_chunks_are_large_for_small_funds_and_small_for_large_ones():
     large = load_scenario(ROOT / "scenarios" / "large_fund.toml")
     assert chunk_size(small) == BATCH_CHUNK_SIZE
     assert 1 <= chunk_size(large) < 50
+
+
+def test_a_desk_open_for_years_gets_larger_chunks_within_its_memory_bound():
+    revolving = load_scenario(ROOT / "scenarios" / "revolving.toml")
+    assert stepped_months(revolving) > LONG_DESK_MONTHS
+    assert chunk_size(revolving) == LONG_DESK_CHUNK_SIZE
+    assert chunk_size(revolving) * expected_applications(revolving) \
+        <= LONG_DESK_APPLICATIONS_PER_CHUNK
+    # The same desk with ten times the applications: fewer replications per chunk.
+    crowded = load_scenario(ROOT / "scenarios" / "revolving.toml", [
+        f"lines.{line}.applications.per_month="
+        f"{10 * revolving.lines[line].applications.per_month}" for line in revolving.lines])
+    assert chunk_size(crowded) * expected_applications(crowded) \
+        <= LONG_DESK_APPLICATIONS_PER_CHUNK < (chunk_size(crowded) + 1) \
+        * expected_applications(crowded)
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow,
