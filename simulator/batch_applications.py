@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .draws import application_windows, draw_chunk
+from .draws import application_windows, draw_chunk, order_within_groups
 from .money import round_cents, round_half_away
 from .scenario import Scenario
 
@@ -99,6 +99,8 @@ class LineApplications:
             time = (self.arrival + self.evaluation_months)[apps]
             keep = time < end
             chosen, time = apps[keep], time[keep]
-            order = np.lexsort((self.app_number[chosen], time, self.app_rep[chosen]))
+            # Within a replication, positions follow the applications' numbers: ties
+            # in time kept in place are ties broken by number.
+            order = order_within_groups(self.app_rep[chosen], time)
         self.dec_app = chosen[order].astype(np.int64)
         self.dec_time = np.asarray(time, dtype=float)[order]

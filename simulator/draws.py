@@ -93,6 +93,36 @@ def stream_steps(counts: np.ndarray) -> np.ndarray:
     return (np.arange(total, dtype=np.int64) - starts + 1).astype(np.uint64) * _GAMMA
 
 
+def order_within_groups(group: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """The order that sorts by ``group``, then by ``values``, ties kept in place:
+    ``np.lexsort((values, group))``, for many small groups.
+
+    ``group``: integers >= 0; ``values``: no NaN. Each group is sorted on its
+    own, as a row of a table as wide as the largest group (padded with +inf,
+    which stays after any value, +inf included, in a stable sort), instead of
+    one sort of the whole array: about half the time for a chunk's
+    applications (hundreds per replication). Groups of very different sizes
+    would make the table large: then ``np.lexsort``.
+    """
+    count = len(values)
+    if count == 0:
+        return np.zeros(0, dtype=np.intp)
+    # A stable sort of 16-bit keys is a radix sort.
+    key = group.astype(np.uint16) if group.max() < 2**16 else group
+    grouped = np.argsort(key, kind="stable")
+    ordered = group[grouped]
+    starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
+    lengths = np.diff(np.r_[starts, count])
+    width = int(lengths.max())
+    if len(starts) * width > 4 * count + 1024:
+        return np.lexsort((values, group))
+    used = np.arange(width) < lengths[:, None]
+    table = np.full((len(starts), width), np.inf)
+    table[used] = values[grouped]
+    within = np.argsort(table, axis=1, kind="stable")
+    return grouped[(within + starts[:, None])[used]]
+
+
 def poisson_counts(u: np.ndarray, mean: float) -> np.ndarray:
     """Poisson(``mean``) numbers by inversion: the smallest k with CDF(k) >= u.
 
@@ -198,7 +228,7 @@ def draw_chunk(scenario, line_id: str, replications: list[int], seed: int) -> di
             times.append(opens + (closes - opens) * draw(ARRIVAL_TIMES + w, number))
         rep_of, window_of, times = (np.concatenate(parts) if parts else np.zeros(0)
                                     for parts in (rep_of, window_of, times))
-        arrival = times[np.lexsort((times, window_of, rep_of))]
+        arrival = times[order_within_groups(rep_of * len(windows) + window_of, times)]
         steps = stream_steps(counts)
         cost = value(apps.cost, COST, low=line.min_cost, high=line.max_cost)
         admitted = below(apps.admission_rate, ADMITTED)

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scipy import stats
 
 from simulator import load_scenario
@@ -15,6 +17,7 @@ from simulator.draws import (
     DEFAULT,
     application_windows,
     draw_chunk,
+    order_within_groups,
     poisson_counts,
     stream_states,
     uniforms,
@@ -113,3 +116,25 @@ def test_arrivals_are_sorted_in_their_windows_and_as_many_as_expected():
 def test_a_seed_outside_64_bits_is_refused(seed):
     with pytest.raises(ValueError, match="2\\*\\*64"):
         stream_states(seed, np.array([0]), "A", COST)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 70_000), st.sampled_from(
+    [0.0, 1.0, 1.5, 2.0, 7.25, 207.0, math.inf, 1e-300])), max_size=300),
+    st.integers(0, 3))
+def test_order_within_groups_is_lexsort(rows, spread):
+    # Few distinct values make ties; groups past 2**16 leave the radix sort;
+    # ``spread`` makes groups of very different sizes (the fallback).
+    group = np.array([g >> (4 * spread) for g, _ in rows], dtype=np.int64)
+    values = np.array([v for _, v in rows], dtype=float)
+    expected = np.lexsort((values, group))
+    np.testing.assert_array_equal(order_within_groups(group, values), expected)
+
+
+def test_order_within_groups_on_a_chunk_of_arrivals():
+    rng = np.random.default_rng(5)
+    counts = rng.poisson(180, 400)
+    group = np.repeat(np.arange(400), counts)[rng.permutation(counts.sum())]
+    values = np.round(rng.random(len(group)) * 207, 2)   # rounded: ties within groups
+    np.testing.assert_array_equal(order_within_groups(group, values),
+                                  np.lexsort((values, group)))
