@@ -366,17 +366,33 @@ def split_by_shares(amounts: np.ndarray, shares: np.ndarray) -> np.ndarray:
     Largest-remainder rounding: each source gets the whole cents of its share,
     and the cents left over go to the largest fractional parts (ties to the
     first source), so every month's parts sum to its amount to the cent.
-    ``amounts`` has months on its last axis (any leading axes); the result
-    has the sources on the axis before the months.
+    ``amounts`` has months on its last axis (any leading axes); ``shares``
+    is sources x months (or x 1); the result has the sources on the axis
+    before the months. Only months with an amount are split (most have none).
     """
-    raw = shares * amounts[..., None, :]
+    sources, months = shares.shape[0], amounts.shape[-1]
+    paid = np.nonzero(amounts)
+    out = np.zeros((sources, *amounts.shape), dtype=np.int64)
+    if len(paid[0]):
+        out[(slice(None), *paid)] = _largest_remainders(
+            amounts[paid], np.broadcast_to(shares, (sources, months))[:, paid[-1]])
+    return np.moveaxis(out, 0, -2)
+
+
+def _largest_remainders(amounts: np.ndarray, shares: np.ndarray) -> np.ndarray:
+    """:func:`split_by_shares` of ``amounts`` (n), with ``shares`` sources x n."""
+    raw = shares * amounts
     parts = np.floor(raw).astype(np.int64)
-    missing = amounts - parts.sum(axis=-2)
-    order = np.argsort(-(raw - parts), axis=-2, kind="stable")
-    rank = np.empty_like(order)
-    sources = np.broadcast_to(np.arange(shares.shape[0])[:, None], order.shape)
-    np.put_along_axis(rank, order, sources, axis=-2)
-    return parts + (rank < missing[..., None, :]).astype(np.int64)
+    missing = amounts - parts.sum(axis=0)
+    remainder = raw - parts
+    # Each source's place in the order of remainders, largest first, ties to the first
+    # source: the sources with a larger remainder, and the earlier ones with the same.
+    # A few sources: a few comparisons, cheaper than sorting along the sources' axis.
+    rank = np.zeros(remainder.shape, dtype=np.int64)
+    for j in range(len(shares)):
+        rank += remainder[j] > remainder
+        rank[j + 1:] += remainder[j] == remainder[j + 1:]
+    return parts + (rank < missing)
 
 
 def close_span(start: dict[str, np.ndarray], flows: dict[str, np.ndarray],

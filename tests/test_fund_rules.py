@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import math
 from decimal import ROUND_HALF_UP, Decimal
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from simulator.ledger import split_by_shares
 from simulator.runner import run_replication
@@ -109,6 +112,37 @@ def test_split_by_shares_is_exact(amount):
     parts = split_by_shares(np.array([amount]), shares)[:, 0]
     assert parts.sum() == amount
     assert np.all(np.abs(parts - amount * shares[:, 0]) < 1)
+
+
+def _largest_remainder(amount: int, shares: list[float]) -> list[int]:
+    """Month by month, as written in the rule: whole cents, then one more cent to each
+    of the largest fractional parts (ties to the first source)."""
+    raw = [share * amount for share in shares]
+    parts = [math.floor(r) for r in raw]
+    ranked = sorted(range(len(shares)), key=lambda i: -(raw[i] - parts[i]))
+    for i in ranked[:amount - sum(parts)]:
+        parts[i] += 1
+    return parts
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.data(), st.integers(1, 4), st.integers(1, 3), st.integers(1, 12))
+def test_split_by_shares_follows_the_rule_month_by_month(data, sources, units, months):
+    # Shares from small weights: they tie (thirds, quarters), and they switch from one
+    # month to the next.
+    weights = np.array(data.draw(st.lists(st.lists(st.integers(0, 6), min_size=sources,
+                                                   max_size=sources).filter(any),
+                                          min_size=months, max_size=months)), dtype=float).T
+    shares = weights / weights.sum(axis=0)
+    amounts = np.array(data.draw(st.lists(st.lists(
+        st.one_of(st.just(0), st.integers(0, 10**9)), min_size=months, max_size=months),
+        min_size=units, max_size=units)), dtype=np.int64)
+    parts = split_by_shares(amounts, shares)
+    assert parts.shape == (units, sources, months) and parts.dtype == np.int64
+    for u in range(units):
+        for m in range(months):
+            expected = _largest_remainder(int(amounts[u, m]), list(shares[:, m]))
+            assert parts[u, :, m].tolist() == expected
 
 
 def test_fees_by_year_chart_adds_up_to_the_fees_kpi():
