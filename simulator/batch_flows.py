@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from itertools import pairwise
 
 import numpy as np
 
@@ -489,12 +490,15 @@ def grant_equivalents(public_loan: np.ndarray, grant: np.ndarray, line,
         months, np.maximum(length - 1, 0)[:, None], axis=1)[:, 0], 0)
     # Each loan reads the factor table state_aid would build for it (same length).
     span = -(-last // _CHUNK_MONTHS) * _CHUNK_MONTHS
-    for d, table in set(zip(discount.tolist(), span.tolist(), strict=True)):
-        rows = np.flatnonzero((discount == d) & (span == table) & (reference > soft)
-                              & (length > 0))
-        if not len(rows):
-            continue
-        factors = _annuity_factors(d, table)
+    priced = np.flatnonzero((reference > soft) & (length > 0))
+    # Loans grouped by (discount rate, table length), each group a run of ``by_table``.
+    by_table = priced[np.lexsort((span[priced], discount[priced]))]
+    d_sorted, span_sorted = discount[by_table], span[by_table]
+    new_group = (d_sorted[1:] != d_sorted[:-1]) | (span_sorted[1:] != span_sorted[:-1])
+    bounds = np.flatnonzero(np.r_[True, new_group, True]).tolist() if len(by_table) else [0]
+    for start, end in pairwise(bounds):
+        rows = by_table[start:end]
+        factors = _annuity_factors(float(d_sorted[start]), int(span_sorted[start]))
         # Payments x loans, so that each payment's terms lie together in memory.
         at = np.ascontiguousarray(np.where(valid[rows], months[rows], 0).T)
         terms = np.ascontiguousarray(principal[rows].T) * factors[at]
