@@ -88,8 +88,6 @@ def unsupported(scenario: Scenario) -> str | None:
     fund = scenario.fund
     if fund.reallocations:
         return "reallocations between lines"
-    if fund.payments.phased:
-        return "contributions paid in tranches"
     for line_id, line in scenario.lines.items():
         if line.applications.mode == "pipeline":
             return f"line {line_id} reads a pipeline"
@@ -158,6 +156,7 @@ class ChunkBatch:
         self.fees, self.treasury_rate = fund.fees, fund.treasury_rate
         self.allocations = [round(line.line.allocation * 100) for line in self.lines]
         self.allocation = np.repeat(np.array(self.allocations, dtype=np.int64), reps)
+        self._contributions(reps)
         self.shares = funding_shares(fund.funding, calendar.start, horizon, calendar.offset)
         self.sources = source_columns(fund.funding.sources())
 
@@ -181,7 +180,7 @@ class ChunkBatch:
             "cash", "legacy", "fees_paid", "fees_charged", "treasury_interest",
             "reallocated_in", "reallocated_out", "contribution_paid_in", "fees_grant_charged")}
         if horizon:
-            self.monthly["contribution_paid_in"][:, 0] = self.allocation
+            self.monthly["contribution_paid_in"][:, 0] = self.paid_in
         self.counts = {name: zeros() for name in COUNT_COLUMNS}
         # Every decision offered is counted as admitted in its month.
         _add_at(self.counts["admitted"], self.order_unit, self.dec_month[self.by_month[
@@ -190,7 +189,7 @@ class ChunkBatch:
         seen = arrival_month < horizon
         _add_at(self.counts["applications"], self.app_unit[seen], arrival_month[seen], 1)
         # Running state, one value per unit.
-        self.free = self.allocation.copy()
+        self.free = self.paid_in.copy()
         self.undisbursed = np.zeros(size, dtype=np.int64)
         self.legacy = np.zeros(size, dtype=np.int64)
         self.to_date = np.zeros((2, size), dtype=np.int64)
@@ -224,6 +223,47 @@ class ChunkBatch:
             "status", "first_disbursement_month", "completion_month", "end_month")}
         self.loan_grace = np.repeat([line.line.instrument.grace_months
                                      for line in self.lines], self.line_decisions)
+
+    def _contributions(self, reps: int) -> None:
+        """What each unit holds of its line's allocation (``LineLedger``): all of it, or,
+        with phased payments, a first tranche, the next ones paid in as money is
+        spent (:meth:`_pay_in`). The fees' base and cap follow what is paid in."""
+        payments = self.scenario.fund.payments
+        self.payments = payments if payments.phased else None
+        if self.payments is None:
+            self.paid_in = self.allocation.copy()
+            return
+
+        def per_unit(amounts: list[int]) -> np.ndarray:
+            return np.repeat(np.array(amounts, dtype=np.int64), reps)
+
+        self.paid_in = per_unit([min(a, round_cents(a * payments.first_share))
+                                 for a in self.allocations])
+        self.next_tranche = per_unit([max(1, round_cents(a * payments.next_share))
+                                      for a in self.allocations])
+        self.tranches_paid = np.ones(len(self.paid_in), dtype=np.int64)
+        self.spent = np.zeros(len(self.paid_in), dtype=np.int64)   # paid out + fees paid
+
+    def _pay_in(self, k: int) -> None:
+        """Month ``k``'s contribution tranches: ``LineLedger._next_tranche`` of every unit."""
+        payments = self.payments
+        threshold = np.where(self.tranches_paid == 1, payments.second_threshold,
+                             payments.later_threshold)
+        due = (self.paid_in < self.allocation) & ~(self.spent < threshold * self.paid_in)
+        if not due.any():
+            return
+        tranche = np.where(due, np.minimum(self.allocation - self.paid_in, self.next_tranche),
+                           0)
+        self.paid_in += tranche
+        self.tranches_paid += due
+        self.free = self.free + tranche
+        self.monthly["contribution_paid_in"][:, k] += tranche
+        self.fee_constants[0] = self.fees.base_rate / 12.0 * self.paid_in
+        self.fee_caps[0] = round_half_away(self.fees.cap * self.paid_in)
+
+    def _paying_in(self) -> bool:
+        """Contribution tranches still to come in some unit."""
+        return self.payments is not None and bool((self.paid_in < self.allocation).any())
 
     # -- applications and decisions ------------------------------------------------------
     def _stack_applications(self) -> None:
@@ -326,7 +366,7 @@ class ChunkBatch:
         interest), line by line; month by month otherwise.
         """
         self._book()
-        if not self.treasury_rate:
+        if not self.treasury_rate and not self._paying_in():
             span = slice(first, self.horizon)
             closed = []
             for i, allocation in enumerate(self.allocations):
@@ -613,11 +653,10 @@ class ChunkBatch:
         self.fee_coefficients = np.array([[fees.performance_rate / 12.0],
                                           [fees.grant_rate / 12.0], [fees.grant_cap]])
         self.fee_constants = np.zeros((3, self.size))
-        self.fee_constants[0] = fees.base_rate / 12.0 * self.allocation
+        self.fee_constants[0] = fees.base_rate / 12.0 * self.paid_in
         # Row 0: the loan part's cap; row 1 is the grant part's, filled each month.
         self.fee_caps = np.empty((2, self.size), dtype=np.int64)
-        self.fee_caps[:] = np.repeat([round_cents(fees.cap * allocation)
-                                      for allocation in self.allocations], self.replications)
+        self.fee_caps[:] = round_half_away(fees.cap * self.paid_in)
 
     def close(self, k: int) -> None:
         """Close month ``k`` in every unit (``LineLedger._close_loop``, one month)."""
@@ -629,7 +668,8 @@ class ChunkBatch:
         else:
             self.free = self.free + returns
         self.free = self.free + flows[_RELEASED]
-        self.to_date += flows[_PAID_OUT]
+        paid_out = flows[_PAID_OUT]
+        self.to_date += paid_out
         self.undisbursed = (self.undisbursed + self.committed_amount[:, k]
                             - flows[_LEAVES_UNDISBURSED].sum(axis=0))
         # Fee rates and caps are shares (0 to 1): amounts >= 0, where rounding half up
@@ -656,6 +696,11 @@ class ChunkBatch:
             interest = np.where(earning, round_half_away(self.free * rate), 0)
             self.free = self.free + interest
             monthly["treasury_interest"][:, k] = interest
+        if self.payments is not None:
+            self.spent += paid_out[0] + paid_out[1]
+            if self.fees.paid_from_fund:
+                self.spent += pay
+            self._pay_in(k)
         monthly["cash"][:, k] = self.free + self.undisbursed
         monthly["legacy"][:, k] = self.legacy
 

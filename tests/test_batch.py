@@ -69,7 +69,6 @@ def batch_scenarios(draw):
     changes, _ = draw(small_scenarios())
     fund = changes["fund"]
     fund["reallocations"] = []
-    fund["payments"]["phased"] = False
     changes["scenario"]["start"] = draw(st.sampled_from(
         ["2020-01-01", "2019-03-15", "2018-10-15", "2019-11-30"]))
     if draw(st.booleans()):
@@ -126,6 +125,17 @@ def test_lines_with_different_waits_keep_their_own_expiries(make_scenario):
     assert_same_tables(scenario, [0, 1, 2])
 
 
+@pytest.mark.parametrize("name", ["wecare_fesr_2018", "revolving"])
+@pytest.mark.parametrize("overrides", [
+    ["fund.payments.phased=true"],
+    ["fund.payments.phased=true", "fund.payments.first_share=0.1",
+     "fund.payments.next_share=0.1", "fund.treasury_rate=0.01"]])
+def test_contributions_paid_in_tranches_as_in_the_simpy_model(name, overrides):
+    scenario = load_scenario(ROOT / "scenarios" / f"{name}.toml", overrides)
+    assert unsupported(scenario) is None
+    assert_same_tables(scenario, [0, 1, 2, 41])
+
+
 @pytest.mark.parametrize("name", ["wecare_fesr_2018", "revolving", "loan_only", "grant_heavy"])
 def test_the_batch_engine_gives_the_simpy_models_tables_on_shipped_scenarios(name):
     scenario = load_scenario(ROOT / "scenarios" / f"{name}.toml")
@@ -153,7 +163,6 @@ TWO_LINES = {"lines": {"A": {"allocation": 500_000},
     ({**TWO_LINES, "fund": {"reallocations": [{"date": "2021-01-01", "from": "A", "to": "B",
                                                "amount": "all_uncommitted"}]}},
      "reallocations"),
-    ({"fund": {"payments": {"phased": True}}}, "tranches"),
     ({"state_aid": {"strict": True}, "lines": {"A": {"state_aid": {"over_ceiling": "reject"}}}},
      "reduces or rejects"),
 ])
