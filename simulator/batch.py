@@ -471,9 +471,11 @@ class ChunkBatch:
         stride = horizon + 2
         key = self.dec_unit * stride + expiry
         # unexpired[m, u]: the first decision of unit u not expired at month m's tick.
-        self.unexpired = np.searchsorted(
-            key, np.arange(self.size)[None, :] * stride + np.arange(horizon)[:, None],
-            side="right")
+        # Searched in the keys' order (unit by unit), which numpy's search follows from
+        # one key to the next: several times faster than month by month.
+        self.unexpired = np.ascontiguousarray(np.searchsorted(
+            key, np.arange(self.size)[:, None] * stride + np.arange(horizon)[None, :],
+            side="right").T)
 
     def _decide_all(self, g: int, month: int) -> None:
         """Offer group ``g`` of decisions of every block."""

@@ -104,9 +104,34 @@ def order_within_groups(group: np.ndarray, values: np.ndarray) -> np.ndarray:
     applications (hundreds per replication). Groups of very different sizes
     would make the table large: then ``np.lexsort``.
     """
+    table = _group_table(group, values)
+    if table is None:
+        return np.lexsort((values, group))
+    grouped, starts, used, rows = table
+    within = np.argsort(rows, axis=1, kind="stable")
+    return grouped[(within + starts[:, None])[used]]
+
+
+def sort_within_groups(group: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """``values[np.lexsort((values, group))]``: the values, group by group, each group
+    sorted (as :func:`order_within_groups`, without the order: an unstable
+    sort in place, several times faster)."""
+    table = _group_table(group, values)
+    if table is None:
+        return values[np.lexsort((values, group))]
+    _, _, used, rows = table
+    rows.sort(axis=1)
+    return rows[used]
+
+
+def _group_table(group: np.ndarray, values: np.ndarray):
+    """``values`` laid out one group per row, padded with +inf; None where that table
+    would be much larger than the values. Also: the positions in group order, the
+    first of each group in that order, and which cells hold a value."""
     count = len(values)
     if count == 0:
-        return np.zeros(0, dtype=np.intp)
+        return np.zeros(0, dtype=np.intp), np.zeros(0, dtype=np.intp), \
+            np.zeros((0, 0), dtype=bool), np.zeros((0, 0))
     # A stable sort of 16-bit keys is a radix sort.
     key = group.astype(np.uint16) if group.max() < 2**16 else group
     grouped = np.argsort(key, kind="stable")
@@ -115,12 +140,11 @@ def order_within_groups(group: np.ndarray, values: np.ndarray) -> np.ndarray:
     lengths = np.diff(np.r_[starts, count])
     width = int(lengths.max())
     if len(starts) * width > 4 * count + 1024:
-        return np.lexsort((values, group))
+        return None
     used = np.arange(width) < lengths[:, None]
-    table = np.full((len(starts), width), np.inf)
-    table[used] = values[grouped]
-    within = np.argsort(table, axis=1, kind="stable")
-    return grouped[(within + starts[:, None])[used]]
+    rows = np.full((len(starts), width), np.inf)
+    rows[used] = values[grouped]
+    return grouped, starts, used, rows
 
 
 def poisson_counts(u: np.ndarray, mean: float) -> np.ndarray:
@@ -228,7 +252,7 @@ def draw_chunk(scenario, line_id: str, replications: list[int], seed: int) -> di
             times.append(opens + (closes - opens) * draw(ARRIVAL_TIMES + w, number))
         rep_of, window_of, times = (np.concatenate(parts) if parts else np.zeros(0)
                                     for parts in (rep_of, window_of, times))
-        arrival = times[order_within_groups(rep_of * len(windows) + window_of, times)]
+        arrival = sort_within_groups(rep_of * len(windows) + window_of, times)
         steps = stream_steps(counts)
         cost = value(apps.cost, COST, low=line.min_cost, high=line.max_cost)
         admitted = below(apps.admission_rate, ADMITTED)

@@ -19,6 +19,7 @@ from simulator.draws import (
     draw_chunk,
     order_within_groups,
     poisson_counts,
+    sort_within_groups,
     stream_states,
     uniforms,
 )
@@ -129,6 +130,7 @@ def test_order_within_groups_is_lexsort(rows, spread):
     values = np.array([v for _, v in rows], dtype=float)
     expected = np.lexsort((values, group))
     np.testing.assert_array_equal(order_within_groups(group, values), expected)
+    np.testing.assert_array_equal(sort_within_groups(group, values), values[expected])
 
 
 def test_order_within_groups_on_a_chunk_of_arrivals():
@@ -136,5 +138,6 @@ def test_order_within_groups_on_a_chunk_of_arrivals():
     counts = rng.poisson(180, 400)
     group = np.repeat(np.arange(400), counts)[rng.permutation(counts.sum())]
     values = np.round(rng.random(len(group)) * 207, 2)   # rounded: ties within groups
-    np.testing.assert_array_equal(order_within_groups(group, values),
-                                  np.lexsort((values, group)))
+    expected = np.lexsort((values, group))
+    np.testing.assert_array_equal(order_within_groups(group, values), expected)
+    np.testing.assert_array_equal(sort_within_groups(group, values), values[expected])
