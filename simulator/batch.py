@@ -163,8 +163,8 @@ class ChunkBatch:
         self._stack_applications()
         self._decisions()
         # How each application's money goes out, by its line's rules.
-        self.payouts = bf.Payouts.stacked([bf.Payouts.of_line(line.line, line.public_loan)
-                                           for line in self.lines])
+        self.payouts = bf.StackedPayouts.of_lines([line.line for line in self.lines],
+                                                  [line.public_loan for line in self.lines])
 
         def zeros():
             return np.zeros((size, horizon), dtype=np.int64)

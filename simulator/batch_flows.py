@@ -222,22 +222,47 @@ class Payouts:
             # Without interest no payment comes before the end of grace.
             each(period if rate > 0 else instrument.grace_months + period, np.int64))
 
+
+@dataclass
+class StackedPayouts:
+    """The payouts of the projects of several lines, one after the other.
+
+    Only the tranches are the project's own; the rest is its line's, kept
+    once per line: taking the payouts of some projects reads one row per
+    project and tiny tables, not a long array per rule (most of the cost of
+    a booking was reading those).
+    """
+
+    tranches: np.ndarray    # projects x tranches (of the line with most), cents
+    line: np.ndarray        # each project's line: its row of ``rules``
+    rules: Payouts          # one row per line
+
     @classmethod
-    def stacked(cls, parts: list[Payouts]) -> Payouts:
-        """The payouts of ``parts`` one after the other."""
-        width = max(p.tranches.shape[1] for p in parts)
+    def of_lines(cls, lines: list, public_loans: list[np.ndarray]) -> StackedPayouts:
+        width = max(len(line.disbursement.tranches) for line in lines)
 
         def widened(matrix: np.ndarray) -> np.ndarray:
             return np.pad(matrix, ((0, 0), (0, width - matrix.shape[1])))
 
-        return cls(np.concatenate([widened(p.tranches) for p in parts]),
-                   np.concatenate([widened(p.tranche_at_signing) for p in parts]),
-                   *(np.concatenate([getattr(p, name) for p in parts]) for name in (
-                       "grant_at_signing", "recovery_rate", "recovery_lag", "period",
-                       "period_rate", "first_instalment")))
+        rules = [Payouts.of_line(line, np.zeros(1, dtype=np.int64)) for line in lines]
+        return cls(
+            np.concatenate([widened(Payouts.of_line(line, public).tranches)
+                            for line, public in zip(lines, public_loans, strict=True)]),
+            np.repeat(np.arange(len(lines)), [len(public) for public in public_loans]),
+            Payouts(np.concatenate([widened(r.tranches) for r in rules]),
+                    np.concatenate([widened(r.tranche_at_signing) for r in rules]),
+                    *(np.concatenate([getattr(r, name) for r in rules]) for name in _RULES)))
 
     def take(self, rows: np.ndarray) -> Payouts:
-        return Payouts(*(getattr(self, name)[rows] for name in self.__dataclass_fields__))
+        """The payouts of projects ``rows``."""
+        line = self.line[rows]
+        return Payouts(self.tranches[rows], self.rules.tranche_at_signing[line],
+                       *(getattr(self.rules, name)[line] for name in _RULES))
+
+
+# The rules of a line, one value each.
+_RULES = ("grant_at_signing", "recovery_rate", "recovery_lag", "period", "period_rate",
+          "first_instalment")
 
 
 @dataclass
