@@ -3,9 +3,10 @@
 The SimPy model (``model``) is the specification: one replication, one
 event per decision, easy to read. It costs a few milliseconds per
 replication, mostly Python work per application and per loan. This engine
-runs the same model on all the replications of a chunk at once. Lines do
-not interact here, so each line in each replication (a *unit*) is a ledger
-of its own; the state (free cash, waiting list, fees to date, ...) is one
+runs the same model on all the replications of a chunk at once. Lines
+meet only at reallocations (free cash moved between two lines of a
+replication at a date), so each line in each replication (a *unit*) is a
+ledger of its own; the state (free cash, waiting list, fees to date, ...) is one
 numpy array over the units, the months are stepped in order, and in each
 month every unit's decisions are taken together:
 
@@ -17,7 +18,9 @@ month every unit's decisions are taken together:
    first), then the month's other decisions in time order. A waiting list is
    a contiguous run of a line's decisions (FIFO), so it is two pointers per
    unit; on the desk, the decisions of a month that fit are those whose
-   running total of exposures fits the free cash;
+   running total of exposures fits the free cash; a reallocation falls
+   between the decisions before it and those after, and the receiving
+   line's waiting list is served at once;
 3. the cash flows of the month's commitments are computed in closed form
    for all of them at once (``batch_flows``) and booked.
 
@@ -31,6 +34,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -54,7 +58,7 @@ from .model import (
     start_offset,
 )
 from .runner import frames
-from .scenario import Scenario
+from .scenario import Scenario, date_to_months
 
 # Positions after the head of a waiting list looked at before searching (``_fitted``).
 _LOOK_AHEAD = np.arange(1, 5)
@@ -62,9 +66,6 @@ _LOOK_AHEAD = np.arange(1, 5)
 
 def unsupported(scenario: Scenario) -> str | None:
     """Why a scenario must run on the SimPy model, or None if the batch engine covers it."""
-    fund = scenario.fund
-    if fund.reallocations:
-        return "reallocations between lines"
     for line_id, line in scenario.lines.items():
         if line.applications.mode == "pipeline":
             return f"line {line_id} reads a pipeline"
@@ -89,6 +90,34 @@ def stepped_months(scenario: Scenario) -> float:
                 for _, end in application_windows(line, scenario)), default=0.0)
 
 
+@dataclass(frozen=True)
+class Reallocation:
+    """A reallocation between lines (``[[fund.reallocations]]``) on the chunk's calendar."""
+
+    time: float              # the model's time of its date
+    month: int
+    before_tick: bool        # at or before the month's first instant: before its tick
+    source: int              # line numbers
+    target: int
+    amount: int | None       # cents; None: all the source's free cash
+
+
+def reallocations(scenario: Scenario, calendar: Calendar) -> list[Reallocation]:
+    """The scenario's reallocations inside the run, in the order the model makes them
+    (by time; at the same time, as listed)."""
+    lines = list(scenario.lines)
+    found = []
+    for realloc in scenario.fund.reallocations:
+        time = date_to_months(calendar.start, realloc.date)
+        if time >= calendar.end_time:
+            continue
+        month = math.floor(time + calendar.offset + 1e-9)
+        amount = None if realloc.amount == "all_uncommitted" else round(realloc.amount * 100)
+        found.append(Reallocation(time, month, time <= calendar.month_start(month),
+                                  lines.index(realloc.from_), lines.index(realloc.to), amount))
+    return sorted(found, key=lambda r: r.time)
+
+
 class Calendar:
     """Time of a scenario: months, the offset of the start date, the end of the run."""
 
@@ -106,7 +135,7 @@ class Calendar:
 class ChunkBatch(MonthClosing):
     """Every line of the fund in every replication of a chunk, stacked.
 
-    Lines do not interact here (no reallocations), so a line in a
+    Lines meet only at reallocations (:meth:`_reallocate`), so a line in a
     replication, a *unit*, is stepped like a fund of its own: unit ``u`` is
     line ``u // replications`` in replication ``u % replications``. All the
     units of a chunk go through one month loop, so each month costs the
@@ -130,6 +159,7 @@ class ChunkBatch(MonthClosing):
         self.allocations = [round(line.line.allocation * 100) for line in self.lines]
         self.allocation = np.repeat(np.array(self.allocations, dtype=np.int64), reps)
         self._contributions(reps)
+        self.reallocations = reallocations(scenario, calendar)
         self.shares = funding_shares(fund.funding, calendar.start, horizon, calendar.offset)
         self.sources = source_columns(fund.funding.sources())
 
@@ -229,18 +259,40 @@ class ChunkBatch(MonthClosing):
         self.block_queues = [q for q, _ in itertools.groupby(queues)]
         block_of_line = np.cumsum([0] + [q != p for p, q in itertools.pairwise(queues)])
         on_boundary = self.dec_time == self.dec_month - cal.offset
-        # Decisions of each block and month, in two groups: on the month's first
-        # instant, and after. A decision that would fall in month ``horizon`` (a
-        # time within 1e-9 of the end) sorts after every group: it is never offered.
-        groups = 2 * horizon
+        # Decisions of each block and month, in groups: on the month's first instant
+        # (before the month-end tick), and after; each split where reallocations fall
+        # (``_slot``). A decision that would fall in month ``horizon`` (a time within
+        # 1e-9 of the end) sorts after every group: it is never offered.
+        self.slots = 2 * (len(self.reallocations) + 1)
+        groups = self.slots * horizon
         blocks = len(self.block_queues)
+        slot = (~on_boundary) * (len(self.reallocations) + 1) + self._reallocations_before()
         key = np.where(self.dec_month < horizon,
-                       block_of_line[self.dec_line] * groups + self.dec_month * 2 + ~on_boundary,
-                       blocks * groups)
+                       block_of_line[self.dec_line] * groups + self.dec_month * self.slots
+                       + slot, blocks * groups)
         self.groups = groups
         self.by_month = np.argsort(key, kind="stable")
         self.group_bounds = np.searchsorted(key[self.by_month], np.arange(blocks * groups + 1))
         self._group_segments(key)
+
+    def _reallocations_before(self) -> np.ndarray:
+        """How many of its month's reallocations the model makes before each decision.
+
+        Before a decision at a later time; at the same time, before it unless the
+        decision's event was scheduled first: a call's ranking, and a desk's first
+        decision, are scheduled when the run starts, before any reallocation.
+        """
+        count = np.zeros(len(self.dec_time), dtype=np.int64)
+        if not self.reallocations or not len(count):
+            return count
+        desk = np.array([line.line.procedure != "graduatoria" for line in self.lines])
+        first_time = self.dec_time[np.minimum(self.unit_first, len(self.dec_time) - 1)]
+        scheduled_first = ~desk[self.dec_line] | (self.dec_time == first_time[self.dec_unit])
+        for realloc in self.reallocations:
+            count += (self.dec_month == realloc.month) & (
+                (realloc.time < self.dec_time)
+                | ((realloc.time == self.dec_time) & ~scheduled_first))
+        return count
 
     def _group_segments(self, key: np.ndarray) -> None:
         """What ``_decide`` needs of each group that does not depend on the running state.
@@ -274,22 +326,68 @@ class ChunkBatch(MonthClosing):
 
     # -- one month --------------------------------------------------------------------------
     def step(self, month: int) -> None:
-        """Close the previous month, take this month's decisions, book their flows."""
+        """Close the previous month, take this month's decisions, book their flows.
+
+        The decisions on the month's first instant, the waiting lists' tick,
+        then the month's other decisions; reallocations where they fall
+        among them (:meth:`_reallocations_before`).
+        """
         if month > 0:
             self.close(month - 1)
         alive = self.head < self.tail
-        self._decide_all(2 * month, month)
+        made = [r for r in self.reallocations if r.month == month]
+        before_tick = sum(r.before_tick for r in made)
+        first = month * self.slots
+        self._decide_until(first, made, 0, before_tick, month)
         if self.any_queue:
             if month > 0:
                 self.counts["waiting"][:, month - 1] = np.where(alive, self.tail - self.head, 0)
             self._serve(alive, month)
-        self._decide_all(2 * month + 1, month)
+        self._decide_until(first + self.slots // 2, made, before_tick, len(made), month)
         if self.any_queue:
             self.counts["waiting"][:, month] = self.tail - self.head
 
+    def _decide_until(self, first: int, made: list[Reallocation], done: int, until: int,
+                      month: int) -> None:
+        """Offer the groups of decisions from ``first + done`` on, making reallocations
+        ``done .. until - 1`` of the month between them."""
+        for position in range(done, until):
+            self._decide_all(first + position, month)
+            self._reallocate(made[position], month)
+        self._decide_all(first + until, month)
+
     def quiet_from(self, month: int) -> bool:
-        """No decision left from ``month`` on, and every waiting list empty."""
-        return month > self.last_decision_month and not (self.head < self.tail).any()
+        """No decision and no reallocation left from ``month`` on, every waiting list empty."""
+        return (month > self.last_decision_month
+                and all(r.month < month for r in self.reallocations)
+                and not (self.head < self.tail).any())
+
+    def _reallocate(self, realloc: Reallocation, month: int) -> None:
+        """``FundModel._reallocation``: move free cash between the lines of every
+        replication, then serve the receiving line's waiting list at once (no
+        entry expires before the month's tick)."""
+        source, target = self._units(realloc.source), self._units(realloc.target)
+        available = self.free[source]
+        wanted = available if realloc.amount is None else realloc.amount
+        amount = np.maximum(0, np.minimum(wanted, available))
+        self.free[source] -= amount
+        self.free[target] += amount
+        self._move_resources(source, target, amount)
+        self.monthly["reallocated_out"][source, month] += amount
+        self.monthly["reallocated_in"][target, month] += amount
+        units = np.arange(self.size)[target]
+        units = units[self.head[units] < self.tail[units]]
+        if not len(units):
+            return
+        head, tail = self.head[units], self.tail[units]
+        fitted = self._fitted(head, tail, self.cum_exposure[head] + self.free[units])
+        self.head[units] = fitted
+        lengths = fitted - head
+        count = int(lengths.sum())
+        if count:
+            starts = np.cumsum(lengths) - lengths
+            positions = np.arange(count) + np.repeat(head - starts, lengths)
+            self._commit(positions, np.full(count, realloc.time), month)
 
     def _serve(self, alive: np.ndarray, month: int) -> None:
         """The month-end tick of the waiting list: drop expired entries, commit the head.
@@ -376,7 +474,7 @@ class ChunkBatch(MonthClosing):
             side="right").T)
 
     def _decide_all(self, g: int, month: int) -> None:
-        """Offer group ``g`` of decisions of every block."""
+        """Offer group ``g`` (``month * slots + slot``) of decisions of every block."""
         for block, queues in enumerate(self.block_queues):
             self._decide(block * self.groups + g, month, queues)
 

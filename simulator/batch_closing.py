@@ -67,6 +67,7 @@ class MonthClosing:
         self.payments = payments if payments.phased else None
         if self.payments is None:
             self.paid_in = self.allocation.copy()
+            self.resources = self.paid_in.copy()
             return
 
         def per_unit(amounts: list[int]) -> np.ndarray:
@@ -78,13 +79,15 @@ class MonthClosing:
                                       for a in self.allocations])
         self.tranches_paid = np.ones(len(self.paid_in), dtype=np.int64)
         self.spent = np.zeros(len(self.paid_in), dtype=np.int64)   # paid out + fees paid
+        # What the fees are charged on: paid in, plus or minus reallocations.
+        self.resources = self.paid_in.copy()
 
     def _fee_terms(self) -> None:
         """The month's fees are ``coefficient * to_date[row] + constant``, then rounded.
 
-        Three amounts per unit: the loan part (base rate on what was paid in
-        of the line's allocation, plus performance rate on loans disbursed), the
-        grant part
+        Three amounts per unit: the loan part (base rate on the line's
+        resources: what was paid in of its allocation, plus or minus
+        reallocations; plus performance rate on loans disbursed), the grant part
         (on grants paid) and the grant part's cap. Adding 0.0 where the
         model adds nothing changes no value.
         """
@@ -93,10 +96,20 @@ class MonthClosing:
         self.fee_coefficients = np.array([[fees.performance_rate / 12.0],
                                           [fees.grant_rate / 12.0], [fees.grant_cap]])
         self.fee_constants = np.zeros((3, self.size))
-        self.fee_constants[0] = fees.base_rate / 12.0 * self.paid_in
         # Row 0: the loan part's cap; row 1 is the grant part's, filled each month.
-        self.fee_caps = np.empty((2, self.size), dtype=np.int64)
-        self.fee_caps[:] = round_half_away(fees.cap * self.paid_in)
+        self.fee_caps = np.zeros((2, self.size), dtype=np.int64)
+        self._fees_on_resources()
+
+    def _fees_on_resources(self) -> None:
+        """The loan part's base and cap, from the resources (``LineLedger._resources``)."""
+        self.fee_constants[0] = self.fees.base_rate / 12.0 * self.resources
+        self.fee_caps[0] = round_half_away(self.fees.cap * self.resources)
+
+    def _move_resources(self, source: slice, target: slice, amount: np.ndarray) -> None:
+        """A reallocation's share of ``LineLedger.move``: the fees follow the resources."""
+        self.resources[source] -= amount
+        self.resources[target] += amount
+        self._fees_on_resources()
 
     def close(self, k: int) -> None:
         """Close month ``k`` in every unit (``LineLedger._close_loop``, one month)."""
@@ -155,11 +168,11 @@ class MonthClosing:
         tranche = np.where(due, np.minimum(self.allocation - self.paid_in, self.next_tranche),
                            0)
         self.paid_in += tranche
+        self.resources += tranche
         self.tranches_paid += due
         self.free = self.free + tranche
         self.monthly["contribution_paid_in"][:, k] += tranche
-        self.fee_constants[0] = self.fees.base_rate / 12.0 * self.paid_in
-        self.fee_caps[0] = round_half_away(self.fees.cap * self.paid_in)
+        self._fees_on_resources()
 
     def _paying_in(self) -> bool:
         """Contribution tranches still to come in some unit."""
@@ -172,7 +185,9 @@ class MonthClosing:
         interest), line by line; month by month otherwise.
         """
         self._book()
-        if not self.treasury_rate and not self._paying_in():
+        # close_span takes a line's allocation as its resources: not after a reallocation.
+        if not self.treasury_rate and not self._paying_in() \
+                and bool((self.resources == self.allocation).all()):
             span = slice(first, self.horizon)
             closed = []
             for i, allocation in enumerate(self.allocations):
