@@ -143,6 +143,18 @@ def test_contributions_paid_in_tranches_as_in_the_simpy_model(name, overrides):
     assert_same_tables(scenario, [0, 1, 2, 41])
 
 
+@pytest.mark.parametrize("date, amount", [("2019-06-01", '"all_uncommitted"'),
+                                          ("2019-09-13", "500000")])
+def test_the_reference_with_a_reallocation_as_in_the_simpy_model(tmp_path, date, amount):
+    reference = (ROOT / "scenarios" / "wecare_fesr_2018.toml").read_text(encoding="utf-8")
+    path = tmp_path / "reallocated.toml"
+    path.write_text(reference + f'\n[[fund.reallocations]]\ndate = {date}\nfrom = "B"\n'
+                    f'to = "A"\namount = {amount}\n', encoding="utf-8")
+    scenario = load_scenario(path)
+    assert unsupported(scenario) is None
+    assert_same_tables(scenario, [0, 1, 2, 41])
+
+
 @pytest.mark.parametrize("name", ["wecare_fesr_2018", "revolving", "loan_only", "grant_heavy"])
 def test_the_batch_engine_gives_the_simpy_models_tables_on_shipped_scenarios(name):
     scenario = load_scenario(ROOT / "scenarios" / f"{name}.toml")
