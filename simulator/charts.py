@@ -246,6 +246,7 @@ def disbursement_chart(results, lang: str = "it", region: Region | None = None) 
 def _waterfall_label(item: str, lang: str) -> str:
     words = {
         "endowment": ("Dotazione iniziale", "Initial endowment"),
+        "contribution_paid_in": ("Dotazione versata", "Endowment paid in"),
         "sources": ("Risorse complessive", "Total resources"),
         "fees_paid": ("Commissioni di gestione", "Management fees"),
         "legacy": ("Accantonato a legacy", "Set aside as legacy"),

@@ -135,6 +135,9 @@ def sources_uses(results, replication: int) -> pd.DataFrame:
 
         endowment + principal repaid + recoveries + interest
           (+ grants recovered + treasury interest)      = total sources
+
+    (with phased payments, the endowment is what was paid in of it by the
+    horizon: ``contribution_paid_in``, shown as its own step)
         - loans disbursed - grants paid - fees paid
           (- moved to legacy)                           = fund cash at the horizon
         + loans outstanding (performing)                = fund value at the horizon
@@ -156,11 +159,15 @@ def sources_uses(results, replication: int) -> pd.DataFrame:
     if row.empty:
         raise ValueError(f"replication {replication} is not in the run")
     v = {k: int(row[k].iloc[0]) for k in ts.columns if k not in ("replication", "date", "line")}
-    endowment = round(results.scenario.fund.endowment * 100)
+    # What the fund received: its endowment, unless part of it was never paid in
+    # (phased payments). Reallocations move money between lines, not in or out.
+    endowment = v["contribution_paid_in"]
+    first = "endowment" if endowment == round(results.scenario.fund.endowment * 100) \
+        else "contribution_paid_in"
     sources = (endowment + v["principal_repaid"] + v["recoveries"] + v["grants_recovered"]
                + v["interest_received"] + v["treasury_interest"])
     steps: list[tuple[str, str, int, bool]] = [   # key, kind, cents, always shown
-        ("endowment", "total", endowment, True),
+        (first, "total", endowment, True),
         ("principal_repaid", "flow", v["principal_repaid"], True),
         ("recoveries", "flow", v["recoveries"], True),
         ("grants_recovered", "flow", v["grants_recovered"], False),
@@ -181,7 +188,7 @@ def sources_uses(results, replication: int) -> pd.DataFrame:
         if not always and cents == 0:
             continue
         if kind == "total":
-            if key != "endowment" and cents != running:   # the ledger's identity, to the cent
+            if key != first and cents != running:   # the ledger's identity, to the cent
                 raise AssertionError(f"sources and uses do not add up at {key}: "
                                      f"{running} != {cents} cents")
             rows.append((key, kind, cents, 0, cents))

@@ -231,6 +231,22 @@ def test_sources_and_uses_add_up_to_the_fund_value_of_the_replication(results):
     assert losses == pytest.approx(-kpis["losses_eur"], abs=0.005)
 
 
+def test_with_phased_payments_the_waterfall_starts_from_what_was_paid_in():
+    # Part of the endowment is never paid in: the statement starts from what was.
+    scenario = simulator.load_scenario(SCENARIOS / "wecare_fesr_2018.toml",
+                                       ["fund.payments.phased=true"])
+    results = simulator.run(scenario, replications=4, workers=1)
+    rep = charts.median_replication(results.kpis)
+    table = charts.sources_uses(results, rep)
+    paid_in = results.kpis.set_index("replication").loc[rep, "contribution_paid_in_eur"]
+    assert paid_in < scenario.fund.endowment
+    assert table["item"].iloc[0] == "contribution_paid_in"
+    assert table["amount"].iloc[0] == pytest.approx(paid_in, abs=0.005)
+    fig, _ = charts.waterfall_chart(results)
+    labels = [t.get_text().replace("\n", " ") for t in chart_axes(fig)[0].get_yticklabels()]
+    assert labels[0] == "Dotazione versata"
+
+
 def test_waterfall_chart_has_a_bar_per_step_and_the_losses_memo(results):
     fig, data = charts.waterfall_chart(results)
     texts = all_texts(drawn(fig))
