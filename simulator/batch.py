@@ -261,7 +261,7 @@ class ChunkBatch(MonthClosing):
         on_boundary = self.dec_time == self.dec_month - cal.offset
         # Decisions of each block and month, in groups: on the month's first instant
         # (before the month-end tick), and after; each split where reallocations fall
-        # (``_slot``). A decision that would fall in month ``horizon`` (a time within
+        # (:meth:`_reallocations_before`). A decision that would fall in month ``horizon`` (a time within
         # 1e-9 of the end) sorts after every group: it is never offered.
         self.slots = 2 * (len(self.reallocations) + 1)
         groups = self.slots * horizon
