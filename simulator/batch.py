@@ -261,8 +261,9 @@ class ChunkBatch(MonthClosing):
         on_boundary = self.dec_time == self.dec_month - cal.offset
         # Decisions of each block and month, in groups: on the month's first instant
         # (before the month-end tick), and after; each split where reallocations fall
-        # (:meth:`_reallocations_before`). A decision that would fall in month ``horizon`` (a time within
-        # 1e-9 of the end) sorts after every group: it is never offered.
+        # (:meth:`_reallocations_before`). A decision that would fall in month
+        # ``horizon`` (a time within 1e-9 of the end) sorts after every group: it is
+        # never offered.
         self.slots = 2 * (len(self.reallocations) + 1)
         groups = self.slots * horizon
         blocks = len(self.block_queues)
@@ -377,17 +378,8 @@ class ChunkBatch(MonthClosing):
         self.monthly["reallocated_in"][target, month] += amount
         units = np.arange(self.size)[target]
         units = units[self.head[units] < self.tail[units]]
-        if not len(units):
-            return
-        head, tail = self.head[units], self.tail[units]
-        fitted = self._fitted(head, tail, self.cum_exposure[head] + self.free[units])
-        self.head[units] = fitted
-        lengths = fitted - head
-        count = int(lengths.sum())
-        if count:
-            starts = np.cumsum(lengths) - lengths
-            positions = np.arange(count) + np.repeat(head - starts, lengths)
-            self._commit(positions, np.full(count, realloc.time), month)
+        if len(units):
+            self._commit_heads(units, self.head[units], realloc.time, month)
 
     def _serve(self, alive: np.ndarray, month: int) -> None:
         """The month-end tick of the waiting list: drop expired entries, commit the head.
@@ -406,14 +398,19 @@ class ChunkBatch(MonthClosing):
         # The first entry of each list not expired at this month's tick.
         kept = np.minimum(np.maximum(self.unexpired[month][units], head), tail)
         self.counts["rejected_no_funds"][:, month][units] += kept - head
-        fitted = self._fitted(kept, tail, self.cum_exposure[kept] + self.free[units])
+        self._commit_heads(units, kept, self.calendar.month_start(month), month)
+
+    def _commit_heads(self, units: np.ndarray, first: np.ndarray, time: float,
+                      month: int) -> None:
+        """Commit the lists of ``units`` from ``first`` on, in order, while they fit."""
+        fitted = self._fitted(first, self.tail[units], self.cum_exposure[first] + self.free[units])
         self.head[units] = fitted
-        lengths = fitted - kept
+        lengths = fitted - first
         count = int(lengths.sum())
         if count:
             starts = np.cumsum(lengths) - lengths
-            positions = np.arange(count) + np.repeat(kept - starts, lengths)
-            self._commit(positions, np.full(count, self.calendar.month_start(month)), month)
+            positions = np.arange(count) + np.repeat(first - starts, lengths)
+            self._commit(positions, np.full(count, time), month)
 
     def _fitted(self, kept: np.ndarray, tail: np.ndarray, budget: np.ndarray) -> np.ndarray:
         """The last position p <= tail with ``cum_exposure[p] <= budget``, for each list.
