@@ -347,6 +347,9 @@ class FundModel:
         queue = self.queues[realloc.to]
         while queue and self._try_commit(queue[0]):
             queue.popleft()
+        # The month's waiting list is recorded again at the next month's tick; in the
+        # horizon's last month there is none, and the list just served is what stays.
+        target.set_waiting(month, len(queue))
 
     # -- calendar ----------------------------------------------------------------------------
     def month_dates(self) -> tuple[dt.date, ...]:

@@ -143,6 +143,23 @@ def test_contributions_paid_in_tranches_as_in_the_simpy_model(name, overrides):
     assert_same_tables(scenario, [0, 1, 2, 41])
 
 
+def test_a_reallocation_in_the_last_month_leaves_the_waiting_list_it_served(make_scenario):
+    # No tick follows the horizon's last month: the waiting list recorded for it is the
+    # one the reallocation served (regression: the SimPy model kept the length before).
+    line_b = deep_update(BASE_TABLES["lines"]["A"], {
+        "allocation": 900_000, "when_dry": "waiting_list", "max_wait_months": 1,
+        "applications": {"per_month": 1.0, "cost": {"dist": "lognormal", "median": 150_000,
+                                                    "sigma": 0.8}},
+        "disbursement": {"tranches": [{"share": 1.0, "at": "completion"}],
+                         "implementation_months": 3.0}})
+    scenario = make_scenario({
+        "scenario": {"horizon_months": 16, "start": "2019-03-15"},
+        "fund": {"reallocations": [{"date": "2020-06-17", "from": "A", "to": "B",
+                                    "amount": "all_uncommitted"}]},
+        "lines": {"A": {"allocation": 100_000}, "B": line_b}})
+    assert_same_tables(scenario, [0, 1, 7])
+
+
 @pytest.mark.parametrize("date, amount", [("2019-06-01", '"all_uncommitted"'),
                                           ("2019-09-13", "500000")])
 def test_the_reference_with_a_reallocation_as_in_the_simpy_model(tmp_path, date, amount):
