@@ -196,8 +196,12 @@ class FundModel:
         for realloc in self.scenario.fund.reallocations:
             env.process(self._reallocation(realloc))
         env.run(until=self._end_time())
-        for ledger in self.ledgers.values():
+        for line_id, ledger in self.ledgers.items():
             ledger.close_until(self.horizon)
+            # A month's waiting list is recorded at the next month's tick; the last
+            # month has none, and a reallocation may have served its list since.
+            if self.horizon:
+                ledger.set_waiting(self.horizon - 1, len(self.queues[line_id]))
         return self
 
     def _end_time(self) -> float:
@@ -347,9 +351,6 @@ class FundModel:
         queue = self.queues[realloc.to]
         while queue and self._try_commit(queue[0]):
             queue.popleft()
-        # The month's waiting list is recorded again at the next month's tick; in the
-        # horizon's last month there is none, and the list just served is what stays.
-        target.set_waiting(month, len(queue))
 
     # -- calendar ----------------------------------------------------------------------------
     def month_dates(self) -> tuple[dt.date, ...]:

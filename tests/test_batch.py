@@ -145,7 +145,8 @@ def test_contributions_paid_in_tranches_as_in_the_simpy_model(name, overrides):
 
 def test_a_reallocation_in_the_last_month_leaves_the_waiting_list_it_served(make_scenario):
     # No tick follows the horizon's last month: the waiting list recorded for it is the
-    # one the reallocation served (regression: the SimPy model kept the length before).
+    # one left at the end, after the reallocation served it (regression: the SimPy model
+    # kept the length before).
     line_b = deep_update(BASE_TABLES["lines"]["A"], {
         "allocation": 900_000, "when_dry": "waiting_list", "max_wait_months": 1,
         "applications": {"per_month": 1.0, "cost": {"dist": "lognormal", "median": 150_000,
@@ -158,6 +159,33 @@ def test_a_reallocation_in_the_last_month_leaves_the_waiting_list_it_served(make
                                     "amount": "all_uncommitted"}]},
         "lines": {"A": {"allocation": 100_000}, "B": line_b}})
     assert_same_tables(scenario, [0, 1, 7])
+
+
+def test_a_reallocation_on_a_tick_then_the_tick_empties_the_list(make_scenario):
+    # On 1 September the reallocation serves line A's list, then the month's tick drops
+    # its expired entry: September ends with an empty list (both engines).
+    def line(allocation, per_month, admission, evaluation, public_share, tranche_at):
+        return deep_update(BASE_TABLES["lines"]["A"], {
+            "allocation": allocation, "when_dry": "waiting_list", "max_wait_months": 1,
+            "applications": {"per_month": per_month, "admission_rate": admission,
+                             "evaluation_months": evaluation,
+                             "cost": {"dist": "lognormal", "median": 150_000, "sigma": 0.8}},
+            "instrument": {"coverage": 0.5, "public_loan_share": public_share,
+                           "grant_share": 0.5, "frequency": "monthly", "term_months": 1,
+                           "grace_months": 0},
+            "disbursement": {"tranches": [{"share": 1.0, "at": tranche_at}],
+                             "implementation_months": 0.0, "grant_paid_at": "signing"}})
+
+    scenario = make_scenario({
+        "scenario": {"horizon_months": 12},
+        "fund": {"treasury_rate": 0.02, "fees": {"paid_from_fund": False, "cap": 0.0},
+                 "reallocations": [
+                     {"date": "2020-06-01", "from": "A", "to": "B", "amount": "all_uncommitted"},
+                     {"date": "2020-09-01", "from": "B", "to": "A",
+                      "amount": "all_uncommitted"}]},
+        "lines": {"A": line(427_260, 1.0, 1.0, 2.0, 1.0, "signing"),
+                  "B": line(572_740, 2.0, 0.5, 0.0, 0.0, "completion")}})
+    assert_same_tables(scenario, [0, 1, 2])
 
 
 @pytest.mark.parametrize("date, amount", [("2019-06-01", '"all_uncommitted"'),
