@@ -111,7 +111,7 @@ def reallocations(scenario: Scenario, calendar: Calendar) -> list[Reallocation]:
         time = date_to_months(calendar.start, realloc.date)
         if time >= calendar.end_time:
             continue
-        month = math.floor(time + calendar.offset + 1e-9)
+        month = int(bf.month_of(np.array(time), calendar.offset))
         amount = None if realloc.amount == "all_uncommitted" else round(realloc.amount * 100)
         found.append(Reallocation(time, month, time <= calendar.month_start(month),
                                   lines.index(realloc.from_), lines.index(realloc.to), amount))

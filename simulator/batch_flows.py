@@ -214,13 +214,18 @@ class Payouts:
             return np.full(size, value, dtype=dtype)
 
         return cls(
-            np.stack(_split(public_loan, [t.share for t in tranches]), axis=1),
+            _tranches(line, public_loan),
             np.repeat([[t.at == "signing" for t in tranches]], size, axis=0),
             each(disbursement.grant_paid_at == "signing", bool),
             each(risk.recovery_rate, float), each(risk.recovery_lag_months, np.int64),
             each(period, np.int64), each(rate / (12 // period), float),
             # Without interest no payment comes before the end of grace.
             each(period if rate > 0 else instrument.grace_months + period, np.int64))
+
+
+def _tranches(line, public_loan: np.ndarray) -> np.ndarray:
+    """Projects x tranches: each project's public loan split by its line's tranches."""
+    return np.stack(_split(public_loan, [t.share for t in line.disbursement.tranches]), axis=1)
 
 
 @dataclass
@@ -246,7 +251,7 @@ class StackedPayouts:
 
         rules = [Payouts.of_line(line, np.zeros(1, dtype=np.int64)) for line in lines]
         return cls(
-            np.concatenate([widened(Payouts.of_line(line, public).tranches)
+            np.concatenate([widened(_tranches(line, public))
                             for line, public in zip(lines, public_loans, strict=True)]),
             np.repeat(np.arange(len(lines)), [len(public) for public in public_loans]),
             Payouts(np.concatenate([widened(r.tranches) for r in rules]),

@@ -135,12 +135,12 @@ def sources_uses(results, replication: int) -> pd.DataFrame:
 
         endowment + principal repaid + recoveries + interest
           (+ grants recovered + treasury interest)      = total sources
-
-    (with phased payments, the endowment is what was paid in of it by the
-    horizon: ``contribution_paid_in``, shown as its own step)
         - loans disbursed - grants paid - fees paid
           (- moved to legacy)                           = fund cash at the horizon
         + loans outstanding (performing)                = fund value at the horizon
+
+    With phased payments the first step is what was paid in of the endowment
+    by the horizon (``contribution_paid_in``), shown under its own name.
 
     Sources come first so that the running total is the money that went
     through the fund and never goes below zero, even when the fund lent its
