@@ -82,21 +82,32 @@ class Part:
 
     ``row_groups`` are the footer's row groups as pieces: bytes as they are,
     ints for positions in this file (moved by where the bytes land), and
-    :class:`_Ordinal` where a row group's number goes. Reading a footer is
-    the slow part of joining: :func:`encode_part` does it in the process that
-    encodes the part, the process that joins only fills the pieces in.
+    :class:`_Ordinal` where a row group's number goes; ``footer``, the
+    footer as pieces, with :class:`_Rows` and :class:`_RowGroups` where the
+    joined file's row count and row groups go. Reading a footer is the slow
+    part of joining: :func:`encode_part` does it in the process that encodes
+    the part, the process that joins only fills the pieces in.
     """
 
     data: bytes
     body_end: int              # where the footer starts
     rows: int
     schema: bytes              # the schema field, as encoded
-    footer: list[tc.Field]
+    footer: list
     row_groups: list[list]
 
 
+# Where values go in pieces (known by their type: a pickled copy is another object).
 class _Ordinal:
-    """Where a row group's number goes (known by its type: a pickled copy is another object)."""
+    """A row group's number."""
+
+
+class _Rows:
+    """The file's row count."""
+
+
+class _RowGroups:
+    """The file's list of row groups."""
 
 
 def encode_part(table: pa.Table, schema: pa.Schema) -> Part:
@@ -105,23 +116,41 @@ def encode_part(table: pa.Table, schema: pa.Schema) -> Part:
 
 
 def read_part(data: bytes) -> Part:
+    """Read a Parquet file's footer into pieces, in one pass over its bytes."""
     if len(data) < 12 or data[:4] != MAGIC or data[-4:] != MAGIC:
         raise ValueError("not a Parquet file")
     (length,) = _LENGTH.unpack(data[-8:-4])
     start = len(data) - 8 - length
     if not len(MAGIC) <= start < len(data) - 8:
         raise ValueError("not a Parquet file: its footer length is wrong")
-    footer = tc.read_struct(data[start:-8])
-    part = Part(data, start, 0, b"", footer, [])
-    for field in footer:
-        if field.id == _FILE_ENCRYPTION:
+    part = Part(data, start, 0, b"", [], [])
+    marks: list[tuple[int, int, object]] = []   # (start, end, what goes there), in order
+
+    def field(number: int, kind: int, at: int) -> int | None:
+        if number == _FILE_ENCRYPTION:
             raise ValueError("cannot join an encrypted Parquet file")
-        if field.id == _FILE_SCHEMA:
-            part.schema = field.value
-        elif field.id == _FILE_ROWS:
-            part.rows = tc.read_int(field.value)
-        elif field.id == _FILE_ROW_GROUPS:
-            part.row_groups = [_group_pieces(group) for group in tc.read_list(field.value)]
+        if number == _FILE_SCHEMA:
+            end = tc.skip(data, at, kind)
+            part.schema = data[at:end]
+            return end
+        if number == _FILE_ROWS:
+            part.rows, end = tc.int_at(data, at)
+            marks.append((at, end, _Rows()))
+            return end
+        if number == _FILE_ROW_GROUPS:
+            size, position = _list_of_structs(data, at)
+            for _ in range(size):
+                group: list[tuple[int, int, object]] = []
+                end = _row_group(data, position, group)
+                part.row_groups.append(_pieces(data, position, end, group))
+                position = end
+            marks.append((at, position, _RowGroups()))
+            return position
+        return None
+
+    if tc.walk(data, start, field) != len(data) - 8:
+        raise ValueError("Thrift data: the value does not end where its bytes do")
+    part.footer = _pieces(data, start, len(data) - 8, marks)
     return part
 
 
@@ -163,9 +192,10 @@ class JoinedParquet:
         try:
             if self._first is None:
                 raise ValueError("no part was appended")
-            footer = tc.write_struct(self._first.footer, {
-                _FILE_ROWS: tc.write_int(self._rows),
-                _FILE_ROW_GROUPS: tc.write_list(tc.STRUCT, self._row_groups)})
+            filling = {_Rows: tc.write_int(self._rows),
+                       _RowGroups: tc.write_list(tc.STRUCT, self._row_groups)}
+            footer = b"".join(piece if isinstance(piece, bytes) else filling[type(piece)]
+                              for piece in self._first.footer)
             self._file.write(footer + _LENGTH.pack(len(footer)) + MAGIC)
         finally:
             self._file.close()
@@ -185,60 +215,68 @@ def _filled(pieces: list, shift: int, ordinal: int) -> bytes:
                     for piece in pieces)
 
 
-def _pieces(fields: list[tc.Field], edits: dict[int, list]) -> list:
-    """A struct's encoding as pieces, with the values of ``edits`` (by field id) instead."""
-    pieces: list = [b""]
-
-    def add(piece) -> None:
-        if isinstance(piece, bytes) and isinstance(pieces[-1], bytes):
-            pieces[-1] += piece   # runs of bytes stay one piece
-        else:
-            pieces.append(piece)
-
-    last = 0
-    for field in fields:
-        add(tc.field_header(last, field))
-        for piece in edits.get(field.id, [field.value]):
-            add(piece)
-        last = field.id
-    add(bytes([tc.STOP]))
+def _pieces(data: bytes, start: int, end: int, marks: list[tuple[int, int, object]]) -> list:
+    """``data[start:end]`` as pieces: the bytes between the marked values, and the marks."""
+    pieces: list = []
+    for mark_start, mark_end, what in marks:
+        pieces += [data[start:mark_start], what]
+        start = mark_end
+    pieces.append(data[start:end])
     return pieces
 
 
-def _position(field: tc.Field) -> list:
-    """A position as a piece to move; 0 (no page: an empty column, a deprecated field) stays."""
-    if field.kind not in (tc.I32, tc.I64):
-        raise ValueError(f"Parquet footer: field {field.id} is not a position")
-    position = tc.read_int(field.value)
-    return [position] if position else [field.value]
+def _list_of_structs(data: bytes, at: int) -> tuple[int, int]:
+    """The size of the list of structs at ``at``, and where its first element starts."""
+    size, kind, position = tc.list_at(data, at)
+    if kind != tc.STRUCT:
+        raise ValueError("Parquet footer: a list of row groups or columns holds no structs")
+    return size, position
 
 
-def _group_pieces(data: bytes) -> list:
-    fields = tc.read_struct(data)
-    edits: dict[int, list] = {}
-    for field in fields:
-        if field.id == _GROUP_COLUMNS:
-            chunks = tc.read_list(field.value)
-            edits[field.id] = [tc.list_header(tc.STRUCT, len(chunks))]
-            for chunk in chunks:
-                edits[field.id] += _chunk_pieces(chunk)
-        elif field.id == _GROUP_FILE_OFFSET:
-            edits[field.id] = _position(field)
-        elif field.id == _GROUP_ORDINAL:
-            edits[field.id] = [_Ordinal()]
-    return _pieces(fields, edits)
+def _position(data: bytes, number: int, kind: int, at: int,
+              marks: list[tuple[int, int, object]]) -> int:
+    """Mark a position to move; 0 (no page: an empty column, a deprecated field) stays."""
+    if kind not in (tc.I32, tc.I64):
+        raise ValueError(f"Parquet footer: field {number} is not a position")
+    position, end = tc.int_at(data, at)
+    if position:
+        marks.append((at, end, position))
+    return end
 
 
-def _chunk_pieces(data: bytes) -> list:
-    fields = tc.read_struct(data)
-    edits: dict[int, list] = {}
-    for field in fields:
-        if field.id in _CHUNK_REFUSED:
-            raise ValueError(f"cannot join a Parquet file with {_CHUNK_REFUSED[field.id]}")
-        if field.id == _CHUNK_FILE_OFFSET:   # deprecated: 0 now, a position in old files
-            edits[field.id] = _position(field)
-        elif field.id == _CHUNK_META:
-            meta = tc.read_struct(field.value)
-            edits[field.id] = _pieces(meta, {f.id: _position(f) for f in meta
-                                             if f.id in _META_POSITIONS})
-    return _pieces(fields, edits)
+def _row_group(data: bytes, start: int, marks: list[tuple[int, int, object]]) -> int:
+    """Mark the positions and the number of the RowGroup at ``start``; where it ends."""
+
+    def field(number: int, kind: int, at: int) -> int | None:
+        if number == _GROUP_COLUMNS:
+            size, position = _list_of_structs(data, at)
+            for _ in range(size):
+                position = _column_chunk(data, position, marks)
+            return position
+        if number == _GROUP_FILE_OFFSET:
+            return _position(data, number, kind, at, marks)
+        if number == _GROUP_ORDINAL:
+            end = tc.skip(data, at, kind)
+            marks.append((at, end, _Ordinal()))
+            return end
+        return None
+
+    return tc.walk(data, start, field)
+
+
+def _column_chunk(data: bytes, start: int, marks: list[tuple[int, int, object]]) -> int:
+    """Mark the positions of the ColumnChunk at ``start`` (and of its ColumnMetaData)."""
+
+    def field(number: int, kind: int, at: int) -> int | None:
+        if number in _CHUNK_REFUSED:
+            raise ValueError(f"cannot join a Parquet file with {_CHUNK_REFUSED[number]}")
+        if number == _CHUNK_FILE_OFFSET:   # deprecated: 0 now, a position in old files
+            return _position(data, number, kind, at, marks)
+        if number == _CHUNK_META:
+            return tc.walk(data, at, metadata)
+        return None
+
+    def metadata(number: int, kind: int, at: int) -> int | None:
+        return _position(data, number, kind, at, marks) if number in _META_POSITIONS else None
+
+    return tc.walk(data, start, field)

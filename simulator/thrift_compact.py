@@ -3,11 +3,14 @@
 Parquet footers are Thrift structs in the compact protocol
 (https://github.com/apache/thrift/blob/master/doc/specs/thrift-compact-protocol.md).
 ``parquet_join`` needs to rewrite a few integer fields deep inside them and
-keep every other byte. So a struct is read as a list of :class:`Field`,
-each holding the encoded bytes of its value (a nested struct or list is
-read the same way on demand), and written back from that list with some
-values replaced. Nothing is decoded that is not edited, and fields the
-reader has never heard of are copied as they are.
+keep every other byte. :func:`walk` goes through a struct once, handing
+each field's position to a visitor that may walk into it, so the fields
+to rewrite are found without reading any level into objects; the bytes
+around them are kept as they are, fields the reader has never heard of
+included. :func:`read_struct` and :func:`write_struct` read a struct as a
+list of :class:`Field` (each holding the encoded bytes of its value) and
+write it back with some values replaced: the way to look into a footer
+or build one field by field (the tests do).
 
 The rules used: a field header is one byte, ``delta << 4 | type``, when the
 field id exceeds the previous one by 1 to 15, else the type byte and the
@@ -20,7 +23,7 @@ with a zero byte; a boolean field carries its value in its type (1 true,
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -58,6 +61,53 @@ def read_struct(data: bytes) -> list[Field]:
             last = number
     _done(data, position)
     return fields
+
+
+def walk(data: bytes, position: int,
+         visit: Callable[[int, int, int], int | None]) -> int:
+    """Walk the struct that starts at ``data[position]``; the position after it.
+
+    For every field but a boolean one, ``visit(id, kind, start)`` is called
+    with the position of the field's value; it returns the position after
+    the value if it walked the value itself, else None (the value is
+    skipped). Malformed data raises ValueError.
+    """
+    with _reading():
+        last = 0
+        while True:
+            head = data[position]
+            position += 1
+            if head == STOP:
+                return position
+            kind, delta = head & 0x0F, head >> 4
+            if delta:
+                number = last + delta
+            else:
+                value, position = _read_varint(data, position)
+                number = _unzigzag(value)
+            if kind not in (TRUE, FALSE):   # a boolean field's value is its type
+                end = visit(number, kind, position)
+                position = _skip(data, position, kind) if end is None else end
+            last = number
+
+
+def int_at(data: bytes, position: int) -> tuple[int, int]:
+    """The i16, i32 or i64 value at ``position``, and the position after it."""
+    with _reading():
+        value, position = _read_varint(data, position)
+    return _unzigzag(value), position
+
+
+def list_at(data: bytes, position: int) -> tuple[int, int, int]:
+    """The list (or set) header at ``position``: size, element type, position after it."""
+    with _reading():
+        return _list_header(data, position)
+
+
+def skip(data: bytes, position: int, kind: int) -> int:
+    """The position after the value of type ``kind`` at ``position`` (a struct field's)."""
+    with _reading():
+        return _skip(data, position, kind)
 
 
 def write_struct(fields: list[Field], values: dict[int, bytes] | None = None) -> bytes:

@@ -141,6 +141,38 @@ def test_thrift_data_cut_short_is_an_error_not_a_wrong_file(cut):
         tc.read_struct(footer[:-cut])
 
 
+@pytest.mark.parametrize("cut", [1, 5, 20, 200])
+def test_a_part_whose_footer_is_cut_short_is_refused_with_a_value_error(cut):
+    import struct
+
+    from simulator.parquet_join import read_part
+
+    data = encode(_table(0, 10), SCHEMA)
+    footer = _footer_of(data)
+    start = len(data) - 8 - len(footer)
+    cut_short = data[:start] + footer[:-cut] + struct.pack("<i", len(footer) - cut) + b"PAR1"
+    read_part(data)   # whole, it reads
+    with pytest.raises(ValueError, match="Thrift data"):
+        read_part(cut_short)
+
+
+def test_walking_a_struct_visits_each_field_at_its_value():
+    from simulator import thrift_compact as tc
+
+    footer = _footer_of(encode(_table(0, 40), SCHEMA))
+    seen = []
+
+    def visit(number, kind, at):
+        seen.append((number, kind))
+        end = tc.skip(footer, at, kind)
+        assert footer[at:end] == fields[len(seen) - 1].value
+        return end if number % 2 else None   # walk some values here, let walk skip others
+
+    fields = tc.read_struct(footer)
+    assert tc.walk(footer, 0, visit) == len(footer)
+    assert seen == [(f.id, f.kind) for f in fields if f.kind not in (tc.TRUE, tc.FALSE)]
+
+
 def test_every_kind_of_value_is_skipped_and_copied():
     from simulator import thrift_compact as tc
 
