@@ -10,6 +10,13 @@ before the clock starts, as numpy, pandas and pyarrow are. Timed, those
 imports fell on runs on several processes only and took about 0.03 from the
 parallel efficiency of a 1-second run.
 
+Parallel efficiency is compared with the machine's own: the same bare
+SimPy loop as the calibration below, run for a second alone and then on
+two cores at once, in turns like the program's runs. A loop that shares
+nothing would keep its speed on every core of an ideal machine; on a shared
+virtual machine whose cores slow down when all are busy it does not, and a
+program that computes on every core can hardly do better.
+
 The cost of a replication is also expressed in "raw SimPy timeouts": the
 replication time divided by the time of one ``yield env.timeout(1)`` in a bare
 SimPy loop on the same machine, measured in the same process just before the
@@ -46,23 +53,72 @@ TARGETS = {
 PAIRS = 5   # runs of the reference on 1 and on 2 workers, in turns
 
 
-def calibrate(seconds: float = 2.0) -> float:
-    """Raw SimPy timeouts per second on this machine."""
+def _bare_loop(timeouts: int) -> float:
+    """Seconds for ``timeouts`` raw SimPy timeouts: one process, ``yield env.timeout(1)``."""
     import simpy
 
     def loop(env):
         while True:
             yield env.timeout(1)
 
-    best = 0.0
-    for _ in range(3):
-        env = simpy.Environment()
-        env.process(loop(env))
-        n = 200_000
-        start = time.perf_counter()
-        env.run(until=n)
-        best = max(best, n / (time.perf_counter() - start))
-    return best
+    env = simpy.Environment()
+    env.process(loop(env))
+    start = time.perf_counter()
+    env.run(until=timeouts)
+    return time.perf_counter() - start
+
+
+def calibrate(seconds: float = 2.0) -> float:
+    """Raw SimPy timeouts per second on this machine."""
+    n = 200_000
+    return max(n / _bare_loop(n) for _ in range(3))
+
+
+def _timed_loop(timeouts: int, start, done) -> None:
+    _bare_loop(1000)   # warm, then wait for the others
+    start.wait()
+    _bare_loop(timeouts)
+    done.put(time.perf_counter())
+
+
+def _loop_together(timeouts: int, processes: int) -> float:
+    """Seconds until ``processes`` bare loops of ``timeouts`` each, started together, end."""
+    import multiprocessing
+
+    context = multiprocessing.get_context()
+    start, done = context.Barrier(processes + 1), context.Queue()
+    helpers = [context.Process(target=_timed_loop, args=(timeouts, start, done))
+               for _ in range(processes)]
+    for helper in helpers:
+        helper.start()
+    start.wait()
+    began = time.perf_counter()   # a system-wide clock: the helpers' stamps compare
+    ended = max(done.get() for _ in helpers)
+    for helper in helpers:
+        helper.join()
+    return ended - began
+
+
+def machine_parallel_efficiency(workers: int, pairs: int, seconds: float) -> dict:
+    """The bare SimPy loop's own parallel efficiency here: what the machine allows.
+
+    One loop alone, then ``workers`` loops at once (each as long as the one
+    alone), in turns as :func:`paired` does, ``pairs`` times. A loop that
+    shares nothing and allocates nothing would keep its speed on every core
+    of an ideal machine (efficiency 1.0); a shared virtual machine whose
+    cores run slower when all are busy gives less, whatever the program.
+    Same figures as the program's: the fastest run of each kind, and the
+    median of the pairs' ratios.
+    """
+    timeouts = int(calibrate() * seconds)
+    ones, many = [], []
+    for pair in range(pairs):
+        for count in ((1, workers) if pair % 2 == 0 else (workers, 1)):
+            (ones if count == 1 else many).append(_loop_together(timeouts, count))
+    return {"seconds_alone": ones, "seconds_together": many,
+            "efficiency": min(ones) / min(many),
+            "efficiency_median_of_pairs": statistics.median(
+                one / other for one, other in zip(ones, many, strict=True))}
 
 
 def case(scenario: str, replications: int, workers: int | None, overrides: list[str]) -> dict:
@@ -169,8 +225,10 @@ def main() -> None:
         return run["calibration_timeouts_per_s"] / run["replications_per_s"]
 
     if cores >= 2:
+        machine = machine_parallel_efficiency(2, PAIRS, seconds=1.0)
         ref1, refn, pairs = paired("wecare_fesr_2018.toml", 2000, 2, PAIRS)
     else:
+        machine = None
         ref1 = refn = measure("wecare_fesr_2018.toml", 2000, workers=1, repeats=3)
         pairs = []
     ref_half = measure("wecare_fesr_2018.toml", 1000, workers=1, repeats=3)
@@ -197,6 +255,7 @@ def main() -> None:
         if cores >= 2 else None,
         "parallel_efficiency_2_pairs": pairs,
         "parallel_efficiency_2_median_of_pairs": statistics.median(pairs) if pairs else None,
+        "machine_parallel_efficiency_2": machine,
         "large_fund_s_per_replication": large1["s_per_replication"],
         "large_fund_peak_rss_gib": large20["peak_rss_gib"],
         "reference_10k_peak_rss_gib": ref10k["peak_rss_gib"],
@@ -244,6 +303,10 @@ def print_table(f: dict) -> None:
                       ok("parallel_efficiency_2", f["parallel_efficiency_2"], False))
         table.add_row("  (median of the pairs)",
                       f"{f['parallel_efficiency_2_median_of_pairs']:.2f}", "", "")
+        machine = f["machine_parallel_efficiency_2"]
+        table.add_row("  this machine's own: bare SimPy loops, 1 s, 2 at once",
+                      f"{machine['efficiency']:.2f} "
+                      f"(median {machine['efficiency_median_of_pairs']:.2f})", "", "")
     rv = f["revolving_1_worker"]
     table.add_row("revolving, 2,000 rep., 1 worker", f"{rv['replications_per_s']:,.0f} rep/s",
                   "", "")
