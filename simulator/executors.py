@@ -173,14 +173,22 @@ def chunk_results(scenario, ids: list[int], seed: int, check: bool = False,
 
     Leaving the ``with`` block, normally or by an exception (Ctrl-C while the
     caller writes a chunk), stops the workers at once: a generator left to
-    the garbage collector would keep them, and the exit, waiting.
+    the garbage collector would keep them, and the exit, waiting. Helper
+    processes that ended with the last chunk are waited for only then, so
+    the caller's last work (closing the files it writes) goes on while they
+    give their memory back.
     """
+    ending: list = []
     results = map_chunks(scenario, chunked(ids, chunk_size(scenario)), seed, check, workers,
-                         client, encode)
+                         client, encode, ending)
     try:
         yield results
     finally:
         results.close()
+        if ending:
+            from .pool import reap
+
+            reap(ending)
 
 
 def default_workers() -> int:
@@ -198,9 +206,13 @@ def backend_name(workers: int | None, client=None) -> str:
 
 
 def map_chunks(scenario, chunks: list[list[int]], seed: int, check: bool = False,
-               workers: int | None = None, client=None,
-               encode: bool = False) -> Iterator[ChunkFrames]:
-    """Run every chunk and yield the results in chunk order (see :func:`run_chunk`)."""
+               workers: int | None = None, client=None, encode: bool = False,
+               ending: list | None = None) -> Iterator[ChunkFrames]:
+    """Run every chunk and yield the results in chunk order (see :func:`run_chunk`).
+
+    ``ending``: where local helper processes go once the last chunk is out,
+    for the caller to wait for (``pool.results_in_order``).
+    """
     options = {"seed": seed, "check": check, "encode": encode}
     if client is not None:
         yield from _dask(scenario, chunks, options, client)
@@ -210,7 +222,7 @@ def map_chunks(scenario, chunks: list[list[int]], seed: int, check: bool = False
         for ids in chunks:
             yield run_chunk(scenario, ids, **options)
         return
-    yield from _processes(scenario, chunks, options, workers)
+    yield from _processes(scenario, chunks, options, workers, ending)
 
 
 def _in_order(submit, chunks: list[list[int]], window: int) -> Iterator[ChunkFrames]:
@@ -233,7 +245,7 @@ def _in_order(submit, chunks: list[list[int]], window: int) -> Iterator[ChunkFra
             future.cancel()
 
 
-def _processes(scenario, chunks, options, workers) -> Iterator[ChunkFrames]:
+def _processes(scenario, chunks, options, workers, ending=None) -> Iterator[ChunkFrames]:
     """``workers`` processes simulate: this one and ``workers - 1`` helpers.
 
     This process also writes what comes back; it takes a chunk itself only
@@ -243,7 +255,8 @@ def _processes(scenario, chunks, options, workers) -> Iterator[ChunkFrames]:
 
     helpers = min(workers, len(chunks)) - 1
     yield from results_in_order(partial(run_chunk, scenario, **options), chunks, helpers,
-                                window=2 * workers + 1, start=keep_freed_memory)
+                                window=2 * workers + 1, start=keep_freed_memory,
+                                ending=ending)
 
 
 def _dask(scenario, chunks, options, client) -> Iterator[ChunkFrames]:

@@ -42,13 +42,19 @@ class HelperFailed(RuntimeError):
 
 
 def results_in_order(task: Callable[[list[int]], Any], chunks: list[list[int]], helpers: int,
-                     window: int, start: Callable[[], None] | None = None) -> Iterator[Any]:
+                     window: int, start: Callable[[], None] | None = None,
+                     ending: list | None = None) -> Iterator[Any]:
     """Yield ``task(chunk)`` for every chunk, in chunk order, computed here and on helpers.
 
     ``task`` runs in the helpers and here; with the ``spawn`` start method
     (where ``fork`` is missing) it must be picklable. ``start`` runs once in
     each helper before its first chunk. An exception raised by ``task`` in a
     helper is raised here, with the helper's traceback as a note.
+
+    Once every result is out, the helpers are ending by themselves (a
+    process takes a few tens of milliseconds to give its memory back): with
+    ``ending``, a list, they go there for the caller to :func:`reap` once it
+    has done its own last work, instead of being waited for here.
     """
     if window < 1:
         raise ValueError("window must be at least 1")
@@ -71,15 +77,23 @@ def results_in_order(task: Callable[[list[int]], Any], chunks: list[list[int]], 
         # Ctrl-C, an error, or a caller that stopped reading: the helpers stop now.
         for helper in started:
             helper.process.terminate()
+        reap([helper.process for helper in started])
         raise
-    finally:
-        # Normally every helper has ended by itself once no chunk was left. Each
-        # reading thread closes its end of the pipe when the helper's end closes.
-        for helper in started:
-            helper.process.join(timeout=5)
-            if helper.process.is_alive():
-                helper.process.kill()
-                helper.process.join()
+    # Normally every helper ends by itself once no chunk is left. Each reading
+    # thread closes its end of the pipe when the helper's end closes.
+    if ending is None:
+        reap([helper.process for helper in started])
+    else:
+        ending.extend(helper.process for helper in started)
+
+
+def reap(processes: list) -> None:
+    """Wait for helper processes that are ending; kill one that is still there after 5 s."""
+    for process in processes:
+        process.join(timeout=5)
+        if process.is_alive():
+            process.kill()
+            process.join()
 
 
 @dataclass

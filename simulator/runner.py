@@ -304,6 +304,7 @@ def run_to_folder(scenario: Scenario, folder, replications: int | None = None,
                 done += len(chunk.replications)
                 if progress is not None:
                     progress(done)
-        writer.finish(manifest(scenario, seed, ids, started, dt.datetime.now(),
-                               backend_name(workers, client), command, workers))
+            # While helper processes end (chunk_results waits for them after this).
+            writer.finish(manifest(scenario, seed, ids, started, dt.datetime.now(),
+                                   backend_name(workers, client), command, workers))
     return writer.results

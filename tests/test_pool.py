@@ -38,6 +38,30 @@ def test_results_come_back_in_order_from_helpers_and_from_here():
     assert _no_helper_left()
 
 
+def test_helpers_left_to_the_caller_end_by_themselves_and_are_waited_for_there():
+    from simulator.pool import reap
+
+    ending = []
+    results = list(results_in_order(_where, [[i] for i in range(12)], helpers=2, window=5,
+                                    ending=ending))
+    assert [first for first, _ in results] == list(range(12))
+    assert len(ending) == 2   # not waited for by results_in_order
+    reap(ending)
+    assert [process.exitcode for process in ending] == [0, 0]
+    assert multiprocessing.active_children() == []
+
+
+def test_a_run_on_two_processes_leaves_no_helper_behind(tmp_path):
+    from simulator import load_scenario
+    from simulator.runner import run_to_folder
+
+    scenario = load_scenario(Path(__file__).parent.parent / "scenarios" / "wecare_fesr_2018.toml")
+    # Three chunks: this process and a helper share them.
+    run_to_folder(scenario, tmp_path / "run", replications=600, workers=2)
+    assert (tmp_path / "run" / "summary.csv").exists()
+    assert multiprocessing.active_children() == []
+
+
 def test_chunks_taken_ahead_of_a_slow_caller_stay_within_the_window(tmp_path):
     from functools import partial
 
