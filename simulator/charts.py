@@ -40,6 +40,7 @@ from .charts_data import (
     RunFacts,
     median_replication,
     percentiles,
+    quantile_over_replications,
     sources_uses,
 )
 from .charts_style import (
@@ -121,7 +122,7 @@ def fund_cash_chart(results, lang: str = "it", region: Region | None = None) -> 
     panels = facts.panels
     parts = []
     for line in panels:
-        p = percentiles(results.timeseries, "cash", line)
+        p = percentiles(results, "cash", line)
         p.insert(0, "line", line)
         parts.append(p)
     data = pd.concat(parts, ignore_index=True)
@@ -178,9 +179,9 @@ def disbursement_chart(results, lang: str = "it", region: Region | None = None) 
     check_lang(lang)
     facts = RunFacts.of(results)
     ts = results.timeseries
-    loans = percentiles(ts, "loans_disbursed", "total", (50,))
-    grants = percentiles(ts, "grants_paid", "total", (50,))
-    total = percentiles(ts, ts["loans_disbursed"] + ts["grants_paid"], "total", (5, 50, 95))
+    loans = percentiles(results, "loans_disbursed", "total", (50,))
+    grants = percentiles(results, "grants_paid", "total", (50,))
+    total = percentiles(results, ts["loans_disbursed"] + ts["grants_paid"], "total", (5, 50, 95))
     data = pd.DataFrame({"date": loans["date"], "loans_p50": loans["p50"],
                          "grants_p50": grants["p50"], "total_p5": total["p5"],
                          "total_p50": total["p50"], "total_p95": total["p95"],
@@ -359,22 +360,25 @@ def projects_chart(results, lang: str = "it", region: Region | None = None) -> C
     """
     check_lang(lang)
     facts = RunFacts.of(results)
-    ts = results.timeseries
+    ts, layout = results.timeseries, results.layout
     lines = facts.lines
-    sub = ts[ts["line"].isin(lines)]
-    grouped = sub.groupby(["line", "date"], sort=True)
-    means = grouped[list(PROJECT_SERIES)].mean()
-    bands = grouped["committed"].quantile([0.05, 0.95]).unstack()
-    data = pd.DataFrame({
-        "committed_mean": means["committed"], "committed_p5": bands[0.05],
-        "committed_p95": bands[0.95], "rejected_no_funds_mean": means["rejected_no_funds"],
-        "waiting_mean": means["waiting"]}).reset_index()
-    data["date"] = pd.to_datetime(data["date"]).dt.date
+    dates = pd.to_datetime(layout.dates).date
+    parts = []
+    changed = np.zeros(max(len(dates) - 1, 0), dtype=bool)   # a month differs from the one before
+    for line in sorted(lines):
+        counts = {name: layout.line(ts[name], line) for name in PROJECT_SERIES}
+        parts.append(pd.DataFrame({
+            "line": line, "date": dates,
+            "committed_mean": counts["committed"].mean(axis=0),
+            "committed_p5": quantile_over_replications(counts["committed"], 0.05),
+            "committed_p95": quantile_over_replications(counts["committed"], 0.95),
+            "rejected_no_funds_mean": counts["rejected_no_funds"].mean(axis=0),
+            "waiting_mean": counts["waiting"].mean(axis=0)}))
+        for values in counts.values():
+            changed |= (np.diff(values, axis=1) != 0).any(axis=0)
+    data = pd.concat(parts, ignore_index=True)
     # Last month in which any replication changes any of the counts.
-    changes = sub.sort_values(["replication", "line", "date"])
-    diff = changes.groupby(["replication", "line"])[list(PROJECT_SERIES)].diff().abs().sum(axis=1)
-    changed = pd.to_datetime(changes.loc[diff > 0, "date"])
-    last = changed.max() if len(changed) else pd.Timestamp(facts.start)
+    last = pd.Timestamp(dates[1:][changed].max()) if changed.any() else pd.Timestamp(facts.start)
     stop = min((last + pd.DateOffset(months=6)).date(), facts.end)
     stop = max(stop, min(facts.end, (pd.Timestamp(facts.start)
                                      + pd.DateOffset(months=12)).date()))
@@ -430,26 +434,24 @@ def fees_chart(results, lang: str = "it", region: Region | None = None) -> Chart
     """
     check_lang(lang)
     facts = RunFacts.of(results)
-    ts = results.timeseries
-    total = ts[ts["line"] == "total"][["replication", "date", "fees_charged",
-                                       "fees_grant_charged"]].copy()
-    total["year"] = pd.to_datetime(total["date"]).dt.year
-    # Cumulative at each year end, then differences: what each year charged.
-    year_end = total.sort_values("date").groupby(["replication", "year"]).last()
-    per_year = year_end.groupby(level="replication")[["fees_charged",
-                                                      "fees_grant_charged"]].diff()
-    first = year_end.groupby(level="replication").head(1).index
-    per_year.loc[first] = year_end.loc[first, ["fees_charged", "fees_grant_charged"]]
-    per_year = per_year / 100.0
-    per_year["loan_part"] = per_year["fees_charged"] - per_year["fees_grant_charged"]
-    grouped = per_year.groupby(level="year")
+    ts, layout = results.timeseries, results.layout
+    years = pd.to_datetime(layout.dates).year.to_numpy()
+    year_end = np.flatnonzero(np.append(years[1:] != years[:-1], True))
+
+    def per_year(column: str) -> np.ndarray:
+        """Replications x years: cumulative at each year end, then what each year charged."""
+        cumulative = layout.line(ts[column], "total")[:, year_end]
+        return np.diff(cumulative, axis=1, prepend=0) / 100.0
+
+    fees, grant_part = per_year("fees_charged"), per_year("fees_grant_charged")
     data = pd.DataFrame({
-        "loan_part_p50": grouped["loan_part"].median(),
-        "grant_part_p50": grouped["fees_grant_charged"].median(),
-        "total_p5": grouped["fees_charged"].quantile(0.05),
-        "total_p50": grouped["fees_charged"].median(),
-        "total_p95": grouped["fees_charged"].quantile(0.95),
-    }).reset_index()
+        "year": years[year_end],
+        "loan_part_p50": np.median(fees - grant_part, axis=0),
+        "grant_part_p50": np.median(grant_part, axis=0),
+        "total_p5": quantile_over_replications(fees, 0.05),
+        "total_p50": np.median(fees, axis=0),
+        "total_p95": quantile_over_replications(fees, 0.95),
+    })
     with house_style():
         title = _t(lang, "Commissioni di gestione per anno", "Management fees by year")
         fr = _start(region, 4.2, title, facts.title, facts.source(lang))

@@ -198,7 +198,7 @@ def cash_medians(runs: Mapping[str, object], line: str = "total") -> pd.DataFram
     """Median fund cash (euros) month by month of each run: ``alternative, date, cash``."""
     parts = []
     for name, results in runs.items():
-        p = percentiles(results.timeseries, "cash", line, (50,))
+        p = percentiles(results, "cash", line, (50,))
         parts.append(pd.DataFrame({"alternative": name, "date": p["date"], "cash": p["p50"]}))
     return pd.concat(parts, ignore_index=True)
 

@@ -47,7 +47,7 @@ class RunFacts:
     @classmethod
     def of(cls, results) -> RunFacts:
         scenario = results.scenario
-        dates = pd.to_datetime(results.timeseries["date"])
+        dates = pd.to_datetime(results.layout.dates)
         manifest = results.manifest or {}
         return cls(
             title=scenario.title,
@@ -74,24 +74,36 @@ class RunFacts:
 
 
 
-def percentiles(timeseries: pd.DataFrame, column: str | pd.Series, line: str,
+def percentiles(results, column: str | pd.Series, line: str,
                 qs: tuple[int, ...] = PERCENTILES) -> pd.DataFrame:
     """Percentiles over replications of a column (cents) of one line, month by month.
 
     Returns one row per date with columns ``p5, p25, ...`` in **euros**.
-    ``column`` may be a Series aligned with ``timeseries`` (e.g. a sum of
-    columns).
+    ``column`` may be a Series aligned with ``results.timeseries`` (e.g. a
+    sum of columns).
     """
-    values = timeseries[column] if isinstance(column, str) else column
-    mask = (timeseries["line"] == line).to_numpy()
-    frame_ = pd.DataFrame({"replication": timeseries["replication"].to_numpy()[mask],
-                           "date": timeseries["date"].to_numpy()[mask],
-                           "v": values.to_numpy()[mask]})
-    wide = frame_.pivot(index="replication", columns="date", values="v")
-    q = np.percentile(wide.to_numpy(dtype=float), qs, axis=0) / 100.0
+    values = results.timeseries[column] if isinstance(column, str) else column
+    layout = results.layout
+    q = np.percentile(layout.line(values, line).astype(float), qs, axis=0) / 100.0
     out = pd.DataFrame(q.T, columns=[f"p{p}" for p in qs])
-    out.insert(0, "date", pd.to_datetime(wide.columns).date)
+    out.insert(0, "date", pd.to_datetime(layout.dates).date)
     return out
+
+
+def quantile_over_replications(values, q: float) -> np.ndarray:
+    """The ``q`` quantile of ``values`` along the first axis (replications).
+
+    Linear interpolation between the two nearest ranks, ``a + (b - a) * f``,
+    as pandas computes a grouped quantile; numpy's ``percentile`` computes
+    ``b - (b - a) * (1 - f)`` when ``f >= 0.5``, which can differ in the last
+    bit and so, once in a while, in a rounded cent of a chart's data.
+    """
+    ordered = np.sort(np.asarray(values, dtype=float), axis=0)
+    position = q * (len(ordered) - 1)
+    below = int(position)
+    fraction = position % 1
+    low = ordered[below]
+    return low if fraction == 0.0 else low + (ordered[below + 1] - low) * fraction
 
 
 MEDIAN_KPIS = ("fund_value_end_eur", "paid_eur")

@@ -100,7 +100,7 @@ def write_workbook(results: Results, path: Path, lang: str = "it",
     book = Book(path)
     try:
         write_summary(book, results.summary, title, lang)
-        write_series(book, results.timeseries, title, lang)
+        write_series(book, results.timeseries, title, lang, results.layout)
         write_loans(book, results.loans, rep, title, lang, which)
         write_scenario(book, scenario, results.manifest or {}, title, lang)
         for spec in CHARTS:

@@ -30,6 +30,7 @@ from xlsxwriter.worksheet import Worksheet
 
 from .labels import kpi_label, loan_label, series_label, status_label
 from .metrics import KPI_DEFINITIONS
+from .series_layout import SeriesLayout
 
 EURO = '#,##0 "€"'
 EURO_CENTS = '#,##0.00 "€"'
@@ -228,32 +229,26 @@ def write_summary(book: Book, summary: pd.DataFrame, title: str, lang: str) -> N
                row_formats={c: unit_formats for c in ("mean", "p5", "p50", "p95")})
 
 
-def series_frame(timeseries: pd.DataFrame, lang: str) -> pd.DataFrame:
+def series_frame(timeseries: pd.DataFrame, lang: str,
+                 layout: SeriesLayout | None = None) -> pd.DataFrame:
     """``Serie``: per line, column and month, P5..P95 and mean over replications (euros).
 
-    Vectorised: each line's block is reshaped to (replications, months,
-    columns) and reduced along the first axis.
+    Vectorised: each line's columns are read as (replications, months,
+    columns) (``layout``, of ``timeseries``) and reduced along the first axis.
     """
+    layout = layout or SeriesLayout.of(timeseries)
     columns = [c for c in (*MONEY_SERIES, *COUNT_SERIES) if c in timeseries.columns]
-    lines = list(dict.fromkeys(timeseries["line"]))
+    dates = pd.to_datetime(layout.dates)
     parts = []
-    for line in lines:
-        block = timeseries[timeseries["line"] == line].sort_values(["replication", "date"],
-                                                                   kind="stable")
-        dates = pd.unique(block["date"])
-        n_rep = block["replication"].nunique()
-        values = block[columns].to_numpy(dtype=float)
-        if n_rep * len(dates) != len(values):
-            raise ValueError(f"timeseries of line {line} is not one row per replication "
-                             "and month")
-        cube = values.reshape(n_rep, len(dates), len(columns))
+    for line in layout.lines:
+        cube = np.stack([layout.line(timeseries[c], line) for c in columns],
+                        axis=-1).astype(float)
         q = np.percentile(cube, SERIES_QUANTILES, axis=0)       # (5, months, columns)
         mean = cube.mean(axis=0)
         for k, col in enumerate(columns):
             scale = 100.0 if col in MONEY_SERIES else 1.0
             part = pd.DataFrame({"line": line, "column_label": series_label(col, lang),
-                                 "column": col,
-                                 "date": pd.to_datetime(dates)})
+                                 "column": col, "date": dates})
             for i, p in enumerate(SERIES_QUANTILES):
                 part[f"p{p}"] = q[i, :, k] / scale
             part["mean"] = mean[:, k] / scale
@@ -261,8 +256,9 @@ def series_frame(timeseries: pd.DataFrame, lang: str) -> pd.DataFrame:
     return pd.concat(parts, ignore_index=True)
 
 
-def write_series(book: Book, timeseries: pd.DataFrame, title: str, lang: str) -> pd.DataFrame:
-    data = series_frame(timeseries, lang)
+def write_series(book: Book, timeseries: pd.DataFrame, title: str, lang: str,
+                 layout: SeriesLayout | None = None) -> pd.DataFrame:
+    data = series_frame(timeseries, lang, layout)
     money = data["column"].isin(MONEY_SERIES).to_numpy()
     headers = {"line": _t(lang, "Linea", "Line"),
                "column": _t(lang, "Voce (codice)", "Item (code)"),

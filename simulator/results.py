@@ -27,6 +27,7 @@ from . import __version__
 from .errors import InputError, Problem
 from .parquet_join import JoinedParquet, Part, encode
 from .scenario import Scenario, load_scenario
+from .series_layout import SeriesLayout
 
 FILES = ("manifest.json", "scenario.toml", "timeseries.parquet", "loans.parquet",
          "kpis.parquet", "summary.csv")
@@ -50,12 +51,20 @@ class Results:
         self.summary = summary
         self.manifest = manifest or {}
         self.path = path
+        self._layout: SeriesLayout | None = None
 
     @property
     def timeseries(self) -> pd.DataFrame:
         if self._timeseries is None:
             self._timeseries = pd.read_parquet(self.path / "timeseries.parquet")
         return self._timeseries
+
+    @property
+    def layout(self) -> SeriesLayout:
+        """The timeseries as a cube of replications, lines and months (read once)."""
+        if self._layout is None:
+            self._layout = SeriesLayout.of(self.timeseries)
+        return self._layout
 
     @property
     def loans(self) -> pd.DataFrame:
