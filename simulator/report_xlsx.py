@@ -236,7 +236,7 @@ def series_frame(timeseries: pd.DataFrame, lang: str,
     Vectorised: each line's columns are read as (replications, months,
     columns) (``layout``, of ``timeseries``) and reduced along the first axis.
     """
-    layout = layout or SeriesLayout.of(timeseries)
+    layout = layout if layout is not None else SeriesLayout.of(timeseries)
     columns = [c for c in (*MONEY_SERIES, *COUNT_SERIES) if c in timeseries.columns]
     dates = pd.to_datetime(layout.dates)
     parts = []

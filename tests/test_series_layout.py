@@ -80,3 +80,12 @@ def test_quantiles_over_replications_are_pandas_grouped_quantiles_to_the_bit(cen
     frame = pd.DataFrame({"group": 0, "v": values})
     expected = frame.groupby("group")["v"].quantile(q).iloc[0]
     assert quantile_over_replications(values[:, None], q)[0] == expected
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.integers(min_value=-10**7, max_value=10**7), min_size=1, max_size=60))
+def test_medians_over_replications_are_pandas_grouped_medians_to_the_bit(cents):
+    # The fees chart takes numpy's median where it took pandas' grouped one.
+    values = np.array(cents) / 100.0
+    expected = pd.DataFrame({"group": 0, "v": values}).groupby("group")["v"].median().iloc[0]
+    assert np.median(values[:, None], axis=0)[0] == expected
