@@ -233,25 +233,24 @@ def series_frame(timeseries: pd.DataFrame, lang: str,
                  layout: SeriesLayout | None = None) -> pd.DataFrame:
     """``Serie``: per line, column and month, P5..P95 and mean over replications (euros).
 
-    Vectorised: each line's columns are read as (replications, months,
-    columns) (``layout``, of ``timeseries``) and reduced along the first axis.
+    Vectorised: each column of each line is read as replications x months
+    (``layout``, of ``timeseries``) and reduced along the first axis.
     """
     layout = layout if layout is not None else SeriesLayout.of(timeseries)
     columns = [c for c in (*MONEY_SERIES, *COUNT_SERIES) if c in timeseries.columns]
     dates = pd.to_datetime(layout.dates)
+    cubes = {c: layout.cube(timeseries[c]) for c in columns}
     parts = []
     for line in layout.lines:
-        cube = np.stack([layout.line(timeseries[c], line) for c in columns],
-                        axis=-1).astype(float)
-        q = np.percentile(cube, SERIES_QUANTILES, axis=0)       # (5, months, columns)
-        mean = cube.mean(axis=0)
-        for k, col in enumerate(columns):
+        for col in columns:
+            values = cubes[col][:, layout.lines.index(line), :].astype(float)
+            q = np.percentile(values, SERIES_QUANTILES, axis=0)   # (quantiles, months)
             scale = 100.0 if col in MONEY_SERIES else 1.0
             part = pd.DataFrame({"line": line, "column_label": series_label(col, lang),
                                  "column": col, "date": dates})
             for i, p in enumerate(SERIES_QUANTILES):
-                part[f"p{p}"] = q[i, :, k] / scale
-            part["mean"] = mean[:, k] / scale
+                part[f"p{p}"] = q[i] / scale
+            part["mean"] = values.mean(axis=0) / scale
             parts.append(part)
     return pd.concat(parts, ignore_index=True)
 
