@@ -91,6 +91,7 @@ STYLE: dict[str, object] = {
     "axes.formatter.useoffset": False,
     "axes.formatter.limits": (-99, 99),   # never scientific notation
     "svg.fonttype": "none",               # text stays text in SVG (searchable, editable)
+    "svg.hashsalt": "fesr-sim",           # element ids from the content: the same SVG bytes
     "pdf.fonttype": 42,                   # embed TrueType: text extractable from the PDF
     "figure.facecolor": "white",
     "savefig.facecolor": "white",

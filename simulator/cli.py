@@ -116,7 +116,8 @@ def _print_summary(summary, title: str) -> None:
 @click.option("--check", is_flag=True,
               help="Assert the ledger invariants at every month of every replication.")
 @click.option("--workers", "-w", type=click.IntRange(min=1), default=None,
-              help="Processes that simulate, this one included (default: all cores; 1 = serial).")
+              help="Processes that simulate and write the report, this one included "
+                   "(default: all cores; 1 = serial).")
 @click.option("--scheduler", metavar="tcp://HOST:PORT", default=None,
               help="Run on a Dask distributed cluster instead of local processes.")
 @click.option("--strict", is_flag=True,
@@ -165,7 +166,8 @@ def run(scenario_file: Path, out: Path | None, replications: int | None, only: t
         from .report import write_report
 
         with console.status("grafici e rapporti..."):
-            write_report(folder)
+            # On a Dask cluster the report is still written here, on this machine's cores.
+            write_report(folder, workers=None if client is not None else workers)
     console.print(f"Risultati in [bold]{escape(str(folder))}[/bold]")
 
 
@@ -232,14 +234,17 @@ def demo(ctx: click.Context, replications: int) -> None:
               help="Language of the charts and reports.")
 @click.option("--replication", type=click.IntRange(min=0), default=None,
               help="Replication shown in the loan book sheet (default: the median one).")
+@click.option("--workers", "-w", type=click.IntRange(min=1), default=None,
+              help="Processes that write the files, this one included "
+                   "(default: all cores; 1 = one after the other).")
 @_input_errors_exit
-def report(run_dir: Path, lang: str, replication: int | None) -> None:
+def report(run_dir: Path, lang: str, replication: int | None, workers: int | None) -> None:
     """Write charts/, report.pdf and report.xlsx into a run folder."""
     from .report import write_report
     from .results import load_results
 
     load_results(run_dir, lazy=True)  # a clear error if this is not a run folder
-    paths = write_report(run_dir, lang=lang, replication=replication)
+    paths = write_report(run_dir, lang=lang, replication=replication, workers=workers)
     for path in paths:
         console.print(f"scritto {escape(str(path))}")
 

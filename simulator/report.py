@@ -19,6 +19,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import shutil
+from functools import partial
 from pathlib import Path
 
 import pandas as pd
@@ -46,12 +47,14 @@ _COUNT_CHARTS = ("04_progetti",)
 
 
 def write_report(folder: Path | str, lang: str = "it", replication: int | None = None,
-                 today: dt.date | None = None) -> list[Path]:
+                 today: dt.date | None = None, workers: int | None = None) -> list[Path]:
     """Write ``charts/``, ``report.pdf`` and ``report.xlsx`` into a run folder.
 
     ``replication`` chooses the loan book of the ``Progetti`` sheet (default:
-    the median replication, as in the sources-and-uses chart).  Returns the
-    paths written (chart files, then the PDF and the workbook).
+    the median replication, as in the sources-and-uses chart).  ``workers``:
+    processes that write the files, this one included (default: all cores;
+    1: one after the other). Returns the paths written (chart files, then
+    the PDF and the workbook).
     """
     check_lang(lang)
     folder = Path(folder)
@@ -62,24 +65,96 @@ def write_report(folder: Path | str, lang: str = "it", replication: int | None =
                          f"{results.kpis['replication'].max()})")
     tmp = staging_folder(folder, prefix=".report-", suffix=".partial")
     try:
-        charts = write_charts(results, tmp / "charts", lang)
-        write_pdf(results, tmp / "report.pdf", lang, today=today)
-        write_workbook(results, tmp / "report.xlsx", lang, charts, replication)
+        _write_parts(results, tmp, lang, today, replication, workers)
         return _move_into_place(tmp, folder)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def write_charts(results: Results, folder: Path, lang: str = "it") -> dict[str, Chart]:
-    """Every chart as PNG, SVG and CSV of its data into ``folder``; return the charts."""
+# The report's files as parts that processes take as they come free: the two
+# longest first (seconds each on a large run), then the charts one by one.
+_PARTS = ("report.pdf", "report.xlsx", *(spec.slug for spec in CHARTS))
+
+
+def _write_parts(results: Results, tmp: Path, lang: str, today: dt.date | None,
+                 replication: int | None, workers: int | None) -> None:
+    """Every file of the report into ``tmp``, on ``workers`` processes.
+
+    Each part is drawn by one process from the same data, so the files do
+    not depend on the number of processes. On several, the workbook draws
+    the charts' data for itself rather than waiting for the charts.
+    """
+    from .executors import default_workers
+
+    workers = workers or default_workers()
+    if workers == 1:
+        charts = write_charts(results, tmp / "charts", lang)
+        _forget_text_measures()
+        write_pdf(results, tmp / "report.pdf", lang, today=today)
+        write_workbook(results, tmp / "report.xlsx", lang, charts, replication)
+        return
+    from .pool import results_in_order
+
+    _ = results.layout   # read once here, not once per process
+    write = partial(_write_part, results, tmp, lang, today, replication)
+    for _ in results_in_order(write, [[i] for i in range(len(_PARTS))],
+                              helpers=min(workers, len(_PARTS)) - 1, window=len(_PARTS)):
+        pass
+
+
+def _write_part(results: Results, tmp: Path, lang: str, today: dt.date | None,
+                replication: int | None, part: list[int]) -> None:
+    name = _PARTS[part[0]]
+    _forget_text_measures()
+    if name == "report.pdf":
+        write_pdf(results, tmp / name, lang, today=today)
+    elif name == "report.xlsx":
+        write_workbook(results, tmp / name, lang, None, replication)
+    else:
+        write_charts(results, tmp / "charts", lang, only=(name,))
+
+
+def write_charts(results: Results, folder: Path, lang: str = "it",
+                 only: tuple[str, ...] | None = None) -> dict[str, Chart]:
+    """Every chart (or those named in ``only``) as PNG, SVG and CSV of its data into
+    ``folder``; return the charts."""
     folder.mkdir(parents=True, exist_ok=True)
     charts: dict[str, Chart] = {}
     for spec in CHARTS:
+        if only is not None and spec.slug not in only:
+            continue
+        _forget_text_measures()
         chart = spec.draw(results, lang=lang)
         save_figure(chart.figure, folder / spec.slug)
         chart.data.to_csv(folder / f"{spec.slug}.csv", index=False, float_format="%.2f")
         charts[spec.slug] = chart
     return charts
+
+
+def _forget_text_measures() -> None:
+    """Let the next figure measure its text afresh, whatever was drawn before it.
+
+    matplotlib keeps the fonts it found and loaded, and the sizes of the
+    texts it measured; measured again with a font object that other figures
+    left at another size, a text's extent can differ in its last bits, and
+    so can positions in the sixth decimal of an SVG or a PDF. Forgetting
+    them before each chart and the PDF makes these files depend far less on
+    which process draws them and what it drew before (measured: the same
+    bytes on one process or two for a revolving run, the same PDF run after
+    run), though not always (a 20-replication run still differed in a few
+    sixth decimals). PNG pictures, chart data and the workbook do not
+    depend on it. These caches are private to matplotlib: where a version
+    has other ones, nothing is forgotten.
+    """
+    from matplotlib import font_manager, text
+
+    for cache in (getattr(font_manager.fontManager, "_findfont_cached", None),
+                  getattr(font_manager, "_get_font", None)):
+        if hasattr(cache, "cache_clear"):
+            cache.cache_clear()
+    defaults = getattr(getattr(text, "_get_text_metrics_function", None), "__defaults__", None)
+    if defaults and hasattr(defaults[0], "clear"):
+        defaults[0].clear()
 
 
 def write_workbook(results: Results, path: Path, lang: str = "it",

@@ -299,7 +299,7 @@ def test_a_failure_leaves_the_previous_report_and_no_temporary_files(reported, t
     monkeypatch.setattr(report, "write_pdf", lambda _r, path, *a, **k: path.write_bytes(b"x"))
     monkeypatch.setattr(report, "write_workbook", boom)
     with pytest.raises(RuntimeError, match="disk full"):
-        report.write_report(copy, today=TODAY)
+        report.write_report(copy, today=TODAY, workers=1)
     assert {p.name: p.read_bytes() for p in (copy / "charts").iterdir()} == before
     assert (copy / "report.pdf").read_bytes() == pdf
     assert not [p for p in copy.iterdir() if p.name.startswith(".")]
@@ -314,6 +314,59 @@ def test_a_failure_on_a_fresh_folder_writes_nothing(run_folder, tmp_path, monkey
 
     monkeypatch.setattr(report, "write_charts", boom)
     with pytest.raises(OSError, match="no space"):
-        report.write_report(copy, today=TODAY)
+        report.write_report(copy, today=TODAY, workers=1)
     assert sorted(p.name for p in copy.iterdir()) == sorted(
         p.name for p in run_folder.iterdir() if p.name not in report.REPORT_FILES)
+
+
+def test_a_part_that_fails_on_another_process_leaves_nothing(run_folder, tmp_path, monkeypatch):
+    copy = tmp_path / "run"
+    shutil.copytree(run_folder, copy, ignore=shutil.ignore_patterns("charts", "report.*"))
+
+    def boom(*_args, **_kwargs):
+        raise OSError("no space left on device")
+
+    monkeypatch.setattr(report, "write_workbook", boom)   # forked helpers see it too
+    with pytest.raises(OSError, match="no space"):
+        report.write_report(copy, today=TODAY, workers=2)
+    assert sorted(p.name for p in copy.iterdir()) == sorted(
+        p.name for p in run_folder.iterdir() if p.name not in report.REPORT_FILES)
+
+
+def _numbers_and_rest(svg: str) -> tuple[list[float], str]:
+    """An SVG's numbers, and its text without them and without element ids."""
+    text = re.sub(r"\b[pm][0-9a-f]{10}\b", "ID", svg)
+    number = r"-?\d+(?:\.\d+)?(?:e-?\d+)?"
+    return [float(n) for n in re.findall(number, text)], re.sub(number, "N", text)
+
+
+def test_the_report_is_the_same_on_one_process_or_several(run_folder, tmp_path):
+    # Data, pictures and workbook to the bit. Vector files are drawn by whichever
+    # process is free, and a text's extent can differ in its last bits with what
+    # that process drew before: their coordinates agree to far below a pixel.
+    written = {}
+    for workers in (1, 2):
+        copy = tmp_path / f"run{workers}"
+        shutil.copytree(run_folder, copy, ignore=shutil.ignore_patterns("charts", "report.*"))
+        report.write_report(copy, today=TODAY, workers=workers)
+        written[workers] = copy
+    one, two = written[1], written[2]
+    names = sorted(p.name for p in (one / "charts").iterdir())
+    assert names == sorted(p.name for p in (two / "charts").iterdir())
+    for name in names:
+        a, b = one / "charts" / name, two / "charts" / name
+        if name.endswith(".svg"):
+            (numbers_a, rest_a), (numbers_b, rest_b) = (_numbers_and_rest(a.read_text()),
+                                                        _numbers_and_rest(b.read_text()))
+            assert rest_a == rest_b, name
+            assert np.allclose(numbers_a, numbers_b, rtol=0, atol=1e-4), name
+        else:
+            assert a.read_bytes() == b.read_bytes(), name
+    pages_a = [page.extract_text() for page in PdfReader(one / "report.pdf").pages]
+    pages_b = [page.extract_text() for page in PdfReader(two / "report.pdf").pages]
+    assert pages_a == pages_b
+    book_a, book_b = load_workbook(one / "report.xlsx"), load_workbook(two / "report.xlsx")
+    assert book_a.sheetnames == book_b.sheetnames
+    for sheet in book_a.sheetnames:
+        assert [[c.value for c in row] for row in book_a[sheet].iter_rows()] == \
+            [[c.value for c in row] for row in book_b[sheet].iter_rows()], sheet
