@@ -80,9 +80,10 @@ def _write_parts(results: Results, tmp: Path, lang: str, today: dt.date | None,
                  replication: int | None, workers: int | None) -> None:
     """Every file of the report into ``tmp``, on ``workers`` processes.
 
-    Each part is drawn by one process from the same data, so the files do
-    not depend on the number of processes. On several, the workbook draws
-    the charts' data for itself rather than waiting for the charts.
+    Each part is drawn by one process from the same data: chart data,
+    pictures and workbook do not depend on the number of processes, vector
+    files hardly (:func:`_forget_text_measures`). On several, the workbook
+    draws the charts' data for itself rather than waiting for the charts.
     """
     from .executors import default_workers
 
@@ -142,9 +143,10 @@ def _forget_text_measures() -> None:
     which process draws them and what it drew before (measured: the same
     bytes on one process or two for a revolving run, the same PDF run after
     run), though not always (a 20-replication run still differed in a few
-    sixth decimals). PNG pictures, chart data and the workbook do not
-    depend on it. These caches are private to matplotlib: where a version
-    has other ones, nothing is forgotten.
+    sixth decimals). Chart data and the workbook do not depend on it, and
+    the PNG pictures (200 dpi) came out the same in every comparison. These
+    caches are private to matplotlib: where a version has other ones,
+    nothing is forgotten.
     """
     from matplotlib import font_manager, text
 
