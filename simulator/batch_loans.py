@@ -97,18 +97,14 @@ def _line_rows(batch, line: int, booked) -> dict[str, np.ndarray]:
     facts = {name: values[positions] for name, values in batch.loan_months.items()}
     cal, horizon = batch.calendar, batch.horizon
     days = days_of(cal.start, horizon, cal.offset, times)
-    rates_of = batch.scenario.rate_table().rates_at
-    margin = batch.scenario.reference_margin_bp()
-    unique, inverse = np.unique(days, return_inverse=True)
-    dates = unique.astype(object)
-    found = np.array([rates_of(d, margin) for d in dates], dtype=float).reshape(-1, 2)
-    esl = bf.grant_equivalents(public, grant, terms, found[inverse, 0],
-                               found[inverse, 1], batch.loan_grace[positions],
+    found = batch.scenario.rate_table().rates_on(days, batch.scenario.reference_margin_bp())
+    esl = bf.grant_equivalents(public, grant, terms, found[:, 0], found[:, 1],
+                               batch.loan_grace[positions],
                                facts["first_disbursement_month"],
                                facts["completion_month"])
     regime = terms.state_aid.regime
     if regime == "auto":
-        late = np.array([d >= _DE_MINIMIS_2023_FROM for d in dates], dtype=bool)[inverse]
+        late = days >= np.datetime64(_DE_MINIMIS_2023_FROM, "D")
         ceiling = np.where(late, _DE_MINIMIS_CENTS["de_minimis_2023"],
                            _DE_MINIMIS_CENTS["de_minimis_2013"])
         has_ceiling = True

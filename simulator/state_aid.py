@@ -108,6 +108,9 @@ _DISCOUNT_MARGIN_BP = 100  # discount rate = base rate + 100 bp
 # --------------------------------------------------------------------------- rate table
 
 
+_EPOCH_ORDINAL = dt.date(1970, 1, 1).toordinal()   # datetime64[D] counts from it
+
+
 @dataclass(frozen=True)
 class RateTable:
     """Base rates by date of application, and the margin table, of one rates file."""
@@ -147,6 +150,19 @@ class RateTable:
         if found is None:
             found = self._floats[key] = (self.reference_rate_at(when, margin_bp),
                                          self.discount_rate_at(when))
+        return found
+
+    def rates_on(self, days: np.ndarray, margin_bp: int) -> np.ndarray:
+        """:meth:`rates_at` of many days (``datetime64[D]``): one row per day,
+        ``(reference rate, discount rate)``; each table entry priced once."""
+        ordinals = np.asarray(days, dtype="datetime64[D]").astype(np.int64) + _EPOCH_ORDINAL
+        entry = np.searchsorted(np.array(self._days, dtype=np.int64), ordinals,
+                                side="right") - 1
+        found = np.empty((len(ordinals), 2))
+        # Any day of an entry has its rates (the day decides only which entry is in force).
+        entries, first_day = np.unique(entry, return_index=True)
+        for i, k in zip(entries, first_day, strict=True):
+            found[entry == i] = self.rates_at(dt.date.fromordinal(int(ordinals[k])), margin_bp)
         return found
 
     def _base_pct_at(self, when: dt.date) -> Decimal:

@@ -269,3 +269,25 @@ def test_de_minimis_ceilings() -> None:
     assert de_minimis_ceiling(last_2013, "none") is None
     with pytest.raises(ValueError, match="unknown state-aid regime"):
         de_minimis_ceiling(first_2023, "de_minimis")
+
+
+def test_rates_of_many_days_are_the_rates_of_each_day():
+    table = load_rate_table()
+    first = table.valid_from[0]
+    rng = np.random.default_rng(7)
+    offsets = rng.integers(0, (dt.date(2035, 12, 31) - first).days, 400)
+    days = np.datetime64(first, "D") + offsets
+    # the first day of every table entry, and the day before the next one
+    edges = [np.datetime64(d, "D") + k for d in table.valid_from[1:] for k in (-1, 0)]
+    days = np.concatenate([days, np.array(edges, dtype="datetime64[D]")])
+    for margin in (0, 100, 400):
+        many = table.rates_on(days, margin)
+        one_by_one = [table.rates_at(d.astype(dt.date), margin) for d in days]
+        assert many.tolist() == [list(r) for r in one_by_one]
+
+
+def test_rates_of_many_days_refuse_a_day_before_the_table():
+    table = load_rate_table()
+    before = np.array([np.datetime64(table.valid_from[0], "D") - 1], dtype="datetime64[D]")
+    with pytest.raises(ValueError, match="no EU base rate before"):
+        table.rates_on(before, 100)
