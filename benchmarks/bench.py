@@ -25,6 +25,9 @@ machines. A straightforward model with one SimPy process per loan and one
 timeout per instalment costs about 7,000 of them per replication of the
 reference scenario.
 
+Also timed, with no target: writing the report (charts, PDF, workbook) of
+a 2,000-replication reference run, on one process and on all cores.
+
 Writes ``results/bench-<timestamp>.json`` and prints a table.
 """
 
@@ -161,24 +164,51 @@ def case(scenario: str, replications: int, workers: int | None, overrides: list[
             "peak_rss_largest_helper_gib": children}
 
 
+def report_case(scenario: str, replications: int, workers: int | None) -> dict:
+    """Time writing the report (charts, PDF, workbook) of a run folder (in a subprocess).
+
+    The run itself is not timed; importing matplotlib and the report's
+    modules is not either, as for the other cases.
+    """
+    import importlib
+
+    from simulator import load_scenario
+    from simulator.runner import run_to_folder
+
+    for module in ("simulator.report", "simulator.pool", "matplotlib.pyplot"):
+        importlib.import_module(module)
+    report = importlib.import_module("simulator.report")
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp) / "run"
+        run_to_folder(load_scenario(ROOT / "scenarios" / scenario), folder,
+                      replications=replications, workers=workers)
+        start = time.perf_counter()
+        report.write_report(folder, workers=workers)
+        wall = time.perf_counter() - start
+    return {"scenario": scenario, "replications": replications, "workers": workers,
+            "wall_s": wall}
+
+
 def measure(scenario: str, replications: int, workers: int | None = None,
-            overrides: list[str] | None = None, repeats: int = 1) -> dict:
+            overrides: list[str] | None = None, repeats: int = 1, what: str = "run") -> dict:
     """Run :func:`case` in a fresh Python process ``repeats`` times; the fastest run's figures.
 
     A shared virtual machine's speed varies by tens of per cent from one
     second to the next; the fastest of a few runs is the least disturbed one
     (as ``timeit`` does). Every run's wall time is kept in ``wall_s_runs``.
     """
-    code = ("import json, sys; from benchmarks.bench import case; "
-            "print(json.dumps(case(*json.loads(sys.argv[1]))))")
-    args = json.dumps([scenario, replications, workers, overrides or []])
+    code = ("import json, sys; from benchmarks.bench import case, report_case; "
+            "print(json.dumps((report_case if sys.argv[2] == 'report' else case)"
+            "(*json.loads(sys.argv[1]))))")
+    args = json.dumps([scenario, replications, workers] +
+                      ([] if what == "report" else [overrides or []]))
     # As in a user's installation, modules are imported from compiled bytecode
     # (a shell that sets PYTHONDONTWRITEBYTECODE would compile them at every run).
     env = {name: value for name, value in os.environ.items()
            if name != "PYTHONDONTWRITEBYTECODE"}
     runs = []
     for _ in range(repeats):
-        out = subprocess.run([sys.executable, "-c", code, args], cwd=ROOT, check=True,
+        out = subprocess.run([sys.executable, "-c", code, args, what], cwd=ROOT, check=True,
                              capture_output=True, text=True, env=env)
         runs.append(json.loads(out.stdout.strip().splitlines()[-1]))
     return fastest(runs)
@@ -242,6 +272,8 @@ def main() -> None:
                                     "fund.endowment=500000000"])
     large20 = measure("large_fund.toml", 20, workers=cores)
     ref10k = measure("wecare_fesr_2018.toml", 10_000, workers=cores)
+    report1 = measure("wecare_fesr_2018.toml", 2000, workers=1, what="report")
+    report_all = measure("wecare_fesr_2018.toml", 2000, workers=cores, what="report")
 
     figures.update({
         "reference_1_worker": ref1, "reference_all_cores": refn,
@@ -249,6 +281,7 @@ def main() -> None:
         "revolving_1_worker": revolving1, "large_fund_1_worker": large1,
         "large_fund_half_size_1_worker": large_half, "large_fund_20": large20,
         "reference_10k": ref10k,
+        "report_1_worker": report1, "report_all_cores": report_all,
         "reference_cost_timeouts": cost(ref1),
         "revolving_cost_timeouts": cost(revolving1),
         "parallel_efficiency_2": refn["replications_per_s"] / ref1["replications_per_s"] / 2
@@ -324,6 +357,9 @@ def print_table(f: dict) -> None:
     table.add_row("reference, 10,000 rep., peak RSS",
                   f"{f['reference_10k_peak_rss_gib']:.2f} GiB", "< 1 GiB",
                   ok("reference_10k_peak_rss_gib", f["reference_10k_peak_rss_gib"]))
+    table.add_row("report of the reference, 2,000 rep. (charts, PDF, workbook)",
+                  f"{f['report_1_worker']['wall_s']:.1f} s (1 worker), "
+                  f"{f['report_all_cores']['wall_s']:.1f} s (all cores)", "", "")
     table.add_row("time 2,000 / 1,000 rep. (linear: 2.0)",
                   f"{f['linearity_replications']:.2f}", "", "")
     table.add_row("time per loan, full / half large fund (linear: 1.0)",
