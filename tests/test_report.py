@@ -6,6 +6,7 @@ import datetime as dt
 import re
 import shutil
 import struct
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -340,10 +341,20 @@ def _numbers_and_rest(svg: str) -> tuple[list[float], str]:
     return [float(n) for n in re.findall(number, text)], re.sub(number, "N", text)
 
 
+def _pixels_apart(a: Path, b: Path) -> float:
+    """The share of pixels that differ between two PNG pictures of the same size."""
+    from PIL import Image
+
+    one, two = (np.asarray(Image.open(path).convert("RGBA")) for path in (a, b))
+    assert one.shape == two.shape
+    return float((one != two).any(axis=-1).mean())
+
+
 def test_the_report_is_the_same_on_one_process_or_several(run_folder, tmp_path):
-    # Data, pictures and workbook to the bit. Vector files are drawn by whichever
-    # process is free, and a text's extent can differ in its last bits with what
-    # that process drew before: their coordinates agree to far below a pixel.
+    # Data and workbook to the bit. Parts are drawn by whichever process is free,
+    # and a text's extent can differ in its last bits with what that process drew
+    # before: vector coordinates agree to far below a pixel, and pictures (so far
+    # always the same bytes) could at most differ in a pixel at an edge.
     written = {}
     for workers in (1, 2):
         copy = tmp_path / f"run{workers}"
@@ -360,6 +371,8 @@ def test_the_report_is_the_same_on_one_process_or_several(run_folder, tmp_path):
                                                         _numbers_and_rest(b.read_text()))
             assert rest_a == rest_b, name
             assert np.allclose(numbers_a, numbers_b, rtol=0, atol=1e-4), name
+        elif name.endswith(".png"):
+            assert _pixels_apart(a, b) < 1e-4, name
         else:
             assert a.read_bytes() == b.read_bytes(), name
     pages_a = [page.extract_text() for page in PdfReader(one / "report.pdf").pages]
