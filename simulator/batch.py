@@ -47,7 +47,7 @@ from .ledger import (
     COUNT_COLUMNS,
     FLOW_KINDS,
     check_invariants,
-    series_columns,
+    each_series_column,
     source_columns,
 )
 from .metrics import chunk_kpis
@@ -638,21 +638,22 @@ class ChunkBatch(MonthClosing):
     def series(self) -> dict[str, np.ndarray]:
         """The timeseries columns, replications x lines and total x months (``runner.frames``).
 
-        Computed for every unit at once, then laid out in the table's order.
+        Computed for every unit at once, then laid out in the table's order,
+        column by column.
         """
         lines, reps, horizon = len(self.lines), self.replications, self.horizon
 
         def by_line(values: np.ndarray) -> np.ndarray:
             return values.reshape(lines, reps, horizon)
 
-        flows = {kind: by_line(np.ascontiguousarray(values[:, :horizon]))
-                 for kind, values in self.flows.items()}
-        columns = series_columns(flows, by_line(self.committed_amount),
-                                 {name: by_line(v) for name, v in self.monthly.items()},
-                                 {name: by_line(v) for name, v in self.counts.items()},
-                                 self.shares, self.sources)
+        # Each flow is read once, by a cumulative sum that writes a new array: views.
+        flows = {kind: by_line(values[:, :horizon]) for kind, values in self.flows.items()}
+        columns = each_series_column(flows, by_line(self.committed_amount),
+                                     {name: by_line(v) for name, v in self.monthly.items()},
+                                     {name: by_line(v) for name, v in self.counts.items()},
+                                     self.shares, self.sources)
         out = {}
-        for name, values in columns.items():
+        for name, values in columns:
             laid_out = out[name] = np.empty((reps, lines + 1, horizon), dtype=np.int64)
             laid_out[:, :lines] = values.transpose(1, 0, 2)
             laid_out[:, lines] = values.sum(axis=0)
