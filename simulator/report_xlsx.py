@@ -241,9 +241,9 @@ def series_frame(timeseries: pd.DataFrame, lang: str,
     dates = pd.to_datetime(layout.dates)
     cubes = {c: layout.cube(timeseries[c]) for c in columns}
     parts = []
-    for line in layout.lines:
+    for k, line in enumerate(layout.lines):
         for col in columns:
-            values = cubes[col][:, layout.lines.index(line), :].astype(float)
+            values = cubes[col][:, k, :].astype(float)
             q = np.percentile(values, SERIES_QUANTILES, axis=0)   # (quantiles, months)
             scale = 100.0 if col in MONEY_SERIES else 1.0
             part = pd.DataFrame({"line": line, "column_label": series_label(col, lang),

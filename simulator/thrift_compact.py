@@ -44,16 +44,9 @@ def read_struct(data: bytes) -> list[Field]:
     with _reading():
         last, position = 0, 0
         while True:
-            head = data[position]
-            position += 1
-            if head == STOP:
+            number, kind, position = _field_header(data, position, last)
+            if kind == STOP:
                 break
-            kind, delta = head & 0x0F, head >> 4
-            if delta:
-                number = last + delta
-            else:
-                value, position = _read_varint(data, position)
-                number = _unzigzag(value)
             start = position
             if kind not in (TRUE, FALSE):   # a boolean field's value is its type
                 position = _skip(data, position, kind)
@@ -75,16 +68,9 @@ def walk(data: bytes, position: int,
     with _reading():
         last = 0
         while True:
-            head = data[position]
-            position += 1
-            if head == STOP:
+            number, kind, position = _field_header(data, position, last)
+            if kind == STOP:
                 return position
-            kind, delta = head & 0x0F, head >> 4
-            if delta:
-                number = last + delta
-            else:
-                value, position = _read_varint(data, position)
-                number = _unzigzag(value)
             if kind not in (TRUE, FALSE):   # a boolean field's value is its type
                 end = visit(number, kind, position)
                 position = _skip(data, position, kind) if end is None else end
@@ -211,6 +197,20 @@ def _read_varint(data: bytes, position: int) -> tuple[int, int]:
         shift += 7
         if shift > 63:
             raise ValueError("Thrift data: an integer longer than 64 bits")
+
+
+def _field_header(data: bytes, position: int, last: int) -> tuple[int, int, int]:
+    """The field header at ``position`` after field ``last``: its id, its type
+    (STOP at the end of the struct) and the position of its value."""
+    head = data[position]
+    position += 1
+    if head == STOP:
+        return 0, STOP, position
+    kind, delta = head & 0x0F, head >> 4
+    if delta:
+        return last + delta, kind, position
+    value, position = _read_varint(data, position)
+    return _unzigzag(value), kind, position
 
 
 def _skip_varint(data: bytes, position: int) -> int:
