@@ -66,18 +66,28 @@ _LOOK_AHEAD = np.arange(1, 5)
 
 def unsupported(scenario: Scenario) -> str | None:
     """Why a scenario must run on the SimPy model, or None if the batch engine covers it."""
+    seen: dict[str, str] = {}
     for line_id, line in scenario.lines.items():
-        if line.applications.mode == "pipeline":
-            return f"line {line_id} reads a pipeline"
         if scenario.state_aid.strict and line.state_aid.over_ceiling != "flag":
             return f"line {line_id} reduces or rejects aid over the ceiling"
+        if line.applications.mode != "pipeline":
+            continue
+        # A beneficiary's aid adds up in the order of its commitments: within a line,
+        # the batch engine's; across lines, the SimPy model's events.
+        for name in scenario.pipeline(line_id)["beneficiary"].dropna().unique():
+            if seen.setdefault(name, line_id) != line_id:
+                return (f"beneficiary {name!r} applies on lines {seen[name]} and {line_id}"
+                        " of the pipeline")
     return None
 
 
 def expected_applications(scenario: Scenario) -> float:
     """Mean number of applications of one replication (all lines)."""
     total = 0.0
-    for line in scenario.lines.values():
+    for line_id, line in scenario.lines.items():
+        if line.applications.mode == "pipeline":
+            total += len(scenario.pipeline(line_id))
+            continue
         windows = application_windows(line, scenario)
         total += line.applications.per_month * sum(b - a for a, b in windows)
     return total
@@ -86,8 +96,13 @@ def expected_applications(scenario: Scenario) -> float:
 def stepped_months(scenario: Scenario) -> float:
     """Until when applications come in, in months since the start (any line): the
     months that :class:`ChunkBatch` steps one by one."""
-    return max((end for line in scenario.lines.values()
-                for _, end in application_windows(line, scenario)), default=0.0)
+    until = 0.0
+    for line_id, line in scenario.lines.items():
+        if line.applications.mode == "pipeline":
+            until = max(until, float(scenario.pipeline(line_id)["t"].max()))
+        else:
+            until = max([until, *(end for _, end in application_windows(line, scenario))])
+    return until
 
 
 @dataclass(frozen=True)

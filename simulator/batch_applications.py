@@ -40,6 +40,10 @@ class LineApplications:
         self.scenario, self.line_id = scenario, line_id
         self.line = scenario.lines[line_id]
         self.size = len(replications)
+        # A pipeline's rows (mode = "pipeline"): each application is row ``app_number``
+        # in every replication, with that row's id and beneficiary.
+        self.pipeline = scenario.pipeline(line_id) \
+            if self.line.applications.mode == "pipeline" else None
         self._draw(replications, seed)
         self._terms()
         self._decisions(end_time)

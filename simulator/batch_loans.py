@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -20,7 +21,7 @@ from .loanbook import FLOW_KINDS, STATUSES
 from .model import days_of, month_end_dates
 from .runner import LOAN_COLUMNS, ceiling_may_be_empty
 from .scenario import Scenario
-from .state_aid import _DE_MINIMIS_2023_FROM, _DE_MINIMIS_CENTS
+from .state_aid import _DE_MINIMIS_2023_FROM, _DE_MINIMIS_CENTS, window_start
 
 
 def loan_table(scenario: Scenario, batch, replications: list[int]) -> dict[str, np.ndarray]:
@@ -43,11 +44,7 @@ def loan_table(scenario: Scenario, batch, replications: list[int]) -> dict[str, 
         return month_end_dates(start, horizon, months)
 
     line_names = np.array(line_ids, dtype=object)[rows["line"]]
-    # "A-00042": the line and the application's number from 1, five digits at least.
-    numbers = pc.utf8_lpad(pa.array(rows["number"] + 1).cast(pa.string()), width=5,
-                           padding="0")
-    project_ids = pc.binary_join_element_wise(pa.array(line_names, type=pa.string()),
-                                              numbers, "-")
+    project_ids = _project_ids(batch, rows["line"], rows["number"], line_names)
     disbursed, repaid, written_off = (rows["loans_disbursed"], rows["principal_repaid"],
                                       rows["written_off"])
     ceilings = np.where(has_ceiling, rows["ceiling"], 0)
@@ -85,6 +82,23 @@ def loan_table(scenario: Scenario, batch, replications: list[int]) -> dict[str, 
     return {name: out[name] for name in LOAN_COLUMNS}
 
 
+def _project_ids(batch, line: np.ndarray, number: np.ndarray,
+                 line_names: np.ndarray) -> pa.Array:
+    """"A-00042": the line and the application's number from 1, five digits at least;
+    on a line that reads a pipeline, the row's own id."""
+    numbers = pc.utf8_lpad(pa.array(number + 1).cast(pa.string()), width=5, padding="0")
+    ids = pc.binary_join_element_wise(pa.array(line_names, type=pa.string()), numbers, "-")
+    given = np.full(len(number), None, dtype=object)
+    for i, applications in enumerate(batch.lines):
+        if applications.pipeline is not None:
+            mine = line == i
+            given[mine] = applications.pipeline["id"].astype(str).to_numpy(
+                dtype=object)[number[mine]]
+    if not any(applications.pipeline is not None for applications in batch.lines):
+        return ids
+    return pc.coalesce(pa.array(given, type=pa.string()), ids)
+
+
 def _line_rows(batch, line: int, booked) -> dict[str, np.ndarray]:
     """The loan table's facts of the commitments of line ``line`` among ``booked``
     (positions, times, sequence numbers: every commitment, joined)."""
@@ -111,7 +125,8 @@ def _line_rows(batch, line: int, booked) -> dict[str, np.ndarray]:
     else:
         has_ceiling = regime in _DE_MINIMIS_CENTS
         ceiling = np.full(len(apps), _DE_MINIMIS_CENTS.get(regime, 0), dtype=np.int64)
-    prior = batch.prior_aid[apps]
+    prior = _prior_aid(batch, line, apps, sequence, days, esl,
+                       regime if has_ceiling else None)
     end = facts["end_month"]
     ended = (end >= 0) & (end < horizon)
     totals = {kind: batch.loan_totals[i, positions] for i, kind in enumerate(FLOW_KINDS)}
@@ -135,3 +150,54 @@ def _line_rows(batch, line: int, booked) -> dict[str, np.ndarray]:
         "over_ceiling": (esl + prior > ceiling) if has_ceiling else
         np.zeros(len(apps), dtype=bool),
     }
+
+
+def _prior_aid(batch, line: int, apps: np.ndarray, sequence: np.ndarray, days: np.ndarray,
+               esl: np.ndarray, regime: str | None) -> np.ndarray:
+    """The aid each project's beneficiary already had (``state_aid.AidRegister.assess``).
+
+    A project is its own beneficiary (its declared ``prior_aid``), unless a
+    pipeline row names one: then the aid declared for the beneficiary's first
+    committed project, plus, under a de minimis ``regime`` (None: none), the
+    grant equivalents of its projects committed before on this line, on or
+    after the start of the period of this commitment's date
+    (``state_aid.window_start``). Beneficiaries are
+    one line's own (``batch.unsupported``), so commitment order is the
+    line's sequence.
+    """
+    prior = batch.prior_aid[apps]
+    pipeline = batch.lines[line].pipeline
+    if pipeline is None:
+        return prior
+    # Rows without a beneficiary are -1.
+    names = pd.factorize(pipeline["beneficiary"])[0]
+    code = names[batch.app_number[apps]]
+    shared = np.flatnonzero(code >= 0)
+    if not len(shared):
+        return prior
+    rep = batch.app_rep[apps]
+    order = shared[np.lexsort((sequence[shared], code[shared], rep[shared]))]
+    position = np.arange(len(order))
+    starts = np.r_[True, (rep[order][1:] != rep[order][:-1])
+                   | (code[order][1:] != code[order][:-1])]
+    first = np.maximum.accumulate(np.where(starts, position, 0))
+    had = prior[order][first]
+    if regime is None:
+        prior[order] = had
+        return prior
+    day = days[order]
+    unique, where = np.unique(day, return_inverse=True)
+    period_from = np.array([window_start(d, regime) for d in unique.astype(object)],
+                           dtype="datetime64[D]")[where]
+    earned = esl[order]
+    back = 1
+    while True:   # each earlier project of the same beneficiary, nearest first
+        earlier = position - back
+        in_group = earlier >= first
+        if not in_group.any():
+            break
+        earlier = np.maximum(earlier, 0)
+        had = had + np.where(in_group & (day[earlier] >= period_from), earned[earlier], 0)
+        back += 1
+    prior[order] = had
+    return prior

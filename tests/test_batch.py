@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -115,6 +116,79 @@ def test_the_batch_engine_gives_the_simpy_models_tables_on_random_scenarios(make
     scenario = make_scenario(changes)
     assert unsupported(scenario) is None
     assert_same_tables(scenario, [first, first + 1, first + 7])
+
+
+PIPELINE_HEADER = ("date,line,eligible_cost,id,admitted,evaluation_months,"
+                   "implementation_months,score,beneficiary")
+
+
+@st.composite
+def pipeline_scenarios(draw):
+    """Random batch scenarios whose two lines replay one pipeline file, every optional
+    column used or left empty; beneficiaries with several projects, each on one line."""
+    changes, first = draw(batch_scenarios())
+    start = dt.date.fromisoformat(changes["scenario"]["start"])
+    last_day = 28 * changes["scenario"]["horizon_months"] - 1   # inside the horizon
+    rows = [PIPELINE_HEADER]
+    for number in range(draw(st.integers(1, 30))):
+        line = draw(st.sampled_from("AB"))
+        day = start + dt.timedelta(days=draw(st.integers(0, last_day)))
+        cells = [day.isoformat(), line, f"{draw(st.integers(1_000_000, 50_000_000)) / 100:.2f}",
+                 draw(st.sampled_from(["", f"row{number}"])),
+                 draw(st.sampled_from(["", "true", "false"])),
+                 draw(st.sampled_from(["", "0", "1.5", "4"])),
+                 draw(st.sampled_from(["", "0", "6", "12.5"])),
+                 draw(st.sampled_from(["", "1", "5"])),
+                 draw(st.sampled_from(["", f"{line}-coop1", f"{line}-coop2"]))]
+        rows.append(",".join(cells))
+    for line in ("A", "B"):
+        changes["lines"][line]["applications"].update(mode="pipeline", pipeline="pipeline.csv")
+    return changes, "\n".join(rows) + "\n", first
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+                                                                  HealthCheck.function_scoped_fixture])
+@given(pipeline_scenarios())
+def test_pipelines_on_the_batch_engine_give_the_simpy_models_tables(make_scenario, case):
+    changes, rows, first = case
+    scenario = make_scenario(changes, pipeline=rows)
+    assert unsupported(scenario) is None
+    assert chunk_size(scenario) >= BATCH_CHUNK_SIZE
+    assert_same_tables(scenario, [first, first + 1, first + 7])
+
+
+def test_a_pipeline_gives_its_projects_ids_and_adds_up_each_beneficiarys_aid(make_scenario):
+    rows = "\n".join([PIPELINE_HEADER, *(
+        f"2020-0{month}-10,A,100000,own-{month},,,,,{name}"
+        for month, name in [(1, "coop"), (2, ""), (3, "coop"), (4, "coop")])]) + "\n"
+    scenario = make_scenario({"lines": {"A": {
+        "applications": {"mode": "pipeline", "pipeline": "pipeline.csv"},
+        "instrument": {"coverage": 0.0, "public_loan_share": 0.0, "grant_share": 1.0},
+        "disbursement": {"grant_paid_at": "signing"},
+        "state_aid": {"prior_aid": {"dist": "uniform", "low": 0, "high": 50_000}}}}},
+        pipeline=rows)
+    assert unsupported(scenario) is None
+    assert_same_tables(scenario, [0, 3])
+    loans = simulate_chunk(scenario, [0], 0).loans.to_pandas().set_index("project_id")
+    assert list(loans.index) == ["own-1", "own-2", "own-3", "own-4"]
+    # A grant paid at signing is its own aid: 100,000 EUR each. The beneficiary's
+    # first project's declared aid counts for all of its projects.
+    declared = loans.at["own-1", "prior_aid"]
+    assert loans.at["own-3", "prior_aid"] == declared + 10_000_000
+    assert loans.at["own-4", "prior_aid"] == declared + 20_000_000
+    assert loans.at["own-2", "prior_aid"] != declared
+
+
+def test_a_beneficiary_on_two_lines_runs_on_the_simpy_model(make_scenario):
+    line_b = deep_update(BASE_TABLES["lines"]["A"], {
+        "allocation": 500_000,
+        "applications": {"mode": "pipeline", "pipeline": "pipeline.csv"}})
+    rows = f"{PIPELINE_HEADER}\n2020-03-10,A,100000,a,,,,,coop\n2020-03-10,B,100000,b,,,,,coop\n"
+    scenario = make_scenario({"fund": {"endowment": 1_500_000}, "lines": {
+        "A": {"applications": {"mode": "pipeline", "pipeline": "pipeline.csv"}},
+        "B": line_b}}, pipeline=rows)
+    assert unsupported(scenario) == "beneficiary 'coop' applies on lines A and B of the pipeline"
+    assert chunk_size(scenario) == CHUNK_SIZE
 
 
 def test_lines_with_different_waits_keep_their_own_expiries(make_scenario):
@@ -253,13 +327,6 @@ def test_what_the_batch_engine_does_not_cover_runs_on_the_simpy_model(make_scena
     scenario = make_scenario(change)
     assert reason in unsupported(scenario)
     assert chunk_size(scenario) == CHUNK_SIZE
-
-
-def test_pipeline_scenarios_run_on_the_simpy_model(make_scenario):
-    scenario = make_scenario(
-        {"lines": {"A": {"applications": {"mode": "pipeline", "pipeline": "pipeline.csv"}}}},
-        pipeline="id,date,line,eligible_cost\np1,2020-03-10,A,100000\n")
-    assert "pipeline" in unsupported(scenario)
 
 
 def test_chunks_are_large_for_small_funds_and_small_for_large_ones():

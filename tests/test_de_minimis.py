@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 from conftest import BASE_TABLES, ROOT, deep_update, write_scenario
 
+from simulator.batch import simulate_chunk, unsupported
 from simulator.errors import InputError
 from simulator.instruments import loan_schedule
 from simulator.runner import run_replication
@@ -113,9 +114,21 @@ def _rows(loans: dict) -> dict[str, dict]:
             for i in range(len(loans["project_id"]))}
 
 
-def test_flags_exactly_the_beneficiaries_over_the_ceiling_across_the_switch(switch):
-    tables = run_replication(switch(), 0, check=True)
-    rows = _rows(tables.loans)
+def _replication_zero(scenario, engine: str) -> tuple[dict, dict]:
+    """Loan table columns and KPIs of replication 0, on the SimPy model or the batch engine."""
+    if engine == "simpy":
+        tables = run_replication(scenario, 0, check=True)
+        return tables.loans, tables.kpis
+    assert unsupported(scenario) is None
+    chunk = simulate_chunk(scenario, [0], scenario.scenario.seed, check=True)
+    loans = chunk.loans.to_pandas()
+    return {name: loans[name].to_numpy() for name in loans}, chunk.kpis.iloc[0].to_dict()
+
+
+@pytest.mark.parametrize("engine", ["simpy", "batch"])
+def test_flags_exactly_the_beneficiaries_over_the_ceiling_across_the_switch(switch, engine):
+    loans, kpis = _replication_zero(switch(), engine)
+    rows = _rows(loans)
     assert set(rows) == set(EXPECTED)  # a normal run commits everything
     for pid, (ceiling, prior) in EXPECTED.items():
         row = rows[pid]
@@ -131,8 +144,8 @@ def test_flags_exactly_the_beneficiaries_over_the_ceiling_across_the_switch(swit
         assert bool(row["over_ceiling"]) == (pid in OVER), pid
         if ceiling is not None:
             assert row["over_ceiling"] == (row["esl"] + row["prior_aid"] > ceiling * 100)
-    assert tables.kpis["projects_over_de_minimis"] == len(OVER)
-    assert tables.kpis["rejected_state_aid"] == tables.kpis["reduced_state_aid"] == 0
+    assert kpis["projects_over_de_minimis"] == len(OVER)
+    assert kpis["rejected_state_aid"] == kpis["reduced_state_aid"] == 0
 
 
 def test_a_strict_run_with_flag_only_flags(switch):
