@@ -657,28 +657,39 @@ class ChunkBatch(MonthClosing):
         column by column.
         """
         lines, reps, horizon = len(self.lines), self.replications, self.horizon
+        out = {}
+        for name, values in self._series_columns():
+            laid_out = out[name] = np.empty((reps, lines + 1, horizon), dtype=np.int64)
+            laid_out[:, :lines] = values.transpose(1, 0, 2)
+            laid_out[:, lines] = values.sum(axis=0)
+        return out
+
+    def totals(self) -> dict[str, np.ndarray]:
+        """The fund's total of each timeseries column, replications x months: what the
+        KPIs read (:meth:`series` without the lines)."""
+        return {name: values.sum(axis=0) for name, values in self._series_columns()}
+
+    def _series_columns(self):
+        """``ledger.each_series_column`` of every unit, lines x replications x months."""
+        lines, reps, horizon = len(self.lines), self.replications, self.horizon
 
         def by_line(values: np.ndarray) -> np.ndarray:
             return values.reshape(lines, reps, horizon)
 
         # Each flow is read once, by a cumulative sum that writes a new array: views.
         flows = {kind: by_line(values[:, :horizon]) for kind, values in self.flows.items()}
-        columns = each_series_column(flows, by_line(self.committed_amount),
-                                     {name: by_line(v) for name, v in self.monthly.items()},
-                                     {name: by_line(v) for name, v in self.counts.items()},
-                                     self.shares, self.sources)
-        out = {}
-        for name, values in columns:
-            laid_out = out[name] = np.empty((reps, lines + 1, horizon), dtype=np.int64)
-            laid_out[:, :lines] = values.transpose(1, 0, 2)
-            laid_out[:, lines] = values.sum(axis=0)
-        return out
+        return each_series_column(flows, by_line(self.committed_amount),
+                                  {name: by_line(v) for name, v in self.monthly.items()},
+                                  {name: by_line(v) for name, v in self.counts.items()},
+                                  self.shares, self.sources)
 
 
 def simulate_chunk(scenario: Scenario, replications: list[int], seed: int,
-                   check: bool = False):
-    """Run a chunk of replications together; return its tables (``executors.ChunkFrames``)."""
+                   check: bool = False, kpis_only: bool = False):
+    """Run a chunk of replications together; return its tables (``executors.ChunkFrames``;
+    ``kpis_only``: the KPI table only, see ``executors.run_chunk``)."""
     from .executors import ChunkFrames
+    from .runner import kpi_frame
 
     calendar = Calendar(scenario)
     horizon = calendar.horizon
@@ -695,8 +706,12 @@ def simulate_chunk(scenario: Scenario, replications: list[int], seed: int,
             batch.close(horizon - 1)
     batch._book()   # commitments whose flows all fall after the horizon
 
-    series = batch.series()
-    total = {name: values[:, -1] for name, values in series.items()}
+    if kpis_only and not check:
+        series = None
+        total = batch.totals()
+    else:
+        series = batch.series()
+        total = {name: values[:, -1] for name, values in series.items()}
     if check:
         _check(scenario, batch, series, replications)
     loans = loan_table(scenario, batch, replications)
@@ -710,6 +725,8 @@ def simulate_chunk(scenario: Scenario, replications: list[int], seed: int,
     kpis = {"replication": np.asarray(replications),
             **chunk_kpis(scenario, total, loans, position, first_dry, deadline,
                          no_aid_decision, no_aid_decision)}
+    if kpis_only:
+        return ChunkFrames(replications, None, None, kpi_frame(kpis))
     return ChunkFrames(replications, *frames(scenario, replications, series, loans, kpis))
 
 

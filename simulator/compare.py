@@ -42,14 +42,15 @@ from . import __version__
 from .decide import (
     STATISTICS,
     Progress,
+    collect_kpis,
     defined,
     kpi_names,
     kpi_statistic,
-    run_kpis,
     stamp,
     unit_of,
 )
 from .errors import InputError, Problem
+from .executors import Run, runs_results
 from .labels import kpi_label
 from .scenario import Scenario, load_scenario
 
@@ -318,11 +319,14 @@ def compare(sources: list[str | Path], baseline: str | None = None, seed: int | 
     base_name = choose_baseline(alternatives, baseline)
     common_seed, ids = common_plan(alternatives, seed, replications, base_name)
     started = dt.datetime.now()
-    for alt in alternatives:
-        if not alt.is_run:
+    to_run = [alt for alt in alternatives if not alt.is_run]
+    # One stream of chunks: the next scenario's start while the last of one are computed.
+    with runs_results([Run(alt.scenario, ids, common_seed) for alt in to_run],
+                      workers=workers, client=client, kpis_only=True) as chunks:
+        for alt in to_run:
             if on_start is not None:
                 on_start(alt, len(ids))
-            alt.kpis = run_kpis(alt.scenario, ids, common_seed, workers, client, progress)
+            alt.kpis = collect_kpis(chunks, len(ids), progress)
     table = comparison_table({a.name: a.kpis for a in alternatives if a.kpis is not None},
                              base_name)
     return Comparison(alternatives, base_name, common_seed, ids, table, started,

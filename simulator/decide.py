@@ -28,7 +28,7 @@ import json
 import math
 import re
 import tomllib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -55,13 +55,22 @@ def run_kpis(scenario: Scenario, replication_ids: list[int], seed: int,
     """
     from .executors import chunk_results
 
+    with chunk_results(scenario, list(replication_ids), seed, False, workers, client,
+                       kpis_only=True) as results:
+        return collect_kpis(results, len(replication_ids), progress)
+
+
+def collect_kpis(chunks: Iterator[Any], replications: int,
+                 progress: Progress | None = None) -> pd.DataFrame:
+    """The KPI table of the next ``replications`` replications of a stream of chunks
+    (``executors.runs_results``: one scenario's after another's)."""
     parts, done = [], 0
-    with chunk_results(scenario, list(replication_ids), seed, False, workers, client) as results:
-        for chunk in results:
-            parts.append(chunk.kpis)
-            done += len(chunk.replications)
-            if progress is not None:
-                progress(done)
+    while done < replications:
+        chunk = next(chunks)
+        parts.append(chunk.kpis)
+        done += len(chunk.replications)
+        if progress is not None:
+            progress(done)
     kpis = pd.concat(parts, ignore_index=True)
     return kpis.sort_values("replication", ignore_index=True)
 

@@ -27,6 +27,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
+from typing import Any
 
 import pandas as pd
 import pyarrow as pa
@@ -61,8 +62,8 @@ class ChunkFrames:
     """
 
     replications: list[int]
-    timeseries: pa.Table | Part
-    loans: pa.Table | Part
+    timeseries: pa.Table | Part | None
+    loans: pa.Table | Part | None
     kpis: pd.DataFrame
 
     def __getstate__(self) -> dict:
@@ -76,8 +77,8 @@ class ChunkFrames:
 
 
 def _ipc_bytes(table) -> tuple[str, object]:
-    if not isinstance(table, pa.Table):   # a Parquet part (run_chunk(encode=True))
-        return "parquet", table
+    if not isinstance(table, pa.Table):   # a Parquet part (run_chunk(encode=True)), or None
+        return "as is", table
     sink = pa.BufferOutputStream()
     options = pa.ipc.IpcWriteOptions(compression="lz4")
     with pa.ipc.new_stream(sink, table.schema, options=options) as writer:
@@ -87,7 +88,7 @@ def _ipc_bytes(table) -> tuple[str, object]:
 
 def _from_ipc(state: tuple[str, object]):
     kind, data = state
-    return data if kind == "parquet" else pa.ipc.open_stream(data).read_all()
+    return pa.ipc.open_stream(data).read_all() if kind == "arrow" else data
 
 
 def chunked(ids: list[int], size: int = CHUNK_SIZE) -> list[list[int]]:
@@ -139,24 +140,30 @@ def keep_freed_memory() -> None:
 
 
 def run_chunk(scenario, ids: list[int], seed: int, check: bool,
-              encode: bool = False) -> ChunkFrames:
+              encode: bool = False, kpis_only: bool = False) -> ChunkFrames:
     """Run a chunk of replications and return its tables (runs in a worker).
 
     The batch engine runs the chunk when it covers the scenario; otherwise the
     SimPy model runs its replications one by one. Both give the same tables.
     ``encode``: the timeseries and loans come back as Parquet row groups
     ready for the run folder's files (``parquet_join``), encoded here rather
-    than by the process that writes the folder.
+    than by the process that writes the folder. ``kpis_only``: the KPI table
+    only (timeseries and loans None), for what reads nothing else (sweeps,
+    comparisons, goal seeking): neither built nor sent between processes.
     """
     from .batch import simulate_chunk, unsupported
-    from .runner import run_replication, to_frames
+    from .runner import kpi_frame, run_replication, to_frames
 
     if unsupported(scenario) is None:
-        chunk = simulate_chunk(scenario, ids, seed, check)
+        chunk = simulate_chunk(scenario, ids, seed, check, kpis_only)
     else:
         batch = [run_replication(scenario, i, seed, check) for i in ids]
-        chunk = ChunkFrames(ids, *to_frames(batch, scenario))
-    if encode:
+        if kpis_only:
+            chunk = ChunkFrames(ids, None, None, kpi_frame(
+                [{"replication": t.replication, **t.kpis} for t in batch]))
+        else:
+            chunk = ChunkFrames(ids, *to_frames(batch, scenario))
+    if encode and not kpis_only:
         from .parquet_join import encode_part
         from .results import loans_schema, timeseries_schema
 
@@ -167,9 +174,10 @@ def run_chunk(scenario, ids: list[int], seed: int, check: bool,
 
 @contextmanager
 def chunk_results(scenario, ids: list[int], seed: int, check: bool = False,
-                  workers: int | None = None, client=None,
-                  encode: bool = False) -> Iterator[Iterator[ChunkFrames]]:
-    """The tables of every chunk of ``ids``, in order (see :func:`map_chunks`).
+                  workers: int | None = None, client=None, encode: bool = False,
+                  kpis_only: bool = False) -> Iterator[Iterator[ChunkFrames]]:
+    """The tables of every chunk of ``ids``, in order (see :func:`map_chunks`;
+    ``encode`` and ``kpis_only``: :func:`run_chunk`).
 
     Leaving the ``with`` block, normally or by an exception (Ctrl-C while the
     caller writes a chunk), stops the workers at once: a generator left to
@@ -178,9 +186,38 @@ def chunk_results(scenario, ids: list[int], seed: int, check: bool = False,
     the caller's last work (closing the files it writes) goes on while they
     give their memory back.
     """
+    with runs_results([Run(scenario, ids, seed)], check, workers, client, encode,
+                      kpis_only) as results:
+        yield results
+
+
+@dataclass(frozen=True)
+class Run:
+    """Replications of a scenario to run with a seed: one of several run on the same workers."""
+
+    scenario: Any
+    ids: list[int]
+    seed: int
+
+    def chunks(self) -> list[list[int]]:
+        """Its replication ids in chunks (:func:`chunk_size`)."""
+        return chunked(self.ids, chunk_size(self.scenario))
+
+
+@contextmanager
+def runs_results(runs: list[Run], check: bool = False, workers: int | None = None,
+                 client=None, encode: bool = False,
+                 kpis_only: bool = False) -> Iterator[Iterator[ChunkFrames]]:
+    """The chunks of several runs, run after run, each run's in order, computed on the same
+    workers (:func:`chunk_results` of each, one after the other, without a pause).
+
+    The chunks of the next run start while the last ones of a run are still
+    being computed: runs of a chunk or two each (a sweep's points, the
+    scenarios of a comparison) keep every worker busy instead of one.
+    """
     ending: list = []
-    results = map_chunks(scenario, chunked(ids, chunk_size(scenario)), seed, check, workers,
-                         client, encode, ending)
+    tasks = [(run.scenario, ids, run.seed) for run in runs for ids in run.chunks()]
+    results = map_tasks(tasks, check, workers, client, encode, ending, kpis_only)
     try:
         yield results
     finally:
@@ -213,31 +250,48 @@ def map_chunks(scenario, chunks: list[list[int]], seed: int, check: bool = False
     ``ending``: where local helper processes go once the last chunk is out,
     for the caller to wait for (``pool.results_in_order``).
     """
-    options = {"seed": seed, "check": check, "encode": encode}
+    yield from map_tasks([(scenario, ids, seed) for ids in chunks], check, workers, client,
+                         encode, ending)
+
+
+# A chunk to run: (scenario, replication ids, seed).
+Task = tuple[Any, list[int], int]
+
+
+def map_tasks(tasks: list[Task], check: bool = False, workers: int | None = None,
+              client=None, encode: bool = False, ending: list | None = None,
+              kpis_only: bool = False) -> Iterator[ChunkFrames]:
+    """:func:`map_chunks` of chunks of any scenarios and seeds, in the order given."""
+    options = {"check": check, "encode": encode, "kpis_only": kpis_only}
     if client is not None:
-        yield from _dask(scenario, chunks, options, client)
+        yield from _dask(tasks, options, client)
         return
     workers = workers or default_workers()
-    if workers == 1 or len(chunks) == 1:
-        for ids in chunks:
-            yield run_chunk(scenario, ids, **options)
+    if workers == 1 or len(tasks) <= 1:
+        for task in tasks:
+            yield _run_task(options, task)
         return
-    yield from _processes(scenario, chunks, options, workers, ending)
+    yield from _processes(tasks, options, workers, ending)
 
 
-def _in_order(submit, chunks: list[list[int]], window: int) -> Iterator[ChunkFrames]:
+def _run_task(options: dict, task: Task) -> ChunkFrames:
+    scenario, ids, seed = task
+    return run_chunk(scenario, ids, seed, **options)
+
+
+def _in_order(submit, tasks: list[Task], window: int) -> Iterator[ChunkFrames]:
     """Submit chunks with at most ``window`` in flight; yield results in chunk order."""
     pending: deque = deque()
-    todo = iter(chunks)
+    todo = iter(tasks)
     try:
-        for ids in todo:
-            pending.append(submit(ids))
+        for task in todo:
+            pending.append(submit(task))
             if len(pending) >= window:
                 break
         while pending:
             result = pending.popleft().result()
-            for ids in todo:  # one finished, one more in flight
-                pending.append(submit(ids))
+            for task in todo:  # one finished, one more in flight
+                pending.append(submit(task))
                 break
             yield result
     finally:
@@ -245,7 +299,7 @@ def _in_order(submit, chunks: list[list[int]], window: int) -> Iterator[ChunkFra
             future.cancel()
 
 
-def _processes(scenario, chunks, options, workers, ending=None) -> Iterator[ChunkFrames]:
+def _processes(tasks: list[Task], options, workers, ending=None) -> Iterator[ChunkFrames]:
     """``workers`` processes simulate: this one and ``workers - 1`` helpers.
 
     This process also writes what comes back; it takes a chunk itself only
@@ -253,18 +307,22 @@ def _processes(scenario, chunks, options, workers, ending=None) -> Iterator[Chun
     """
     from .pool import results_in_order
 
-    helpers = min(workers, len(chunks)) - 1
-    yield from results_in_order(partial(run_chunk, scenario, **options), chunks, helpers,
+    helpers = min(workers, len(tasks)) - 1
+    yield from results_in_order(partial(_run_task, options), tasks, helpers,
                                 window=2 * workers + 1, start=keep_freed_memory,
                                 ending=ending)
 
 
-def _dask(scenario, chunks, options, client) -> Iterator[ChunkFrames]:
-    scattered = client.scatter(scenario, broadcast=True)
+def _dask(tasks: list[Task], options, client) -> Iterator[ChunkFrames]:
+    # Each scenario goes to the workers once, whatever its number of chunks.
+    scenarios = list({id(task[0]): task[0] for task in tasks}.values())
+    scattered = dict(zip(map(id, scenarios), client.scatter(scenarios, broadcast=True),
+                         strict=True))
     window = max(2, 2 * len(client.scheduler_info().get("workers", {})))
     yield from _in_order(
-        lambda ids: client.submit(run_chunk, scattered, ids, pure=False, **options),
-        chunks, window)
+        lambda task: client.submit(run_chunk, scattered[id(task[0])], task[1], task[2],
+                                   pure=False, **options),
+        tasks, window)
 
 
 def connect(scheduler: str):

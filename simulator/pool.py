@@ -28,7 +28,7 @@ import pickle
 import signal
 import threading
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,13 +41,14 @@ class HelperFailed(RuntimeError):
     """A helper process stopped without finishing the chunks it took."""
 
 
-def results_in_order(task: Callable[[list[int]], Any], chunks: list[list[int]], helpers: int,
+def results_in_order(task: Callable[[Any], Any], chunks: Sequence[Any], helpers: int,
                      window: int, start: Callable[[], None] | None = None,
                      ending: list | None = None) -> Iterator[Any]:
     """Yield ``task(chunk)`` for every chunk, in chunk order, computed here and on helpers.
 
     ``task`` runs in the helpers and here; with the ``spawn`` start method
-    (where ``fork`` is missing) it must be picklable. ``start`` runs once in
+    (where ``fork`` is missing) it and ``chunks`` must be picklable (a chunk
+    is whatever ``task`` takes: replication ids, or a scenario's too). ``start`` runs once in
     each helper before its first chunk. An exception raised by ``task`` in a
     helper is raised here, with the helper's traceback as a note.
 

@@ -206,9 +206,14 @@ def frames(scenario: Scenario, replications: list[int],
     else:
         timeseries = schema.empty_table()
     loan_table = _arrow_table(loans, loans_schema())
-    kpi_frame = pd.DataFrame(kpis)
-    kpi_frame["replication"] = kpi_frame["replication"].astype(np.int32)
-    return timeseries, loan_table, kpi_frame
+    return timeseries, loan_table, kpi_frame(kpis)
+
+
+def kpi_frame(kpis: list[dict] | dict[str, np.ndarray]) -> pd.DataFrame:
+    """The KPI table of replications: one dict per replication, or one column per KPI."""
+    frame = pd.DataFrame(kpis)
+    frame["replication"] = frame["replication"].astype(np.int32)
+    return frame
 
 
 def _arrow_table(columns: dict, schema: pa.Schema) -> pa.Table:

@@ -42,7 +42,7 @@ import itertools
 import json
 import os
 import tomllib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -52,13 +52,14 @@ import pandas as pd
 from . import __version__
 from .decide import (
     Progress,
+    collect_kpis,
     parse_vary,
-    run_kpis,
     toml_value,
     unique,
     value_text,
 )
 from .errors import InputError, Problem
+from .executors import Run, runs_results
 from .scenario import (
     Scenario,
     _label,
@@ -351,10 +352,10 @@ def read_sweep(path: str | Path, vary: list[str] | tuple[str, ...] = (),
 # -- running ------------------------------------------------------------------------------------
 
 def run_point(scenario: Scenario, replication_ids: list[int], seed: int,
-              workers: int | None = None, client: Any = None,
-              progress: Progress | None = None) -> pd.DataFrame:
-    """The KPI table of one point (replaced in tests to count or interrupt the work)."""
-    return run_kpis(scenario, replication_ids, seed, workers, client, progress)
+              chunks: Iterator[Any], progress: Progress | None = None) -> pd.DataFrame:
+    """The KPI table of one point, from its chunks in the sweep's stream of chunks
+    (replaced in tests to count or interrupt the work)."""
+    return collect_kpis(chunks, len(replication_ids), progress)
 
 
 def _write_atomic(target: Path, write: Callable[[Path], None]) -> None:
@@ -421,31 +422,38 @@ def run_sweep(sweep: Sweep, folder: str | Path | None = None, replications: int 
     points_dir.mkdir(parents=True, exist_ok=True)
     started = dt.datetime.now()
     columns = {p: _column_values([pt.values[p] for pt in sweep.points]) for p in sweep.dims}
-    parts, computed, reused, records = [], [], [], []
-    for index, point in enumerate(sweep.points):
+    plans = []
+    for point in sweep.points:
         info = point.scenario.scenario
         point_seed = info.seed if seed is None else seed
         ids = list(range(info.replications if replications is None else replications))
         key = point.key(point_seed, len(ids))
-        file = points_dir / f"{key}.parquet"
-        kpis = _cached(file, ids)
-        was_cached = kpis is not None
-        if on_point is not None:
-            on_point(point, was_cached)
-        if kpis is None:
-            kpis = run_point(point.scenario, ids, point_seed, workers, client, progress)
-            _write_atomic(points_dir / f"{key}.toml",
-                          lambda tmp, s=point.scenario: tmp.write_text(s.resolved_toml(),
-                                                                       encoding="utf-8"))
-            _write_atomic(file, lambda tmp, k=kpis: k.to_parquet(tmp, index=False))
-            computed.append(point.number)
-        else:
-            reused.append(point.number)
-        row_values = {p: columns[p][index] for p in sweep.dims}
-        parts.append(_point_rows(point, kpis, row_values, point_seed))
-        records.append({"point": point.number, "values": point.values, "key": key,
-                        "scenario_hash": point.scenario.hash(), "replications": len(ids),
-                        "seed": point_seed, "reused": was_cached})
+        plans.append((point, point_seed, ids, key, _cached(points_dir / f"{key}.parquet", ids)))
+    # The points to compute share the workers: the next point's chunks start while a
+    # point's last ones are computed, and a point of one chunk does not leave cores idle.
+    to_run = [Run(point.scenario, ids, point_seed)
+              for point, point_seed, ids, _, kpis in plans if kpis is None]
+    parts, computed, reused, records = [], [], [], []
+    with runs_results(to_run, workers=workers, client=client, kpis_only=True) as chunks:
+        for index, (point, point_seed, ids, key, kpis) in enumerate(plans):
+            was_cached = kpis is not None
+            if on_point is not None:
+                on_point(point, was_cached)
+            if kpis is None:
+                kpis = run_point(point.scenario, ids, point_seed, chunks, progress)
+                _write_atomic(points_dir / f"{key}.toml",
+                              lambda tmp, s=point.scenario: tmp.write_text(s.resolved_toml(),
+                                                                           encoding="utf-8"))
+                _write_atomic(points_dir / f"{key}.parquet",
+                              lambda tmp, k=kpis: k.to_parquet(tmp, index=False))
+                computed.append(point.number)
+            else:
+                reused.append(point.number)
+            row_values = {p: columns[p][index] for p in sweep.dims}
+            parts.append(_point_rows(point, kpis, row_values, point_seed))
+            records.append({"point": point.number, "values": point.values, "key": key,
+                            "scenario_hash": point.scenario.hash(), "replications": len(ids),
+                            "seed": point_seed, "reused": was_cached})
     table = pd.concat(parts, ignore_index=True)
     _write_outputs(folder, sweep, table, records, started, command)
     seeds = {r["seed"] for r in records}

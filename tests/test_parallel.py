@@ -8,7 +8,9 @@ import pytest
 
 from simulator import load_scenario
 from simulator import run as run_in_memory
-from simulator.executors import chunk_size
+from simulator.batch import unsupported
+from simulator.decide import collect_kpis
+from simulator.executors import Run, chunk_size, runs_results
 from simulator.metrics import summarise
 from simulator.results import load_results
 from simulator.runner import run_to_folder
@@ -40,15 +42,48 @@ def test_in_memory_save_writes_the_same_bytes_as_a_streamed_run(scenario, tmp_pa
     assert _bytes(tmp_path / "streamed") == _bytes(tmp_path / "saved")
 
 
+def _several_runs(scenario) -> list[Run]:
+    """Runs of one to three chunks: the reference, a variant, one on the SimPy model."""
+    variant = load_scenario(REFERENCE, ["lines.A.instrument.coverage=0.7",
+                                        "lines.A.instrument.grant_share=0.3"])
+    strict = load_scenario(REFERENCE, ["state_aid.strict=true",
+                                       "lines.A.state_aid.over_ceiling=reject"])
+    assert unsupported(strict) is not None and unsupported(variant) is None
+    return [Run(scenario, list(range(150)), 7), Run(variant, list(range(150)), 7),
+            Run(strict, list(range(60, 120)), 9)]
+
+
+def _kpis_of_runs(runs: list[Run], **backend) -> list[pd.DataFrame]:
+    with runs_results(runs, kpis_only=True, **backend) as chunks:
+        return [collect_kpis(chunks, len(run.ids)) for run in runs]
+
+
+def test_several_runs_on_the_same_workers_keep_their_own_kpis(scenario):
+    runs = _several_runs(scenario)
+    serial = _kpis_of_runs(runs, workers=1)
+    pooled = _kpis_of_runs(runs, workers=2)
+    for run, one, two in zip(runs, serial, pooled, strict=True):
+        # The KPI table of a run folder's run (timeseries and loans built and read too).
+        expected = run_in_memory(run.scenario, replication_ids=run.ids, seed=run.seed,
+                                 workers=1).kpis
+        pd.testing.assert_frame_equal(one, expected)
+        pd.testing.assert_frame_equal(two, expected)
+    assert not serial[0].equals(serial[1])   # the variant's numbers are its own
+
+
 def test_dask_local_cluster_gives_the_same_files(scenario, tmp_path):
     distributed = pytest.importorskip("dask.distributed")
     run_to_folder(scenario, tmp_path / "serial", replications=600, workers=1)
+    runs = _several_runs(scenario)
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
                                   dashboard_address=None) as cluster, \
             distributed.Client(cluster) as client:
         results = run_to_folder(scenario, tmp_path / "dask", replications=600, client=client)
+        on_dask = _kpis_of_runs(runs, client=client)
     assert _bytes(tmp_path / "serial") == _bytes(tmp_path / "dask")
     assert results.manifest["backend"].startswith("dask")
+    for serial, dask in zip(_kpis_of_runs(runs, workers=1), on_dask, strict=True):
+        pd.testing.assert_frame_equal(serial, dask)
 
 
 def _summary_matches(folder, replications):

@@ -140,6 +140,18 @@ def test_interrupted_sweep_resumes_computing_only_the_missing_points(tmp_path, m
     assert run_sweep(read_sweep(changed), out, workers=1).reused == []
 
 
+def test_a_sweep_on_two_processes_gives_the_same_table_around_cached_points(tmp_path):
+    path = _sweep_file(tmp_path, GRANTS)
+    serial = run_sweep(read_sweep(path), tmp_path / "serial", workers=1)
+    # Points 2 and 4 are already there; 1 and 3 share the two processes around them.
+    out = tmp_path / "pooled"
+    two = _sweep_file(tmp_path, '"lines.A.instrument.grant_share" = [0.1, 0.3]\n', "two.toml")
+    run_sweep(read_sweep(two), out, workers=2)
+    pooled = run_sweep(read_sweep(path), out, workers=2)
+    assert pooled.reused == [2, 4] and pooled.computed == [1, 3]
+    pd.testing.assert_frame_equal(pooled.table, serial.table)
+
+
 def test_vary_adds_and_replaces_lists(tmp_path):
     path = _sweep_file(tmp_path, GRANTS)
     sweep = read_sweep(path, vary=["lines.A.instrument.grant_share=0,0.05",
