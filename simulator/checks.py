@@ -383,23 +383,26 @@ def _cost_inside(read: TableReader, out: _Collector, path: str, low: float, high
     dist = _distribution(read, path)
     if dist is None:
         return
-    span = f"({euros(low)} - {euros(high)})"
+
+    def span() -> str:   # formatted for a message only: a sweep checks hundreds of points
+        return f"({euros(low)} - {euros(high)})"
+
     if isinstance(dist, Fixed):
         if not low <= dist.value <= high:
-            out.add(path, f"must lie between min_cost and max_cost {span}, got "
+            out.add(path, f"must lie between min_cost and max_cost {span()}, got "
                     f"{euros(dist.value)}", *bounds)
         return
     if dist.dist == "empirical":
         outside = [v for v in dist.values if not low <= v <= high]
         if outside:
-            out.add(f"{path}.values", f"values outside the line's bounds {span}: "
+            out.add(f"{path}.values", f"values outside the line's bounds {span()}: "
                     f"{', '.join(euros(v) for v in outside)}", *bounds)
         return
     mass = dist.mass_inside(low, high)
     if mass < 1e-6:
         what = "no" if mass == 0 else "almost no"
         out.add(path, f"the {dist.dist} distribution puts {what} probability inside the "
-                f"line's bounds min_cost - max_cost {span}", *bounds)
+                f"line's bounds min_cost - max_cost {span()}", *bounds)
 
 
 def _non_negative_duration(read: TableReader, out: _Collector, path: str) -> None:

@@ -271,11 +271,13 @@ def _sweep_table(result: Any, kpis: list[str]) -> Table:
         table.add_column(name, justify="right")
     for kpi in kpis:
         table.add_column(_label(kpi), justify="right")
-    rows = result.table
+    rows = {(row["point"], row["kpi"]): row
+            for row in result.table[["point", "kpi", "mean", "p5", "p95", "unit"]]
+            .to_dict("records") if row["kpi"] in kpis}
     for point in result.sweep.points:
         cells = [str(point.number), *(value_text(point.values[p]) for p in paths)]
         for kpi in kpis:
-            row = rows[(rows["point"] == point.number) & (rows["kpi"] == kpi)].iloc[0]
+            row = rows[(point.number, kpi)]
             cells.append(f"{_short(row['mean'], row['unit'])}\n"
                          f"[{_short(row['p5'], row['unit'])}; {_short(row['p95'], row['unit'])}]")
         table.add_row(*cells)

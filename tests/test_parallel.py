@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from simulator import load_scenario
 from simulator import run as run_in_memory
@@ -148,3 +150,28 @@ def test_a_writer_that_cannot_start_leaves_no_hidden_folder(scenario, tmp_path, 
     with pytest.raises(OSError, match="disk full"):
         run_to_folder(scenario, tmp_path / "run", replications=5, workers=1)
     assert list(tmp_path.iterdir()) == []
+
+
+@given(st.integers(0, 40), st.lists(st.sampled_from(["complete", "some", "none"]),
+                                    min_size=1, max_size=6), st.integers(0, 2**32 - 1))
+def test_summary_statistics_are_each_kpis_own(replications, kinds, seed):
+    """Percentiles of many KPIs at once give, bit for bit, each KPI's own (NaN: undefined)."""
+    rng = np.random.default_rng(seed)
+    columns = {"replication": np.arange(replications)}
+    for i, kind in enumerate(kinds):
+        values = rng.lognormal(10, 2, replications) * rng.choice([-1, 1], replications)
+        if kind == "some":
+            values[rng.random(replications) < 0.5] = np.nan
+        elif kind == "none":
+            values[:] = np.nan
+        columns[f"projects_financed_{i}"] = values
+    summary = summarise(pd.DataFrame(columns))
+    for i, row in summary.iterrows():
+        values = columns[f"projects_financed_{i}"]
+        defined = values[~np.isnan(values)]
+        assert row["kpi"] == f"projects_financed_{i}" and row["replications"] == len(defined)
+        if len(defined):
+            expected = [defined.mean(), *np.percentile(defined, [5, 50, 95])]
+            assert [row["mean"], row["p5"], row["p50"], row["p95"]] == expected
+        else:
+            assert np.isnan(row[["mean", "p5", "p50", "p95"]].to_numpy(dtype=float)).all()
