@@ -26,6 +26,7 @@ import datetime as dt
 import math
 import textwrap
 from collections.abc import Mapping, Sequence
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -384,33 +385,45 @@ def write_comparison_charts(table: pd.DataFrame, folder: Path, replications: int
 
 
 def write_sweep_charts(table: pd.DataFrame, dims: Sequence[str], folder: Path,
-                       replications: int, lang: str = "it", subtitle: str = "") -> list[Path]:
+                       replications: int, lang: str = "it", subtitle: str = "",
+                       workers: int | None = None) -> list[Path]:
     """For each main KPI: a line chart (one or two swept paths) or a heatmap (two).
 
     With two swept paths both are drawn: lines along the first path, one per
-    value of the second, and the heatmap of the medians.
+    value of the second, and the heatmap of the medians. The charts are drawn
+    on ``workers`` processes (default: all cores) as they come free; each is
+    the same whichever process draws it (``charts_style.forget_text_measures``).
     """
-    from .charts_style import save_figure
+    from .executors import default_workers
 
     folder.mkdir(parents=True, exist_ok=True)
     points = int(table["point"].nunique()) if "point" in table else len(table)
-    source = sweep_source(points, replications, lang)
-    written = []
-    for kpi in SWEEP_KPIS:
-        if kpi not in set(table["kpi"]):
-            continue
-        charts = {}
-        if len(dims) == 1:
-            charts["linee"] = sweep_line_chart(table, dims[0], kpi, lang, source=source,
-                                               subtitle=subtitle)
-        elif len(dims) == 2:
-            charts["linee"] = sweep_line_chart(table, dims[0], kpi, lang, source=source,
-                                               subtitle=subtitle, by=dims[1])
-            charts["mappa"] = sweep_heatmap_chart(table, dims[0], dims[1], kpi, lang,
-                                                  source=source, subtitle=subtitle)
-        for kind, chart in charts.items():
-            stem = folder / f"sensibilita_{kind}_{kpi}"
-            save_figure(chart.figure, stem)
-            chart.data.to_csv(stem.with_suffix(".csv"), index=False, float_format="%.2f")
-            written.append(stem.with_suffix(".png"))
-    return written
+    kinds = {1: ["linee"], 2: ["linee", "mappa"]}.get(len(dims), [])
+    jobs = [(kpi, kind) for kpi in SWEEP_KPIS if kpi in set(table["kpi"]) for kind in kinds]
+    draw = partial(_sweep_chart, table, list(dims), folder, sweep_source(points, replications,
+                                                                         lang), lang, subtitle)
+    workers = min(workers or default_workers(), len(jobs))
+    if workers <= 1:
+        return [draw(job) for job in jobs]
+    from .pool import results_in_order
+
+    return list(results_in_order(draw, jobs, helpers=workers - 1, window=len(jobs)))
+
+
+def _sweep_chart(table: pd.DataFrame, dims: list[str], folder: Path, source: str, lang: str,
+                 subtitle: str, job: tuple[str, str]) -> Path:
+    """One sensitivity chart (PNG, SVG and CSV of its data): ``job`` is (KPI, kind)."""
+    from .charts_style import forget_text_measures, save_figure
+
+    kpi, kind = job
+    forget_text_measures()
+    if kind == "mappa":
+        chart = sweep_heatmap_chart(table, dims[0], dims[1], kpi, lang, source=source,
+                                    subtitle=subtitle)
+    else:
+        chart = sweep_line_chart(table, dims[0], kpi, lang, source=source, subtitle=subtitle,
+                                 by=dims[1] if len(dims) == 2 else None)
+    stem = folder / f"sensibilita_{kind}_{kpi}"
+    save_figure(chart.figure, stem)
+    chart.data.to_csv(stem.with_suffix(".csv"), index=False, float_format="%.2f")
+    return stem.with_suffix(".png")

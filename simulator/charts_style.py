@@ -359,3 +359,30 @@ def save_figure(fig: Figure, base: Path) -> list[Path]:
         finally:
             fig.set_layout_engine(engine)
     return [png, svg]
+
+
+def forget_text_measures() -> None:
+    """Let the next figure measure its text afresh, whatever was drawn before it.
+
+    matplotlib keeps the fonts it found and loaded, and the sizes of the
+    texts it measured; measured again with a font object that other figures
+    left at another size, a text's extent can differ in its last bits, and
+    so can positions in the sixth decimal of an SVG or a PDF. Forgetting
+    them before each chart and the PDF makes these files depend far less on
+    which process draws them and what it drew before (measured: the same
+    bytes on one process or two for a revolving run, the same PDF run after
+    run), though not always (a 20-replication run still differed in a few
+    sixth decimals). Chart data and the workbook do not depend on it, and
+    the PNG pictures (200 dpi) came out the same in every comparison. These
+    caches are private to matplotlib: where a version has other ones,
+    nothing is forgotten.
+    """
+    from matplotlib import font_manager, text
+
+    for cache in (getattr(font_manager.fontManager, "_findfont_cached", None),
+                  getattr(font_manager, "_get_font", None)):
+        if hasattr(cache, "cache_clear"):
+            cache.cache_clear()
+    defaults = getattr(getattr(text, "_get_text_metrics_function", None), "__defaults__", None)
+    if defaults and hasattr(defaults[0], "clear"):
+        defaults[0].clear()

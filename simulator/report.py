@@ -25,7 +25,7 @@ from pathlib import Path
 import pandas as pd
 
 from .charts import CHARTS, Chart, median_replication
-from .charts_style import DPI, check_lang, house_style, save_figure
+from .charts_style import DPI, check_lang, forget_text_measures, house_style, save_figure
 from .report_pdf import write_pdf
 from .report_xlsx import (
     Book,
@@ -82,7 +82,7 @@ def _write_parts(results: Results, tmp: Path, lang: str, today: dt.date | None,
 
     Each part is drawn by one process from the same data: chart data,
     pictures and workbook do not depend on the number of processes, vector
-    files hardly (:func:`_forget_text_measures`). On several, the workbook
+    files hardly (:func:`forget_text_measures`). On several, the workbook
     draws the charts' data for itself rather than waiting for the charts.
     """
     from .executors import default_workers
@@ -90,7 +90,7 @@ def _write_parts(results: Results, tmp: Path, lang: str, today: dt.date | None,
     workers = workers or default_workers()
     if workers == 1:
         charts = write_charts(results, tmp / "charts", lang)
-        _forget_text_measures()
+        forget_text_measures()
         write_pdf(results, tmp / "report.pdf", lang, today=today)
         write_workbook(results, tmp / "report.xlsx", lang, charts, replication)
         return
@@ -106,7 +106,7 @@ def _write_parts(results: Results, tmp: Path, lang: str, today: dt.date | None,
 def _write_part(results: Results, tmp: Path, lang: str, today: dt.date | None,
                 replication: int | None, part: list[int]) -> None:
     name = _PARTS[part[0]]
-    _forget_text_measures()
+    forget_text_measures()
     if name == "report.pdf":
         write_pdf(results, tmp / name, lang, today=today)
     elif name == "report.xlsx":
@@ -124,39 +124,12 @@ def write_charts(results: Results, folder: Path, lang: str = "it",
     for spec in CHARTS:
         if only is not None and spec.slug not in only:
             continue
-        _forget_text_measures()
+        forget_text_measures()
         chart = spec.draw(results, lang=lang)
         save_figure(chart.figure, folder / spec.slug)
         chart.data.to_csv(folder / f"{spec.slug}.csv", index=False, float_format="%.2f")
         charts[spec.slug] = chart
     return charts
-
-
-def _forget_text_measures() -> None:
-    """Let the next figure measure its text afresh, whatever was drawn before it.
-
-    matplotlib keeps the fonts it found and loaded, and the sizes of the
-    texts it measured; measured again with a font object that other figures
-    left at another size, a text's extent can differ in its last bits, and
-    so can positions in the sixth decimal of an SVG or a PDF. Forgetting
-    them before each chart and the PDF makes these files depend far less on
-    which process draws them and what it drew before (measured: the same
-    bytes on one process or two for a revolving run, the same PDF run after
-    run), though not always (a 20-replication run still differed in a few
-    sixth decimals). Chart data and the workbook do not depend on it, and
-    the PNG pictures (200 dpi) came out the same in every comparison. These
-    caches are private to matplotlib: where a version has other ones,
-    nothing is forgotten.
-    """
-    from matplotlib import font_manager, text
-
-    for cache in (getattr(font_manager.fontManager, "_findfont_cached", None),
-                  getattr(font_manager, "_get_font", None)):
-        if hasattr(cache, "cache_clear"):
-            cache.cache_clear()
-    defaults = getattr(getattr(text, "_get_text_metrics_function", None), "__defaults__", None)
-    if defaults and hasattr(defaults[0], "clear"):
-        defaults[0].clear()
 
 
 def write_workbook(results: Results, path: Path, lang: str = "it",

@@ -466,14 +466,15 @@ def run_sweep(sweep: Sweep, folder: str | Path | None = None, replications: int 
                             "scenario_hash": point.scenario_hash, "replications": len(ids),
                             "seed": point_seed, "reused": was_cached})
     table = pd.concat(parts, ignore_index=True)
-    _write_outputs(folder, sweep, table, records, started, command)
+    _write_outputs(folder, sweep, table, records, started, command, workers)
     seeds = {r["seed"] for r in records}
     return SweepResult(sweep, folder, table, seeds.pop() if len(seeds) == 1 else None,
                        computed, reused)
 
 
 def _write_outputs(folder: Path, sweep: Sweep, table: pd.DataFrame, records: list[dict],
-                   started: dt.datetime, command: list[str] | None) -> None:
+                   started: dt.datetime, command: list[str] | None,
+                   workers: int | None = None) -> None:
     ended = dt.datetime.now()
     manifest = {
         "tool": "fesr-sim", "version": __version__, "kind": "sweep",
@@ -489,10 +490,11 @@ def _write_outputs(folder: Path, sweep: Sweep, table: pd.DataFrame, records: lis
                   lambda tmp: table.to_csv(tmp, index=False, float_format="%.6f"))
     _write_atomic(folder / "sweep.json", lambda tmp: tmp.write_text(
         json.dumps(manifest, indent=2, default=str) + "\n", encoding="utf-8"))
-    _write_charts(folder, sweep, table)
+    _write_charts(folder, sweep, table, workers)
 
 
-def _write_charts(folder: Path, sweep: Sweep, table: pd.DataFrame) -> None:
+def _write_charts(folder: Path, sweep: Sweep, table: pd.DataFrame,
+                  workers: int | None = None) -> None:
     """Sensitivity charts, replaced whole (a temporary folder renamed into place)."""
     import shutil
 
@@ -503,7 +505,7 @@ def _write_charts(folder: Path, sweep: Sweep, table: pd.DataFrame) -> None:
     tmp = staging_folder(folder, prefix=".charts.")
     try:
         write_sweep_charts(table, list(sweep.dims), tmp, replications,
-                           subtitle=Path(sweep.label).name)
+                           subtitle=Path(sweep.label).name, workers=workers)
         shutil.rmtree(folder / "charts", ignore_errors=True)
         tmp.rename(folder / "charts")
     finally:

@@ -85,3 +85,47 @@ def make_scenario(tmp_path):
             (tmp_path / "pipeline.csv").write_text(pipeline, encoding="utf-8")
         return load_scenario(write_scenario(tmp_path, tables))
     return build
+
+
+def _numbers_and_rest(svg: str) -> tuple[list[float], str]:
+    """An SVG's numbers, and its text without them and without element ids."""
+    import re
+
+    text = re.sub(r"\b[pm][0-9a-f]{10}\b", "ID", svg)
+    number = r"-?\d+(?:\.\d+)?(?:e-?\d+)?"
+    return [float(n) for n in re.findall(number, text)], re.sub(number, "N", text)
+
+
+def _pixels_apart(a: Path, b: Path) -> float:
+    """The share of pixels that differ between two PNG pictures of the same size."""
+    import numpy as np
+    from PIL import Image
+
+    one, two = (np.asarray(Image.open(path).convert("RGBA")) for path in (a, b))
+    assert one.shape == two.shape
+    return float((one != two).any(axis=-1).mean())
+
+
+def assert_same_charts(one: Path, two: Path) -> None:
+    """Two chart folders drawn by different processes hold the same charts.
+
+    Chart data to the bit. A text's extent can differ in its last bits with
+    what the drawing process drew before: SVG coordinates agree to far below
+    a pixel (element ids aside), and pictures (so far always the same bytes)
+    could at most differ in a pixel at an edge.
+    """
+    import numpy as np
+
+    names = sorted(p.name for p in one.iterdir())
+    assert names == sorted(p.name for p in two.iterdir())
+    for name in names:
+        a, b = one / name, two / name
+        if name.endswith(".svg"):
+            (numbers_a, rest_a), (numbers_b, rest_b) = (_numbers_and_rest(a.read_text()),
+                                                        _numbers_and_rest(b.read_text()))
+            assert rest_a == rest_b, name
+            assert np.allclose(numbers_a, numbers_b, rtol=0, atol=1e-4), name
+        elif name.endswith(".png"):
+            assert _pixels_apart(a, b) < 1e-4, name
+        else:
+            assert a.read_bytes() == b.read_bytes(), name

@@ -6,12 +6,11 @@ import datetime as dt
 import re
 import shutil
 import struct
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import SCENARIOS
+from conftest import SCENARIOS, assert_same_charts
 from openpyxl import load_workbook
 from pypdf import PdfReader
 
@@ -334,22 +333,6 @@ def test_a_part_that_fails_on_another_process_leaves_nothing(run_folder, tmp_pat
         p.name for p in run_folder.iterdir() if p.name not in report.REPORT_FILES)
 
 
-def _numbers_and_rest(svg: str) -> tuple[list[float], str]:
-    """An SVG's numbers, and its text without them and without element ids."""
-    text = re.sub(r"\b[pm][0-9a-f]{10}\b", "ID", svg)
-    number = r"-?\d+(?:\.\d+)?(?:e-?\d+)?"
-    return [float(n) for n in re.findall(number, text)], re.sub(number, "N", text)
-
-
-def _pixels_apart(a: Path, b: Path) -> float:
-    """The share of pixels that differ between two PNG pictures of the same size."""
-    from PIL import Image
-
-    one, two = (np.asarray(Image.open(path).convert("RGBA")) for path in (a, b))
-    assert one.shape == two.shape
-    return float((one != two).any(axis=-1).mean())
-
-
 def test_the_report_is_the_same_on_one_process_or_several(run_folder, tmp_path):
     # Data and workbook to the bit. Parts are drawn by whichever process is free,
     # and a text's extent can differ in its last bits with what that process drew
@@ -362,19 +345,7 @@ def test_the_report_is_the_same_on_one_process_or_several(run_folder, tmp_path):
         report.write_report(copy, today=TODAY, workers=workers)
         written[workers] = copy
     one, two = written[1], written[2]
-    names = sorted(p.name for p in (one / "charts").iterdir())
-    assert names == sorted(p.name for p in (two / "charts").iterdir())
-    for name in names:
-        a, b = one / "charts" / name, two / "charts" / name
-        if name.endswith(".svg"):
-            (numbers_a, rest_a), (numbers_b, rest_b) = (_numbers_and_rest(a.read_text()),
-                                                        _numbers_and_rest(b.read_text()))
-            assert rest_a == rest_b, name
-            assert np.allclose(numbers_a, numbers_b, rtol=0, atol=1e-4), name
-        elif name.endswith(".png"):
-            assert _pixels_apart(a, b) < 1e-4, name
-        else:
-            assert a.read_bytes() == b.read_bytes(), name
+    assert_same_charts(one / "charts", two / "charts")
     pages_a = [page.extract_text() for page in PdfReader(one / "report.pdf").pages]
     pages_b = [page.extract_text() for page in PdfReader(two / "report.pdf").pages]
     assert pages_a == pages_b

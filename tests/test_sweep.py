@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from click.testing import CliRunner
-from conftest import BASE_TABLES, ROOT, deep_update, write_scenario
+from conftest import BASE_TABLES, ROOT, assert_same_charts, deep_update, write_scenario
 
 from simulator import sweep as sweep_module
 from simulator.cli_decide import sweep as sweep_command
@@ -150,6 +150,8 @@ def test_a_sweep_on_two_processes_gives_the_same_table_around_cached_points(tmp_
     pooled = run_sweep(read_sweep(path), out, workers=2)
     assert pooled.reused == [2, 4] and pooled.computed == [1, 3]
     pd.testing.assert_frame_equal(pooled.table, serial.table)
+    # Its charts, drawn on two processes, are the serial sweep's.
+    assert_same_charts(out / "charts", tmp_path / "serial" / "charts")
 
 
 def test_vary_adds_and_replaces_lists(tmp_path):
