@@ -26,7 +26,9 @@ timeout per instalment costs about 7,000 of them per replication of the
 reference scenario.
 
 Also timed, with no target: writing the report (charts, PDF, workbook) of
-a 2,000-replication reference run, on one process and on all cores.
+a 2,000-replication reference run, and the shipped sweep (8 points of 200
+replications: KPI tables, point files, charts), on one process and on all
+cores.
 
 Writes ``results/bench-<timestamp>.json`` and prints a table.
 """
@@ -189,6 +191,30 @@ def report_case(scenario: str, replications: int, workers: int | None) -> dict:
             "wall_s": wall}
 
 
+def sweep_case(sweep_file: str, replications: int, workers: int | None) -> dict:
+    """Time a sweep end to end (every point, its files and its charts; in a subprocess).
+
+    Importing the sweep's modules and matplotlib is not timed, as for the other cases.
+    """
+    import importlib
+
+    for module in ("simulator.sweep", "simulator.charts_compare", "simulator.pool",
+                   "simulator.batch", "matplotlib.pyplot"):
+        importlib.import_module(module)
+    sweep = importlib.import_module("simulator.sweep")
+    with tempfile.TemporaryDirectory() as tmp:
+        start = time.perf_counter()
+        result = sweep.run_sweep(sweep.read_sweep(ROOT / "scenarios" / sweep_file),
+                                 Path(tmp) / "sweep", replications=replications,
+                                 workers=workers)
+        wall = time.perf_counter() - start
+    return {"sweep": sweep_file, "points": len(result.sweep.points),
+            "replications": replications, "workers": workers, "wall_s": wall}
+
+
+_CASES = {"run": "case", "report": "report_case", "sweep": "sweep_case"}
+
+
 def measure(scenario: str, replications: int, workers: int | None = None,
             overrides: list[str] | None = None, repeats: int = 1, what: str = "run") -> dict:
     """Run :func:`case` in a fresh Python process ``repeats`` times; the fastest run's figures.
@@ -197,18 +223,18 @@ def measure(scenario: str, replications: int, workers: int | None = None,
     second to the next; the fastest of a few runs is the least disturbed one
     (as ``timeit`` does). Every run's wall time is kept in ``wall_s_runs``.
     """
-    code = ("import json, sys; from benchmarks.bench import case, report_case; "
-            "print(json.dumps((report_case if sys.argv[2] == 'report' else case)"
-            "(*json.loads(sys.argv[1]))))")
+    code = ("import json, sys; from benchmarks import bench; "
+            "print(json.dumps(getattr(bench, sys.argv[2])(*json.loads(sys.argv[1]))))")
     args = json.dumps([scenario, replications, workers] +
-                      ([] if what == "report" else [overrides or []]))
+                      ([overrides or []] if what == "run" else []))
     # As in a user's installation, modules are imported from compiled bytecode
     # (a shell that sets PYTHONDONTWRITEBYTECODE would compile them at every run).
     env = {name: value for name, value in os.environ.items()
            if name != "PYTHONDONTWRITEBYTECODE"}
     runs = []
     for _ in range(repeats):
-        out = subprocess.run([sys.executable, "-c", code, args, what], cwd=ROOT, check=True,
+        out = subprocess.run([sys.executable, "-c", code, args, _CASES[what]], cwd=ROOT,
+                             check=True,
                              capture_output=True, text=True, env=env)
         runs.append(json.loads(out.stdout.strip().splitlines()[-1]))
     return fastest(runs)
@@ -274,6 +300,8 @@ def main() -> None:
     ref10k = measure("wecare_fesr_2018.toml", 10_000, workers=cores)
     report1 = measure("wecare_fesr_2018.toml", 2000, workers=1, what="report")
     report_all = measure("wecare_fesr_2018.toml", 2000, workers=cores, what="report")
+    sweep1 = measure("sweep_grant_share.toml", 200, workers=1, what="sweep")
+    sweep_all = measure("sweep_grant_share.toml", 200, workers=cores, what="sweep")
 
     figures.update({
         "reference_1_worker": ref1, "reference_all_cores": refn,
@@ -282,6 +310,7 @@ def main() -> None:
         "large_fund_half_size_1_worker": large_half, "large_fund_20": large20,
         "reference_10k": ref10k,
         "report_1_worker": report1, "report_all_cores": report_all,
+        "sweep_1_worker": sweep1, "sweep_all_cores": sweep_all,
         "reference_cost_timeouts": cost(ref1),
         "revolving_cost_timeouts": cost(revolving1),
         "parallel_efficiency_2": refn["replications_per_s"] / ref1["replications_per_s"] / 2
@@ -360,6 +389,10 @@ def print_table(f: dict) -> None:
     table.add_row("report of the reference, 2,000 rep. (charts, PDF, workbook)",
                   f"{f['report_1_worker']['wall_s']:.1f} s (1 worker), "
                   f"{f['report_all_cores']['wall_s']:.1f} s (all cores)", "", "")
+    sw = f["sweep_1_worker"]
+    table.add_row(f"sweep of {sw['points']} points x {sw['replications']} rep. (KPIs, charts)",
+                  f"{sw['wall_s']:.1f} s (1 worker), "
+                  f"{f['sweep_all_cores']['wall_s']:.1f} s (all cores)", "", "")
     table.add_row("time 2,000 / 1,000 rep. (linear: 2.0)",
                   f"{f['linearity_replications']:.2f}", "", "")
     table.add_row("time per loan, full / half large fund (linear: 1.0)",

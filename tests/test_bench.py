@@ -23,3 +23,14 @@ def test_the_machine_efficiency_compares_runs_taken_in_turns():
     assert machine["efficiency"] == pytest.approx(
         min(machine["seconds_alone"]) / min(machine["seconds_together"]))
     assert machine["efficiency_median_of_pairs"] > 0
+
+
+@pytest.mark.parametrize(("what", "name", "replications", "check"), [
+    ("run", "wecare_fesr_2018.toml", 3, lambda r: r["replications_per_s"] > 0),
+    ("sweep", "sweep_grant_share.toml", 2, lambda r: r["points"] == 8),
+])
+def test_each_kind_of_case_runs_in_its_own_process(what, name, replications, check):
+    result = bench.measure(name, replications, workers=1, what=what)
+    assert result["replications"] == replications and result["wall_s"] > 0
+    assert result["wall_s_runs"] == [result["wall_s"]]
+    assert check(result)
