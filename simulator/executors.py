@@ -199,9 +199,9 @@ class Run:
     ids: list[int]
     seed: int
 
-    def chunks(self) -> list[list[int]]:
-        """Its replication ids in chunks (:func:`chunk_size`)."""
-        return chunked(self.ids, chunk_size(self.scenario))
+    def chunks(self, most: int | None = None) -> list[list[int]]:
+        """Its replication ids in chunks (:func:`chunk_size`, or ``most`` if smaller)."""
+        return chunked(self.ids, min(chunk_size(self.scenario), most or len(self.ids) or 1))
 
 
 @contextmanager
@@ -217,6 +217,12 @@ def runs_results(runs: list[Run], check: bool = False, workers: int | None = Non
     """
     ending: list = []
     tasks = [(run.scenario, ids, run.seed) for run in runs for ids in run.chunks()]
+    local = 1 if client is not None else (workers or default_workers())
+    if kpis_only and len(tasks) < local:
+        # A KPI table does not depend on how its replications are grouped (run folders
+        # do: their row groups): fewer chunks than workers are split, one for each.
+        most = -(-sum(len(run.ids) for run in runs) // local)
+        tasks = [(run.scenario, ids, run.seed) for run in runs for ids in run.chunks(most)]
     results = map_tasks(tasks, check, workers, client, encode, ending, kpis_only)
     try:
         yield results

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from simulator import load_scenario
 from simulator import run as run_in_memory
 from simulator.batch import unsupported
-from simulator.decide import collect_kpis
+from simulator.decide import collect_kpis, run_kpis
 from simulator.executors import Run, chunk_size, runs_results
 from simulator.metrics import summarise
 from simulator.results import load_results
@@ -71,6 +71,24 @@ def test_several_runs_on_the_same_workers_keep_their_own_kpis(scenario):
         pd.testing.assert_frame_equal(one, expected)
         pd.testing.assert_frame_equal(two, expected)
     assert not serial[0].equals(serial[1])   # the variant's numbers are its own
+
+
+def test_a_kpi_run_of_one_chunk_is_split_over_the_workers(scenario, monkeypatch):
+    from simulator import executors
+
+    chunks_run = []
+
+    def recording(tasks, *args, **kwargs):
+        chunks_run.append([ids for _, ids, _ in tasks])
+        return map_tasks(tasks, *args, **kwargs)
+
+    map_tasks = executors.map_tasks
+    monkeypatch.setattr(executors, "map_tasks", recording)
+    ids = list(range(5, 205))
+    serial, pooled = (run_kpis(scenario, ids, 3, workers=workers) for workers in (1, 2))
+    # 200 replications are one chunk of the batch engine: two on two processes.
+    assert chunks_run == [[ids], [ids[:100], ids[100:]]]
+    pd.testing.assert_frame_equal(serial, pooled)
 
 
 def test_dask_local_cluster_gives_the_same_files(scenario, tmp_path):
