@@ -167,6 +167,9 @@ LOAN_LABELS: dict[str, tuple[str, str]] = {
     "outstanding_end": ("Debito residuo all'orizzonte", "Outstanding at horizon"),
     "esl": ("ESL", "GGE"),
     "esl_pct": ("ESL (% costo ammissibile)", "GGE (% of eligible cost)"),
+    "de_minimis_ceiling": ("Massimale de minimis", "De minimis ceiling"),
+    "prior_aid": ("Aiuti già ricevuti nel periodo", "Aid already received in the period"),
+    "over_ceiling": ("Oltre il massimale", "Over the ceiling"),
 }
 
 

@@ -52,7 +52,7 @@ COUNT_SERIES = ("applications", "admitted", "committed", "rejected_no_funds", "w
 
 LOAN_MONEY = ("eligible_cost", "public_loan", "bank_loan", "grant", "loans_disbursed",
               "grant_paid", "principal_repaid", "interest_paid", "written_off", "recovered",
-              "grant_recovered", "outstanding_end", "esl")
+              "grant_recovered", "outstanding_end", "esl", "de_minimis_ceiling", "prior_aid")
 
 
 def _t(lang: str, it: str, en: str) -> str:
@@ -286,7 +286,9 @@ def loans_frame(loans: pd.DataFrame, replication: int, lang: str) -> pd.DataFram
     book = loans[loans["replication"] == replication].copy()
     for col in LOAN_MONEY:
         if col in book.columns:
-            book[col] = book[col].astype("int64") / 100.0
+            # Cents; a ceiling is empty (NaN) where no de minimis regime applies.
+            cents = book[col] if book[col].dtype.kind == "f" else book[col].astype("int64")
+            book[col] = cents / 100.0
     book["status"] = [status_label(s, lang) for s in book["status"]]
     return book.reset_index(drop=True)
 

@@ -16,9 +16,11 @@ from pypdf import PdfReader
 
 import simulator
 from simulator import charts, report
+from simulator.labels import loan_label
 from simulator.report_pdf import chart_pages, write_pdf
 from simulator.report_xlsx import HEADER_ROW
 from simulator.results import load_results
+from simulator.runner import LOAN_COLUMNS
 
 REPLICATIONS = 20
 TODAY = dt.date(2026, 3, 2)
@@ -240,6 +242,14 @@ def test_workbook_loan_book_of_the_median_replication(workbook, results):
         "dd/mm/yyyy"
     assert set(column(ws, "Stato")) <= {"in ammortamento", "rimborsato", "estinto in anticipo",
                                          "in default", "revocato"}
+    # Every column has its label, and the de minimis amounts are euros too.
+    assert [c.value for c in ws[HEADER_ROW + 1]] == [loan_label(c) for c in LOAN_COLUMNS]
+    for name, header in (("de_minimis_ceiling", "Massimale de minimis"),
+                         ("prior_aid", "Aiuti già ricevuti nel periodo")):
+        np.testing.assert_allclose(column(ws, header), book[name].to_numpy() / 100)
+        assert ws.cell(row=FIRST, column=column_index(ws, header)).number_format == \
+            '#,##0.00 "€"'
+    assert column(ws, "Oltre il massimale") == book["over_ceiling"].tolist()
 
 
 def test_workbook_scenario_sheet_has_dotted_paths(workbook, results):
