@@ -243,6 +243,10 @@ def _describe(value: Any, money: bool, lang: str) -> str:
 def assumption_rows(scenario, lang: str, width: int = 34) -> list[list[str]]:
     """Key assumptions per line: one row per item, one column per line (``width`` chars)."""
     lines = list(scenario.lines.values())
+    # A line that replays a pipeline file: its rows (the Poisson fields are not used).
+    pipelines = [scenario.pipeline(line_id) if line.applications.mode == "pipeline" else None
+                 for line_id, line in scenario.lines.items()]
+    any_file = any(rows is not None for rows in pipelines)
 
     def row(label: str, values: list[str]) -> list[str]:
         return [label, *values]
@@ -267,14 +271,19 @@ def assumption_rows(scenario, lang: str, width: int = 34) -> list[list[str]]:
         row(_t(lang, "Procedura", "Procedure"),
             ["\n".join(textwrap.wrap(procedure.get((li.procedure, li.when_dry), (
                 li.procedure, li.procedure))[0 if lang == "it" else 1], width)) for li in lines]),
-        row(_t(lang, "Domande al mese", "Applications per month"),
-            [format_number(li.applications.per_month, lang, 1)
-             if li.applications.per_month is not None else _t(lang, "da file", "from file")
-             for li in lines]),
+        row(_t(lang, "Domande al mese", "Applications per month") if not any_file
+            else _t(lang, "Domande", "Applications"),
+            [_t(lang, f"da file: {len(rows)} domande", f"from file: {len(rows)} applications")
+             if rows is not None else format_number(li.applications.per_month, lang, 1)
+             + (_t(lang, " al mese", " a month") if any_file else "")
+             for li, rows in zip(lines, pipelines, strict=True)]),
         row(_t(lang, "Costo tipico dei progetti", "Typical project cost"),
-            ["\n".join(textwrap.wrap(_describe(_file_value(li.applications.cost), True, lang),
+            [_t(lang, "da file: mediana ", "from file: median ")
+             + eur(float(rows["eligible_cost"].median()))
+             if rows is not None and len(rows) else
+             "\n".join(textwrap.wrap(_describe(_file_value(li.applications.cost), True, lang),
                                      width)) if li.applications.cost is not None else "-"
-             for li in lines]),
+             for li, rows in zip(lines, pipelines, strict=True)]),
         row(_t(lang, "Quota ammessa", "Admission rate"),
             [pct(li.applications.admission_rate) for li in lines]),
         row(_t(lang, "Finanziamento del fondo", "Fund loan"),

@@ -17,7 +17,7 @@ from pypdf import PdfReader
 import simulator
 from simulator import charts, report
 from simulator.labels import loan_label
-from simulator.report_pdf import chart_pages, write_pdf
+from simulator.report_pdf import assumption_rows, chart_pages, write_pdf
 from simulator.report_xlsx import HEADER_ROW
 from simulator.results import load_results
 from simulator.runner import LOAN_COLUMNS
@@ -364,3 +364,16 @@ def test_the_report_is_the_same_on_one_process_or_several(run_folder, tmp_path):
     for sheet in book_a.sheetnames:
         assert [[c.value for c in row] for row in book_a[sheet].iter_rows()] == \
             [[c.value for c in row] for row in book_b[sheet].iter_rows()], sheet
+
+
+def test_assumptions_of_a_line_that_replays_a_pipeline(make_scenario):
+    # The line's Poisson fields (inherited here from the base tables) are not used.
+    scenario = make_scenario(
+        {"lines": {"A": {"applications": {"mode": "pipeline", "pipeline": "pipeline.csv"}}}},
+        pipeline="date,line,eligible_cost\n2020-03-10,A,100000\n2020-04-10,A,300000\n"
+                 "2020-05-10,A,200000\n")
+    rows = {row[0]: row[1:] for row in assumption_rows(scenario, "it")}
+    assert rows["Domande"] == ["da file: 3 domande"]
+    assert rows["Costo tipico dei progetti"] == ["da file: mediana 200.000 €"]
+    english = {row[0]: row[1:] for row in assumption_rows(scenario, "en")}
+    assert english["Applications"] == ["from file: 3 applications"]
