@@ -42,6 +42,7 @@ from . import batch_flows as bf
 from .batch_applications import DRAWN, TERMS, LineApplications
 from .batch_closing import KIND, MonthClosing
 from .batch_loans import loan_table
+from .distributions import Fixed
 from .draws import application_windows
 from .ledger import (
     COUNT_COLUMNS,
@@ -78,6 +79,40 @@ def unsupported(scenario: Scenario) -> str | None:
             if seen.setdefault(name, line_id) != line_id:
                 return (f"beneficiary {name!r} applies on lines {seen[name]} and {line_id}"
                         " of the pipeline")
+        tie = _shared_instant(scenario, line_id)
+        if tie:
+            return f"line {line_id} decides on the instant of {tie}"
+    return None
+
+
+def _shared_instant(scenario: Scenario, line_id: str) -> str | None:
+    """What a pipeline desk's decision may share its exact instant with, if anything.
+
+    Rows dated on a month's first day and evaluated in whole months (given in
+    the file, or a fixed ``evaluation_months``) are decided exactly when the
+    line's waiting list ticks, or when a reallocation is made on that date.
+    The SimPy model then takes the events in the order it scheduled them,
+    which depends on the line's earlier decisions; the batch engine takes
+    them in a fixed order. Poisson arrivals and drawn evaluation times never
+    meet an instant exactly.
+    """
+    line = scenario.lines[line_id]
+    if line.procedure == "graduatoria":   # ranked when the run starts: before either
+        return None
+    rows = scenario.pipeline(line_id)
+    dist = line.applications.evaluation_months
+    given = rows["evaluation_months"].to_numpy(dtype=float)
+    fixed = dist.from_uniform(np.zeros(len(rows))) if isinstance(dist, Fixed) else math.nan
+    decided = rows["t"].to_numpy(dtype=float) + np.where(np.isnan(given), fixed, given)
+    decided = decided[~np.isnan(decided)]
+    calendar = Calendar(scenario)
+    # As ChunkBatch._decisions finds the decisions on a month's first instant.
+    on_month_start = decided == bf.month_of(decided, calendar.offset) - calendar.offset
+    if line.when_dry == "waiting_list" and on_month_start.any():
+        return "its waiting list's monthly tick"
+    for realloc in scenario.fund.reallocations:
+        if (decided == date_to_months(calendar.start, realloc.date)).any():
+            return f"the reallocation of {realloc.date}"
     return None
 
 

@@ -189,15 +189,14 @@ def _prior_aid(batch, line: int, apps: np.ndarray, sequence: np.ndarray, days: n
     unique, where = np.unique(day, return_inverse=True)
     period_from = np.array([window_start(d, regime) for d in unique.astype(object)],
                            dtype="datetime64[D]")[where]
-    earned = esl[order]
-    back = 1
-    while True:   # each earlier project of the same beneficiary, nearest first
-        earlier = position - back
-        in_group = earlier >= first
-        if not in_group.any():
-            break
-        earlier = np.maximum(earlier, 0)
-        had = had + np.where(in_group & (day[earlier] >= period_from), earned[earlier], 0)
-        back += 1
-    prior[order] = had
+    # A beneficiary's projects, in commitment order, have dates that never decrease:
+    # those inside a project's period are the run just before it, found by one search
+    # over (beneficiary, date) keys; their aid is a difference of running totals.
+    floor = period_from.min()
+    span = int((day.max() - floor).astype(np.int64)) + 1
+    group = (np.cumsum(starts) - 1) * span
+    keys = group + (day - floor).astype(np.int64)
+    begin = np.searchsorted(keys, group + (period_from - floor).astype(np.int64))
+    running = np.concatenate(([0], np.cumsum(esl[order])))
+    prior[order] = had + running[position] - running[begin]
     return prior
