@@ -63,10 +63,13 @@ def run_kpis(scenario: Scenario, replication_ids: list[int], seed: int,
 def collect_kpis(chunks: Iterator[Any], replications: int,
                  progress: Progress | None = None) -> pd.DataFrame:
     """The KPI table of the next ``replications`` replications of a stream of chunks
-    (``executors.runs_results``: one scenario's after another's)."""
+    (``executors.runs_results``: one run's chunks after another's, none shared by two)."""
     parts, done = [], 0
     while done < replications:
-        chunk = next(chunks)
+        chunk = next(chunks, None)
+        if chunk is None:
+            raise RuntimeError(f"the stream of chunks ended after {done} of "
+                               f"{replications} replications")
         parts.append(chunk.kpis)
         done += len(chunk.replications)
         if progress is not None:

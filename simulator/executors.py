@@ -56,7 +56,8 @@ class ChunkFrames:
 
     ``timeseries`` and ``loans`` are Arrow tables with the run folder's
     schemas, or, for a run that writes a folder, those tables already
-    encoded as Parquet row groups (``parquet_join.Part``). Sent between
+    encoded as Parquet row groups (``parquet_join.Part``), or None for a run
+    that keeps only KPIs (``run_chunk(kpis_only=True)``). Sent between
     processes, tables travel as LZ4-compressed Arrow IPC streams (about a
     tenth of the bytes of a pickled DataFrame), parts as they are.
     """
@@ -148,8 +149,10 @@ def run_chunk(scenario, ids: list[int], seed: int, check: bool,
     ``encode``: the timeseries and loans come back as Parquet row groups
     ready for the run folder's files (``parquet_join``), encoded here rather
     than by the process that writes the folder. ``kpis_only``: the KPI table
-    only (timeseries and loans None), for what reads nothing else (sweeps,
-    comparisons, goal seeking): neither built nor sent between processes.
+    only, for what reads nothing else (sweeps, comparisons, goal seeking):
+    ``timeseries`` and ``loans`` are None, their Arrow tables neither laid out
+    (the batch engine sums the fund's totals, the KPIs read only those and
+    the loans' arrays) nor sent between processes.
     """
     from .batch import simulate_chunk, unsupported
     from .runner import kpi_frame, run_replication, to_frames

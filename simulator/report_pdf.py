@@ -273,14 +273,15 @@ def assumption_rows(scenario, lang: str, width: int = 34) -> list[list[str]]:
                 li.procedure, li.procedure))[0 if lang == "it" else 1], width)) for li in lines]),
         row(_t(lang, "Domande al mese", "Applications per month") if not any_file
             else _t(lang, "Domande", "Applications"),
-            [_t(lang, f"da file: {len(rows)} domande", f"from file: {len(rows)} applications")
+            [_t(lang, f"da file: {len(rows)} domand{'a' if len(rows) == 1 else 'e'}",
+                f"from file: {len(rows)} application{'' if len(rows) == 1 else 's'}")
              if rows is not None else format_number(li.applications.per_month, lang, 1)
              + (_t(lang, " al mese", " a month") if any_file else "")
              for li, rows in zip(lines, pipelines, strict=True)]),
         row(_t(lang, "Costo tipico dei progetti", "Typical project cost"),
-            [_t(lang, "da file: mediana ", "from file: median ")
-             + eur(float(rows["eligible_cost"].median()))
-             if rows is not None and len(rows) else
+            [(_t(lang, "da file: mediana ", "from file: median ")
+              + eur(float(rows["eligible_cost"].median())) if len(rows) else "-")
+             if rows is not None else
              "\n".join(textwrap.wrap(_describe(_file_value(li.applications.cost), True, lang),
                                      width)) if li.applications.cost is not None else "-"
              for li, rows in zip(lines, pipelines, strict=True)]),

@@ -442,16 +442,24 @@ def run_sweep(sweep: Sweep, folder: str | Path | None = None, replications: int 
         plans.append((point, point_seed, ids, key, _cached(points_dir / f"{key}.parquet", ids)))
     # The points to compute share the workers: the next point's chunks start while a
     # point's last ones are computed, and a point of one chunk does not leave cores idle.
-    to_run = [Run(point.scenario, ids, point_seed)
-              for point, point_seed, ids, _, kpis in plans if kpis is None]
+    # Two points that make the same scenario (values 0 and 0.0, say)
+    # are computed once: the second finds the first's table, as if cached.
+    to_run, planned = [], set()
+    for point, point_seed, ids, key, kpis in plans:
+        if kpis is None and key not in planned:
+            planned.add(key)
+            to_run.append(Run(point.scenario, ids, point_seed))
     parts, computed, reused, records = [], [], [], []
+    finished: dict[str, pd.DataFrame] = {}
     with runs_results(to_run, workers=workers, client=client, kpis_only=True) as chunks:
         for index, (point, point_seed, ids, key, kpis) in enumerate(plans):
+            kpis = finished.get(key, kpis)
             was_cached = kpis is not None
             if on_point is not None:
                 on_point(point, was_cached)
             if kpis is None:
-                kpis = run_point(point.scenario, ids, point_seed, chunks, progress)
+                kpis = finished[key] = run_point(point.scenario, ids, point_seed, chunks,
+                                                 progress)
                 _write_atomic(points_dir / f"{key}.toml",
                               lambda tmp, s=point.scenario: tmp.write_text(s.resolved_toml(),
                                                                            encoding="utf-8"))

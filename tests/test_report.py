@@ -10,7 +10,7 @@ import struct
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import SCENARIOS, assert_same_charts
+from conftest import BASE_TABLES, SCENARIOS, assert_same_charts, deep_update
 from openpyxl import load_workbook
 from pypdf import PdfReader
 
@@ -377,3 +377,17 @@ def test_assumptions_of_a_line_that_replays_a_pipeline(make_scenario):
     assert rows["Costo tipico dei progetti"] == ["da file: mediana 200.000 €"]
     english = {row[0]: row[1:] for row in assumption_rows(scenario, "en")}
     assert english["Applications"] == ["from file: 3 applications"]
+    # A line that takes no row of the file; a Poisson line next to a pipeline line.
+    line_b = deep_update(BASE_TABLES["lines"]["A"], {"applications": {
+        "mode": "pipeline", "pipeline": "pipeline.csv"}})
+    two = make_scenario({"fund": {"endowment": 2_000_000}, "lines": {
+        "A": {"applications": {"mode": "poisson"}}, "B": line_b}},
+        pipeline="date,line,eligible_cost\n2020-03-10,B,100000\n")
+    rows = {row[0]: row[1:] for row in assumption_rows(two, "it")}
+    assert rows["Domande"] == ["0,0 al mese", "da file: 1 domanda"]
+    empty = make_scenario({"fund": {"endowment": 2_000_000}, "lines": {
+        "A": {"applications": {"mode": "pipeline", "pipeline": "pipeline.csv"}}, "B": line_b}},
+        pipeline="date,line,eligible_cost\n2020-03-10,A,100000\n")
+    rows = {row[0]: row[1:] for row in assumption_rows(empty, "it")}
+    assert rows["Domande"] == ["da file: 1 domanda", "da file: 0 domande"]
+    assert rows["Costo tipico dei progetti"][1] == "-"

@@ -154,6 +154,17 @@ def test_a_sweep_on_two_processes_gives_the_same_table_around_cached_points(tmp_
     assert_same_charts(out / "charts", tmp_path / "serial" / "charts")
 
 
+def test_two_points_that_make_the_same_scenario_are_computed_once(tmp_path, monkeypatch):
+    counter = Counter()
+    monkeypatch.setattr(sweep_module, "run_point", counter)
+    path = _sweep_file(tmp_path, '"lines.A.instrument.grant_share" = [0, 0.0, 0.1]\n')
+    result = run_sweep(read_sweep(path), tmp_path / "out", workers=2)
+    assert counter.calls == 2 and result.computed == [1, 3] and result.reused == [2]
+    table = result.table.set_index(["point", "kpi"])
+    pd.testing.assert_frame_equal(table.loc[1].drop(columns=["lines.A.instrument.grant_share"]),
+                                  table.loc[2].drop(columns=["lines.A.instrument.grant_share"]))
+
+
 def test_vary_adds_and_replaces_lists(tmp_path):
     path = _sweep_file(tmp_path, GRANTS)
     sweep = read_sweep(path, vary=["lines.A.instrument.grant_share=0,0.05",
