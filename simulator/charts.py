@@ -178,10 +178,10 @@ def disbursement_chart(results, lang: str = "it", region: Region | None = None) 
     """
     check_lang(lang)
     facts = RunFacts.of(results)
-    ts = results.timeseries
     loans = percentiles(results, "loans_disbursed", "total", (50,))
     grants = percentiles(results, "grants_paid", "total", (50,))
-    total = percentiles(results, ts["loans_disbursed"] + ts["grants_paid"], "total", (5, 50, 95))
+    total = percentiles(results, results.series("loans_disbursed")
+                        + results.series("grants_paid"), "total", (5, 50, 95))
     data = pd.DataFrame({"date": loans["date"], "loans_p50": loans["p50"],
                          "grants_p50": grants["p50"], "total_p5": total["p5"],
                          "total_p50": total["p50"], "total_p95": total["p95"],
@@ -360,13 +360,14 @@ def projects_chart(results, lang: str = "it", region: Region | None = None) -> C
     """
     check_lang(lang)
     facts = RunFacts.of(results)
-    ts, layout = results.timeseries, results.layout
+    layout = results.layout
     lines = facts.lines
     dates = pd.to_datetime(layout.dates).date
+    cubes = {name: results.series(name) for name in PROJECT_SERIES}
     parts = []
     changed = np.zeros(max(len(dates) - 1, 0), dtype=bool)   # a month differs from the one before
     for line in sorted(lines):
-        counts = {name: layout.line(ts[name], line) for name in PROJECT_SERIES}
+        counts = {name: cube[:, layout.lines.index(line), :] for name, cube in cubes.items()}
         parts.append(pd.DataFrame({
             "line": line, "date": dates,
             "committed_mean": counts["committed"].mean(axis=0),
@@ -434,13 +435,13 @@ def fees_chart(results, lang: str = "it", region: Region | None = None) -> Chart
     """
     check_lang(lang)
     facts = RunFacts.of(results)
-    ts, layout = results.timeseries, results.layout
+    layout = results.layout
     years = pd.to_datetime(layout.dates).year.to_numpy()
     year_end = np.flatnonzero(np.append(years[1:] != years[:-1], True))
 
     def per_year(column: str) -> np.ndarray:
         """Replications x years: cumulative at each year end, then what each year charged."""
-        cumulative = layout.line(ts[column], "total")[:, year_end]
+        cumulative = results.series(column)[:, layout.lines.index("total"), year_end]
         return np.diff(cumulative, axis=1, prepend=0) / 100.0
 
     fees, grant_part = per_year("fees_charged"), per_year("fees_grant_charged")

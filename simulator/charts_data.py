@@ -74,17 +74,17 @@ class RunFacts:
 
 
 
-def percentiles(results, column: str | pd.Series, line: str,
+def percentiles(results, column: str | np.ndarray, line: str,
                 qs: tuple[int, ...] = PERCENTILES) -> pd.DataFrame:
     """Percentiles over replications of a column (cents) of one line, month by month.
 
     Returns one row per date with columns ``p5, p25, ...`` in **euros**.
-    ``column`` may be a Series aligned with ``results.timeseries`` (e.g. a
-    sum of columns).
+    ``column`` may be a cube of ``results.series`` (e.g. a sum of columns).
     """
-    values = results.timeseries[column] if isinstance(column, str) else column
+    cube = results.series(column) if isinstance(column, str) else column
     layout = results.layout
-    q = np.percentile(layout.line(values, line).astype(float), qs, axis=0) / 100.0
+    values = cube[:, layout.lines.index(line), :]
+    q = np.percentile(values.astype(float), qs, axis=0) / 100.0
     out = pd.DataFrame(q.T, columns=[f"p{p}" for p in qs])
     out.insert(0, "date", pd.to_datetime(layout.dates).date)
     return out
@@ -164,10 +164,8 @@ def sources_uses(results, replication: int) -> pd.DataFrame:
     the sum.  Steps that are zero for this scenario (grants recovered,
     treasury interest, legacy) are left out.
     """
-    ts = results.timeseries
-    last = ts["date"].max()
-    row = ts[(ts["replication"] == replication) & (ts["line"] == "total")
-             & (ts["date"] == last)]
+    ts = results.replication_timeseries(replication)
+    row = ts[(ts["line"] == "total") & (ts["date"] == ts["date"].max())] if len(ts) else ts
     if row.empty:
         raise ValueError(f"replication {replication} is not in the run")
     v = {k: int(row[k].iloc[0]) for k in ts.columns if k not in ("replication", "date", "line")}

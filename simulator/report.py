@@ -58,7 +58,9 @@ def write_report(folder: Path | str, lang: str = "it", replication: int | None =
     """
     check_lang(lang)
     folder = Path(folder)
-    results = load_results(folder)
+    # Columns and replications are read as each part needs them: a large run's
+    # timeseries is never held whole.
+    results = load_results(folder, lazy=True)
     if replication is not None and replication not in set(results.kpis["replication"]):
         raise ValueError(f"replication {replication} is not in the run "
                          f"({results.kpis['replication'].min()}..."
@@ -150,8 +152,8 @@ def write_workbook(results: Results, path: Path, lang: str = "it",
     book = Book(path)
     try:
         write_summary(book, results.summary, title, lang)
-        write_series(book, results.timeseries, title, lang, results.layout)
-        write_loans(book, results.loans, rep, title, lang, which)
+        write_series(book, results, title, lang)
+        write_loans(book, results.replication_loans(rep), rep, title, lang, which)
         write_scenario(book, scenario, results.manifest or {}, title, lang)
         for spec in CHARTS:
             chart = charts[spec.slug]

@@ -30,7 +30,6 @@ from xlsxwriter.worksheet import Worksheet
 
 from .labels import kpi_label, loan_label, series_label, status_label
 from .metrics import KPI_DEFINITIONS
-from .series_layout import SeriesLayout
 
 EURO = '#,##0 "€"'
 EURO_CENTS = '#,##0.00 "€"'
@@ -229,21 +228,21 @@ def write_summary(book: Book, summary: pd.DataFrame, title: str, lang: str) -> N
                row_formats={c: unit_formats for c in ("mean", "p5", "p50", "p95")})
 
 
-def series_frame(timeseries: pd.DataFrame, lang: str,
-                 layout: SeriesLayout | None = None) -> pd.DataFrame:
+def series_frame(results, lang: str) -> pd.DataFrame:
     """``Serie``: per line, column and month, P5..P95 and mean over replications (euros).
 
-    Vectorised: each column of each line is read as replications x months
-    (``layout``, of ``timeseries``) and reduced along the first axis.
+    Vectorised: each column is read as replications x lines x months
+    (``Results.series``, one column at a time) and reduced along the first axis.
     """
-    layout = layout if layout is not None else SeriesLayout.of(timeseries)
-    columns = [c for c in (*MONEY_SERIES, *COUNT_SERIES) if c in timeseries.columns]
+    layout = results.layout
+    names = results.timeseries_columns()
+    columns = [c for c in (*MONEY_SERIES, *COUNT_SERIES) if c in names]
     dates = pd.to_datetime(layout.dates)
-    cubes = {c: layout.cube(timeseries[c]) for c in columns}
-    parts = []
-    for k, line in enumerate(layout.lines):
-        for col in columns:
-            values = cubes[col][:, k, :].astype(float)
+    parts: dict[tuple[int, str], pd.DataFrame] = {}
+    for col in columns:
+        cube = results.series(col)
+        for k, line in enumerate(layout.lines):
+            values = cube[:, k, :].astype(float)
             q = np.percentile(values, SERIES_QUANTILES, axis=0)   # (quantiles, months)
             scale = 100.0 if col in MONEY_SERIES else 1.0
             part = pd.DataFrame({"line": line, "column_label": series_label(col, lang),
@@ -251,13 +250,14 @@ def series_frame(timeseries: pd.DataFrame, lang: str,
             for i, p in enumerate(SERIES_QUANTILES):
                 part[f"p{p}"] = q[i] / scale
             part["mean"] = values.mean(axis=0) / scale
-            parts.append(part)
-    return pd.concat(parts, ignore_index=True)
+            parts[k, col] = part
+    # Line by line, each line's columns in order.
+    return pd.concat([parts[k, col] for k in range(len(layout.lines)) for col in columns],
+                     ignore_index=True)
 
 
-def write_series(book: Book, timeseries: pd.DataFrame, title: str, lang: str,
-                 layout: SeriesLayout | None = None) -> pd.DataFrame:
-    data = series_frame(timeseries, lang, layout)
+def write_series(book: Book, results, title: str, lang: str) -> pd.DataFrame:
+    data = series_frame(results, lang)
     money = data["column"].isin(MONEY_SERIES).to_numpy()
     headers = {"line": _t(lang, "Linea", "Line"),
                "column": _t(lang, "Voce (codice)", "Item (code)"),

@@ -19,8 +19,11 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 import tomli_w
 
 from . import __version__
@@ -61,10 +64,58 @@ class Results:
 
     @property
     def layout(self) -> SeriesLayout:
-        """The timeseries as a cube of replications, lines and months (read once)."""
+        """The timeseries as a cube of replications, lines and months (read once; from
+        the table's ``replication``, ``line`` and ``date`` columns only when the table is
+        not in memory)."""
         if self._layout is None:
-            self._layout = SeriesLayout.of(self.timeseries)
+            if self._timeseries is not None:
+                self._layout = SeriesLayout.of(self._timeseries)
+            else:
+                table = pq.read_table(self.path / "timeseries.parquet",
+                                      columns=["replication", "line", "date"])
+                # Line names as codes into a few strings: one string object per row
+                # would take gigabytes on a large run.
+                line = pc.dictionary_encode(table["line"]).combine_chunks()
+                names = np.asarray(line.dictionary.to_pylist(), dtype=object)
+                self._layout = SeriesLayout.of_columns(
+                    table["replication"].to_numpy(), names[line.indices.to_numpy()],
+                    table["date"].to_numpy())
         return self._layout
+
+    def series(self, column: str) -> np.ndarray:
+        """One timeseries column as replications x lines x months (``layout``).
+
+        When the table is not in memory the column is read alone from the run
+        folder's file: a report of a large run holds one column at a time,
+        not the whole table (10,000 replications of the reference: ~50 MB
+        against ~3 GB).
+        """
+        if self._timeseries is not None:
+            return self.layout.cube(self._timeseries[column])
+        values = pq.read_table(self.path / "timeseries.parquet", columns=[column])[column]
+        return self.layout.cube(values.to_numpy())
+
+    def timeseries_columns(self) -> list[str]:
+        """The timeseries table's columns (its file's schema when it is not in memory)."""
+        if self._timeseries is not None:
+            return list(self._timeseries.columns)
+        return pq.read_schema(self.path / "timeseries.parquet").names
+
+    def replication_timeseries(self, replication: int) -> pd.DataFrame:
+        """The timeseries rows of one replication (read alone when not in memory: the
+        file's row groups are skipped by their replication statistics)."""
+        return self._one_replication("timeseries", self._timeseries, replication)
+
+    def replication_loans(self, replication: int) -> pd.DataFrame:
+        """The loan book of one replication (read alone when not in memory)."""
+        return self._one_replication("loans", self._loans, replication)
+
+    def _one_replication(self, name: str, table: pd.DataFrame | None,
+                         replication: int) -> pd.DataFrame:
+        if table is not None:
+            return table[table["replication"] == replication].reset_index(drop=True)
+        return pd.read_parquet(self.path / f"{name}.parquet",
+                               filters=[("replication", "==", replication)])
 
     @property
     def loans(self) -> pd.DataFrame:

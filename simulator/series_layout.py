@@ -34,9 +34,14 @@ class SeriesLayout:
 
     @classmethod
     def of(cls, timeseries: pd.DataFrame) -> SeriesLayout:
-        replication = timeseries["replication"].to_numpy()
-        line = timeseries["line"].to_numpy()
-        date = timeseries["date"].to_numpy()
+        return cls.of_columns(timeseries["replication"].to_numpy(),
+                              timeseries["line"].to_numpy(), timeseries["date"].to_numpy())
+
+    @classmethod
+    def of_columns(cls, replication: np.ndarray, line: np.ndarray,
+                   date: np.ndarray) -> SeriesLayout:
+        """The layout of a table given by its ``replication``, ``line`` and ``date`` columns
+        (read alone from a run folder's file: ``Results.layout``)."""
         return _as_written(replication, line, date) or _sorted(replication, line, date)
 
     @property
