@@ -28,7 +28,8 @@ reference scenario.
 Also timed, with no target: writing the report (charts, PDF, workbook) of
 a 2,000-replication reference run, and the shipped sweep (8 points of 200
 replications: KPI tables, point files, charts), on one process and on all
-cores.
+cores; and the report of a 10,000-replication run, with the peak memory of
+the whole command (run and report).
 
 Writes ``results/bench-<timestamp>.json`` and prints a table.
 """
@@ -170,13 +171,17 @@ def report_case(scenario: str, replications: int, workers: int | None) -> dict:
     """Time writing the report (charts, PDF, workbook) of a run folder (in a subprocess).
 
     The run itself is not timed; importing matplotlib and the report's
-    modules is not either, as for the other cases.
+    modules is not either, as for the other cases. The peak memory is the
+    whole ``fesr-sim run`` command's: the run's and the report's.
     """
     import importlib
+    import multiprocessing
 
     from simulator import load_scenario
+    from simulator.executors import keep_freed_memory
     from simulator.runner import run_to_folder
 
+    keep_freed_memory()   # as the fesr-sim command does
     for module in ("simulator.report", "simulator.pool", "matplotlib.pyplot"):
         importlib.import_module(module)
     report = importlib.import_module("simulator.report")
@@ -187,8 +192,12 @@ def report_case(scenario: str, replications: int, workers: int | None) -> dict:
         start = time.perf_counter()
         report.write_report(folder, workers=workers)
         wall = time.perf_counter() - start
+    for helper in multiprocessing.active_children():   # reaped, so their peaks count
+        helper.join(timeout=10)
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20
     return {"scenario": scenario, "replications": replications, "workers": workers,
-            "wall_s": wall}
+            "wall_s": wall, "peak_rss_gib": own + children}
 
 
 def sweep_case(sweep_file: str, replications: int, workers: int | None) -> dict:
@@ -300,6 +309,7 @@ def main() -> None:
     ref10k = measure("wecare_fesr_2018.toml", 10_000, workers=cores)
     report1 = measure("wecare_fesr_2018.toml", 2000, workers=1, what="report")
     report_all = measure("wecare_fesr_2018.toml", 2000, workers=cores, what="report")
+    report10k = measure("wecare_fesr_2018.toml", 10_000, workers=cores, what="report")
     sweep1 = measure("sweep_grant_share.toml", 200, workers=1, what="sweep")
     sweep_all = measure("sweep_grant_share.toml", 200, workers=cores, what="sweep")
 
@@ -310,6 +320,7 @@ def main() -> None:
         "large_fund_half_size_1_worker": large_half, "large_fund_20": large20,
         "reference_10k": ref10k,
         "report_1_worker": report1, "report_all_cores": report_all,
+        "report_10k_all_cores": report10k,
         "sweep_1_worker": sweep1, "sweep_all_cores": sweep_all,
         "reference_cost_timeouts": cost(ref1),
         "revolving_cost_timeouts": cost(revolving1),
@@ -389,6 +400,9 @@ def print_table(f: dict) -> None:
     table.add_row("report of the reference, 2,000 rep. (charts, PDF, workbook)",
                   f"{f['report_1_worker']['wall_s']:.1f} s (1 worker), "
                   f"{f['report_all_cores']['wall_s']:.1f} s (all cores)", "", "")
+    r10 = f["report_10k_all_cores"]
+    table.add_row("reference, 10,000 rep. and its report (fesr-sim run), all cores",
+                  f"report {r10['wall_s']:.1f} s, peak RSS {r10['peak_rss_gib']:.2f} GiB", "", "")
     sw = f["sweep_1_worker"]
     table.add_row(f"sweep of {sw['points']} points x {sw['replications']} rep. (KPIs, charts)",
                   f"{sw['wall_s']:.1f} s (1 worker), "

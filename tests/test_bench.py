@@ -28,6 +28,7 @@ def test_the_machine_efficiency_compares_runs_taken_in_turns():
 @pytest.mark.parametrize(("what", "name", "replications", "check"), [
     ("run", "wecare_fesr_2018.toml", 3, lambda r: r["replications_per_s"] > 0),
     ("sweep", "sweep_grant_share.toml", 2, lambda r: r["points"] == 8),
+    ("report", "wecare_fesr_2018.toml", 3, lambda r: 0 < r["peak_rss_gib"] < 4),
 ])
 def test_each_kind_of_case_runs_in_its_own_process(what, name, replications, check):
     result = bench.measure(name, replications, workers=1, what=what)
