@@ -179,7 +179,7 @@ def run_chunk(scenario, ids: list[int], seed: int, check: bool,
 def chunk_results(scenario, ids: list[int], seed: int, check: bool = False,
                   workers: int | None = None, client=None, encode: bool = False,
                   kpis_only: bool = False) -> Iterator[Iterator[ChunkFrames]]:
-    """The tables of every chunk of ``ids``, in order (see :func:`map_chunks`;
+    """The tables of every chunk of ``ids``, in order (see :func:`map_tasks`;
     ``encode`` and ``kpis_only``: :func:`run_chunk`).
 
     Leaving the ``with`` block, normally or by an exception (Ctrl-C while the
@@ -251,18 +251,6 @@ def backend_name(workers: int | None, client=None) -> str:
     return "serial" if workers == 1 else f"local processes ({workers})"
 
 
-def map_chunks(scenario, chunks: list[list[int]], seed: int, check: bool = False,
-               workers: int | None = None, client=None, encode: bool = False,
-               ending: list | None = None) -> Iterator[ChunkFrames]:
-    """Run every chunk and yield the results in chunk order (see :func:`run_chunk`).
-
-    ``ending``: where local helper processes go once the last chunk is out,
-    for the caller to wait for (``pool.results_in_order``).
-    """
-    yield from map_tasks([(scenario, ids, seed) for ids in chunks], check, workers, client,
-                         encode, ending)
-
-
 # A chunk to run: (scenario, replication ids, seed).
 Task = tuple[Any, list[int], int]
 
@@ -270,7 +258,12 @@ Task = tuple[Any, list[int], int]
 def map_tasks(tasks: list[Task], check: bool = False, workers: int | None = None,
               client=None, encode: bool = False, ending: list | None = None,
               kpis_only: bool = False) -> Iterator[ChunkFrames]:
-    """:func:`map_chunks` of chunks of any scenarios and seeds, in the order given."""
+    """Run every chunk (of any scenarios and seeds) and yield the results in the order
+    given (see :func:`run_chunk`).
+
+    ``ending``: where local helper processes go once the last chunk is out,
+    for the caller to wait for (``pool.results_in_order``).
+    """
     options = {"check": check, "encode": encode, "kpis_only": kpis_only}
     if client is not None:
         yield from _dask(tasks, options, client)
