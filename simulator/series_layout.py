@@ -66,21 +66,25 @@ def _as_written(replication: np.ndarray, line: np.ndarray,
     rows = len(date)
     if rows == 0:
         return None
-    going_back = np.flatnonzero(date[1:] <= date[:-1])
-    months = int(going_back[0]) + 1 if len(going_back) else rows
-    next_replication = np.flatnonzero(replication != replication[0])
-    per_replication = int(next_replication[0]) if len(next_replication) else rows
+    # The first month that is not after the one before, the first row of another
+    # replication (argmax: the first True, without listing every one).
+    going_back = date[1:] <= date[:-1]
+    months = int(np.argmax(going_back)) + 1 if going_back.any() else rows
+    other = replication != replication[0]
+    per_replication = int(np.argmax(other)) if other.any() else rows
     if per_replication % months or rows % per_replication:
         return None
-    lines = tuple(line[:per_replication:months])
+    line_first = line[:per_replication:months]
+    lines = tuple(line_first)
     replications = replication[::per_replication]
-    copies = rows // per_replication
+    # Compared through reshaped views: no copy of a column the size of the table.
     as_written = (len(set(lines)) == len(lines)
                   and bool(np.all(replications[1:] > replications[:-1]))
-                  and np.array_equal(replication, np.repeat(replications, per_replication))
-                  and np.array_equal(date, np.tile(date[:months], rows // months))
-                  and np.array_equal(line, np.tile(np.repeat(np.array(lines, dtype=object),
-                                                             months), copies)))
+                  and bool((replication.reshape(-1, per_replication)
+                            == replications[:, None]).all())
+                  and bool((date.reshape(-1, months) == date[:months]).all())
+                  and bool((line.reshape(-1, len(lines), months)
+                            == line_first[None, :, None]).all()))
     return SeriesLayout(replications, lines, date[:months], None) if as_written else None
 
 
