@@ -158,12 +158,12 @@ def _prior_aid(batch, line: int, apps: np.ndarray, sequence: np.ndarray, days: n
 
     A project is its own beneficiary (its declared ``prior_aid``), unless a
     pipeline row names one: then the aid declared for the beneficiary's first
-    committed project, plus, under a de minimis ``regime`` (None: none), the
-    grant equivalents of its projects committed before on this line, on or
-    after the start of the period of this commitment's date
-    (``state_aid.window_start``). Beneficiaries are
-    one line's own (``batch.unsupported``), so commitment order is the
-    line's sequence.
+    committed project, plus, under a de minimis ``regime`` (None for a regime
+    without a ceiling), the grant equivalents of its projects committed
+    before on this line, on or after the start of the period of this
+    commitment's date (``state_aid.window_start``). A beneficiary is one
+    line's own (``batch.unsupported``), so its commitments come in the line's
+    sequence.
     """
     prior = batch.prior_aid[apps]
     pipeline = batch.lines[line].pipeline
