@@ -88,14 +88,14 @@ def _project_ids(batch, line: np.ndarray, number: np.ndarray,
     on a line that reads a pipeline, the row's own id."""
     numbers = pc.utf8_lpad(pa.array(number + 1).cast(pa.string()), width=5, padding="0")
     ids = pc.binary_join_element_wise(pa.array(line_names, type=pa.string()), numbers, "-")
-    given = np.full(len(number), None, dtype=object)
-    for i, applications in enumerate(batch.lines):
-        if applications.pipeline is not None:
-            mine = line == i
-            given[mine] = applications.pipeline["id"].astype(str).to_numpy(
-                dtype=object)[number[mine]]
-    if not any(applications.pipeline is not None for applications in batch.lines):
+    pipelines = [(i, applications.pipeline) for i, applications in enumerate(batch.lines)
+                 if applications.pipeline is not None]
+    if not pipelines:
         return ids
+    given = np.full(len(number), None, dtype=object)
+    for i, rows in pipelines:
+        mine = line == i
+        given[mine] = rows["id"].astype(str).to_numpy(dtype=object)[number[mine]]
     return pc.coalesce(pa.array(given, type=pa.string()), ids)
 
 

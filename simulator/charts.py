@@ -367,7 +367,7 @@ def projects_chart(results, lang: str = "it", region: Region | None = None) -> C
     parts = []
     changed = np.zeros(max(len(dates) - 1, 0), dtype=bool)   # a month differs from the one before
     for line in sorted(lines):
-        counts = {name: cube[:, layout.lines.index(line), :] for name, cube in cubes.items()}
+        counts = {name: layout.of_line(cube, line) for name, cube in cubes.items()}
         parts.append(pd.DataFrame({
             "line": line, "date": dates,
             "committed_mean": counts["committed"].mean(axis=0),
@@ -441,7 +441,7 @@ def fees_chart(results, lang: str = "it", region: Region | None = None) -> Chart
 
     def per_year(column: str) -> np.ndarray:
         """Replications x years: cumulative at each year end, then what each year charged."""
-        cumulative = results.series(column)[:, layout.lines.index("total"), year_end]
+        cumulative = layout.of_line(results.series(column), "total")[:, year_end]
         return np.diff(cumulative, axis=1, prepend=0) / 100.0
 
     fees, grant_part = per_year("fees_charged"), per_year("fees_grant_charged")

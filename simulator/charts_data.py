@@ -83,8 +83,7 @@ def percentiles(results, column: str | np.ndarray, line: str,
     """
     cube = results.series(column) if isinstance(column, str) else column
     layout = results.layout
-    values = cube[:, layout.lines.index(line), :]
-    q = np.percentile(values.astype(float), qs, axis=0) / 100.0
+    q = np.percentile(layout.of_line(cube, line).astype(float), qs, axis=0) / 100.0
     out = pd.DataFrame(q.T, columns=[f"p{p}" for p in qs])
     out.insert(0, "date", pd.to_datetime(layout.dates).date)
     return out
@@ -165,7 +164,7 @@ def sources_uses(results, replication: int) -> pd.DataFrame:
     treasury interest, legacy) are left out.
     """
     ts = results.replication_timeseries(replication)
-    row = ts[(ts["line"] == "total") & (ts["date"] == ts["date"].max())] if len(ts) else ts
+    row = ts[(ts["line"] == "total") & (ts["date"] == ts["date"].max())]
     if row.empty:
         raise ValueError(f"replication {replication} is not in the run")
     v = {k: int(row[k].iloc[0]) for k in ts.columns if k not in ("replication", "date", "line")}

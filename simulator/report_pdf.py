@@ -261,6 +261,25 @@ def assumption_rows(scenario, lang: str, width: int = 34) -> list[list[str]]:
     def months(v: int) -> str:
         return _t(lang, f"{v} mesi", f"{v} months")
 
+    def applications(li, rows) -> str:
+        if rows is not None:
+            n = len(rows)
+            return _t(lang, f"da file: {n} domand{'a' if n == 1 else 'e'}",
+                      f"from file: {n} application{'' if n == 1 else 's'}")
+        if li.applications.per_month is None:
+            return _t(lang, "da file", "from file")
+        per_month = format_number(li.applications.per_month, lang, 1)
+        return per_month + _t(lang, " al mese", " a month") if any_file else per_month
+
+    def cost(li, rows) -> str:
+        if rows is not None:
+            return _t(lang, "da file: mediana ", "from file: median ") \
+                + eur(float(rows["eligible_cost"].median())) if len(rows) else "-"
+        if li.applications.cost is None:
+            return "-"
+        return "\n".join(textwrap.wrap(_describe(_file_value(li.applications.cost), True,
+                                                 lang), width))
+
     procedure = {("sportello", "reject"): ("sportello; a fondi esauriti: respinte",
                                            "desk; when dry: rejected"),
                  ("sportello", "waiting_list"): ("sportello; a fondi esauriti: lista d'attesa",
@@ -274,18 +293,9 @@ def assumption_rows(scenario, lang: str, width: int = 34) -> list[list[str]]:
                 li.procedure, li.procedure))[0 if lang == "it" else 1], width)) for li in lines]),
         row(_t(lang, "Domande al mese", "Applications per month") if not any_file
             else _t(lang, "Domande", "Applications"),
-            [_t(lang, f"da file: {len(rows)} domand{'a' if len(rows) == 1 else 'e'}",
-                f"from file: {len(rows)} application{'' if len(rows) == 1 else 's'}")
-             if rows is not None else format_number(li.applications.per_month, lang, 1)
-             + (_t(lang, " al mese", " a month") if any_file else "")
-             for li, rows in zip(lines, pipelines, strict=True)]),
+            [applications(li, rows) for li, rows in zip(lines, pipelines, strict=True)]),
         row(_t(lang, "Costo tipico dei progetti", "Typical project cost"),
-            [(_t(lang, "da file: mediana ", "from file: median ")
-              + eur(float(rows["eligible_cost"].median())) if len(rows) else "-")
-             if rows is not None else
-             "\n".join(textwrap.wrap(_describe(_file_value(li.applications.cost), True, lang),
-                                     width)) if li.applications.cost is not None else "-"
-             for li, rows in zip(lines, pipelines, strict=True)]),
+            [cost(li, rows) for li, rows in zip(lines, pipelines, strict=True)]),
         row(_t(lang, "Quota ammessa", "Admission rate"),
             [pct(li.applications.admission_rate) for li in lines]),
         row(_t(lang, "Finanziamento del fondo", "Fund loan"),

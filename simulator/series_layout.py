@@ -56,8 +56,12 @@ class SeriesLayout:
         return values.reshape(self.shape)
 
     def line(self, values, name: str) -> np.ndarray:
-        """Replications x months of ``values`` for line ``name``."""
-        return self.cube(values)[:, self.lines.index(name), :]
+        """Replications x months of ``values`` (a column of the table) for line ``name``."""
+        return self.of_line(self.cube(values), name)
+
+    def of_line(self, cube: np.ndarray, name: str) -> np.ndarray:
+        """Replications x months (and what further axes ``cube`` has) of line ``name``."""
+        return cube[:, self.lines.index(name)]
 
 
 def _as_written(replication: np.ndarray, line: np.ndarray,
