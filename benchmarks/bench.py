@@ -15,7 +15,11 @@ SimPy loop as the calibration below, run for a second alone and then on
 two cores at once, in turns like the program's runs. A loop that shares
 nothing would keep its speed on every core of an ideal machine; on a shared
 virtual machine whose cores slow down when all are busy it does not, and a
-program that computes on every core can hardly do better.
+program that computes on every core can hardly do better. The same is
+measured with numpy sweeps over arrays far larger than the processor's
+caches: processes that run at once share the machine's memory bandwidth,
+and the program's chunks move tens of megabytes each (its timeseries), so
+this second figure bounds what a program like this one can reach here.
 
 The cost of a replication is also expressed in "raw SimPy timeouts": the
 replication time divided by the time of one ``yield env.timeout(1)`` in a bare
@@ -80,20 +84,45 @@ def calibrate(seconds: float = 2.0) -> float:
     return max(n / _bare_loop(n) for _ in range(3))
 
 
-def _timed_loop(timeouts: int, start, done) -> None:
-    _bare_loop(1000)   # warm, then wait for the others
+_SWEPT_BYTES = 64 * 2**20   # each of the memory loop's two arrays: twice this VM's L3
+
+
+def _memory_loop(passes: int) -> float:
+    """Seconds for ``passes`` numpy sweeps ``b += a`` over two arrays of 64 MiB.
+
+    The arrays are far larger than the processor's caches, so every sweep
+    reads and writes main memory, as the program's large arrays do (a
+    chunk's timeseries, tens of megabytes); the arrays are filled before
+    the clock starts (their pages are faulted in then).
+    """
+    import numpy as np
+
+    a = np.ones(_SWEPT_BYTES // 8, dtype=np.int64)
+    b = np.ones_like(a)
+    start = time.perf_counter()
+    for _ in range(passes):
+        np.add(a, b, out=b)
+    return time.perf_counter() - start
+
+
+# What a machine's own parallel efficiency is measured with: the loop, and its rate.
+_LOOPS = {"simpy": _bare_loop, "memory": _memory_loop}
+
+
+def _timed_loop(kind: str, count: int, start, done) -> None:
+    _LOOPS[kind](1)   # warm (the memory loop fills its arrays), then wait for the others
     start.wait()
-    _bare_loop(timeouts)
+    _LOOPS[kind](count)
     done.put(time.perf_counter())
 
 
-def _loop_together(timeouts: int, processes: int) -> float:
-    """Seconds until ``processes`` bare loops of ``timeouts`` each, started together, end."""
+def _loop_together(kind: str, count: int, processes: int) -> float:
+    """Seconds until ``processes`` loops of ``count`` steps each, started together, end."""
     import multiprocessing
 
     context = multiprocessing.get_context()
     start, done = context.Barrier(processes + 1), context.Queue()
-    helpers = [context.Process(target=_timed_loop, args=(timeouts, start, done))
+    helpers = [context.Process(target=_timed_loop, args=(kind, count, start, done))
                for _ in range(processes)]
     for helper in helpers:
         helper.start()
@@ -105,22 +134,29 @@ def _loop_together(timeouts: int, processes: int) -> float:
     return ended - began
 
 
-def machine_parallel_efficiency(workers: int, pairs: int, seconds: float) -> dict:
-    """The bare SimPy loop's own parallel efficiency here: what the machine allows.
+def machine_parallel_efficiency(workers: int, pairs: int, seconds: float,
+                                kind: str = "simpy") -> dict:
+    """A bare loop's own parallel efficiency here: what the machine allows.
 
     One loop alone, then ``workers`` loops at once (each as long as the one
-    alone), in turns as :func:`paired` does, ``pairs`` times. A loop that
-    shares nothing and allocates nothing would keep its speed on every core
-    of an ideal machine (efficiency 1.0); a shared virtual machine whose
-    cores run slower when all are busy gives less, whatever the program.
-    Same figures as the program's: the fastest run of each kind, and the
-    median of the pairs' ratios.
+    alone), in turns as :func:`paired` does, ``pairs`` times. ``kind``:
+    ``"simpy"``, the calibration's SimPy loop, which stays within the
+    processor's caches; ``"memory"``, numpy sweeps over arrays far larger
+    than them (:func:`_memory_loop`), which share the machine's memory
+    bandwidth when they run at once. A loop that shares nothing would keep
+    its speed on every core of an ideal machine (efficiency 1.0); a shared
+    virtual machine whose cores, or memory, slow down when all are busy
+    gives less, whatever the program. Same figures as the program's: the
+    fastest run of each kind, and the median of the pairs' ratios.
     """
-    timeouts = int(calibrate() * seconds)
+    if kind == "simpy":
+        steps = int(calibrate() * seconds)
+    else:
+        steps = max(1, int(seconds * 10 / _memory_loop(10)))
     ones, many = [], []
     for pair in range(pairs):
         for count in ((1, workers) if pair % 2 == 0 else (workers, 1)):
-            (ones if count == 1 else many).append(_loop_together(timeouts, count))
+            (ones if count == 1 else many).append(_loop_together(kind, steps, count))
     return {"seconds_alone": ones, "seconds_together": many,
             "efficiency": min(ones) / min(many),
             "efficiency_median_of_pairs": statistics.median(
@@ -291,9 +327,10 @@ def main() -> None:
 
     if cores >= 2:
         machine = machine_parallel_efficiency(2, PAIRS, seconds=1.0)
+        machine_memory = machine_parallel_efficiency(2, PAIRS, seconds=1.0, kind="memory")
         ref1, refn, pairs = paired("wecare_fesr_2018.toml", 2000, 2, PAIRS)
     else:
-        machine = None
+        machine = machine_memory = None
         ref1 = refn = measure("wecare_fesr_2018.toml", 2000, workers=1, repeats=3)
         pairs = []
     ref_half = measure("wecare_fesr_2018.toml", 1000, workers=1, repeats=3)
@@ -329,6 +366,7 @@ def main() -> None:
         "parallel_efficiency_2_pairs": pairs,
         "parallel_efficiency_2_median_of_pairs": statistics.median(pairs) if pairs else None,
         "machine_parallel_efficiency_2": machine,
+        "machine_memory_parallel_efficiency_2": machine_memory,
         "large_fund_s_per_replication": large1["s_per_replication"],
         "large_fund_peak_rss_gib": large20["peak_rss_gib"],
         "reference_10k_peak_rss_gib": ref10k["peak_rss_gib"],
@@ -380,6 +418,10 @@ def print_table(f: dict) -> None:
         table.add_row("  this machine's own: bare SimPy loops, 1 s, 2 at once",
                       f"{machine['efficiency']:.2f} "
                       f"(median {machine['efficiency_median_of_pairs']:.2f})", "", "")
+        memory = f["machine_memory_parallel_efficiency_2"]
+        table.add_row("  this machine's own: numpy sweeps over 128 MiB, 1 s, 2 at once",
+                      f"{memory['efficiency']:.2f} "
+                      f"(median {memory['efficiency_median_of_pairs']:.2f})", "", "")
     rv = f["revolving_1_worker"]
     table.add_row("revolving, 2,000 rep., 1 worker", f"{rv['replications_per_s']:,.0f} rep/s",
                   "", "")

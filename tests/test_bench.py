@@ -10,15 +10,24 @@ from benchmarks import bench
 def test_bare_loops_run_together_take_at_least_as_long_as_one_loop_computes():
     timeouts = 20_000
     alone = min(bench._bare_loop(timeouts) for _ in range(3))
-    together = bench._loop_together(timeouts, 2)
+    together = bench._loop_together("simpy", timeouts, 2)
     # Two loops at once end no sooner than one loop alone could compute its
     # timeouts (a third of slack for this process's own timing of that loop).
     assert together >= alone * 2 / 3
     assert together < 60
 
 
-def test_the_machine_efficiency_compares_runs_taken_in_turns():
-    machine = bench.machine_parallel_efficiency(2, pairs=2, seconds=0.02)
+def test_two_memory_loops_at_once_take_at_least_as_long_as_one():
+    passes = 3
+    alone = min(bench._memory_loop(passes) for _ in range(3))
+    together = bench._loop_together("memory", passes, 2)
+    assert together >= alone * 2 / 3
+    assert together < 60
+
+
+@pytest.mark.parametrize("kind", ["simpy", "memory"])
+def test_the_machine_efficiency_compares_runs_taken_in_turns(kind):
+    machine = bench.machine_parallel_efficiency(2, pairs=2, seconds=0.02, kind=kind)
     assert len(machine["seconds_alone"]) == len(machine["seconds_together"]) == 2
     assert machine["efficiency"] == pytest.approx(
         min(machine["seconds_alone"]) / min(machine["seconds_together"]))
