@@ -61,7 +61,12 @@ def encode(table: pa.Table, schema: pa.Schema) -> bytes:
     """``table`` as a Parquet file of one row group, with the run folder's options.
 
     The file's schema is ``schema`` (a table built from pandas carries extra
-    metadata, which the run folder's files do not record).
+    metadata, which the run folder's files do not record). A text column of
+    ``schema`` may come dictionary-coded (``results.travelling_timeseries_schema``):
+    the writer then takes its codes as they are instead of hashing every
+    value, and the file is the same. Files record Parquet's own types only,
+    not Arrow's schema (which would tell readers to read such a column as
+    codes): every column type here reads back from Parquet's as written.
     """
     sink = pa.BufferOutputStream()
     # Dictionary encoding only for the text columns: on the money columns it
@@ -70,8 +75,11 @@ def encode(table: pa.Table, schema: pa.Schema) -> bytes:
     # Statistics (each row group's minimum and maximum) only where readers filter
     # row groups: on the money columns they cost a sixth of the writing time.
     indexed = [name for name in _INDEXED if name in schema.names]
-    with pq.ParquetWriter(sink, schema, use_dictionary=text,
-                          write_statistics=indexed) as writer:
+    coded = {field.name: field for field in table.schema if pa.types.is_dictionary(field.type)}
+    schema = pa.schema([field.with_type(coded[field.name].type) if field.name in coded
+                        else field for field in schema])
+    with pq.ParquetWriter(sink, schema, use_dictionary=text, write_statistics=indexed,
+                          store_schema=False) as writer:
         writer.write_table(table, row_group_size=max(len(table), 1))
     return sink.getvalue().to_pybytes()
 

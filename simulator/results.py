@@ -176,6 +176,27 @@ def timeseries_schema(scenario: Scenario) -> pa.Schema:
     return _schema(columns, nullable=False)
 
 
+def travelling_timeseries_schema(scenario: Scenario) -> pa.Schema:
+    """:func:`timeseries_schema` with ``line`` dictionary-coded: the schema of the
+    timeseries tables chunks make (``runner.frames``) and send between processes.
+
+    Written to Parquet, a dictionary-coded column is stored as the file's
+    text column is (``parquet_join.encode``), and read back as text.
+    """
+    schema = timeseries_schema(scenario)
+    at = schema.get_field_index("line")
+    return schema.set(at, schema.field(at).with_type(pa.dictionary(pa.int32(), pa.string())))
+
+
+def decoded(table: pa.Table) -> pa.Table:
+    """``table`` with its dictionary-coded columns as plain values."""
+    for at, field in enumerate(table.schema):
+        if pa.types.is_dictionary(field.type):
+            table = table.set_column(at, field.with_type(field.type.value_type),
+                                     table.column(at).cast(field.type.value_type))
+    return table
+
+
 def loans_schema() -> pa.Schema:
     from .runner import LOAN_COLUMNS
 

@@ -182,24 +182,26 @@ def frames(scenario: Scenario, replications: list[int],
     replication, or one column per KPI. The two large
     tables are Arrow tables with the run folder's schemas (``results``): they
     travel between processes and go to Parquet without a detour through
-    Python objects.
+    Python objects. The timeseries' ``line`` is dictionary-coded (a code per
+    row, the line names once), as Parquet stores it: the codes are what the
+    writer would otherwise find by hashing every row's text
+    (``results.travelling_timeseries_schema``).
     """
     from .model import month_calendar
-    from .results import loans_schema, timeseries_schema
+    from .results import loans_schema, travelling_timeseries_schema
 
     names = [*scenario.lines, "total"]
     horizon = scenario.scenario.horizon_months
     dates = month_calendar(scenario.scenario.start, horizon)[0]
     count = len(replications)
-    schema = timeseries_schema(scenario)
+    schema = travelling_timeseries_schema(scenario)
     if count:
         line_codes = np.tile(np.repeat(np.arange(len(names), dtype=np.int32), horizon), count)
         columns = {
             "replication": np.repeat(np.array(replications, dtype=np.int32),
                                      len(names) * horizon),
             "date": np.tile(dates, count * len(names)),
-            "line": pa.DictionaryArray.from_arrays(line_codes,
-                                                   pa.array(names)).dictionary_decode(),
+            "line": pa.DictionaryArray.from_arrays(line_codes, pa.array(names)),
             **{col: series[col].reshape(-1) for col in timeseries_columns(scenario)},
         }
         timeseries = _arrow_table(columns, schema)
@@ -280,8 +282,11 @@ def run(scenario: Scenario | str, replications: int | None = None, seed: int | N
 
 
 def _to_pandas(tables: list[pa.Table]) -> pd.DataFrame:
-    """Chunks' tables as one DataFrame, as ``pd.read_parquet`` reads the run folder's file."""
-    return pa.concat_tables(tables).to_pandas()
+    """Chunks' tables as one DataFrame, as ``pd.read_parquet`` reads the run folder's file
+    (dictionary-coded text as text)."""
+    from .results import decoded
+
+    return decoded(pa.concat_tables(tables)).to_pandas()
 
 
 def run_to_folder(scenario: Scenario, folder, replications: int | None = None,
