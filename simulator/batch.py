@@ -218,6 +218,8 @@ class ChunkBatch(MonthClosing):
         # How each application's money goes out, by its line's rules.
         self.payouts = bf.StackedPayouts.of_lines([line.line for line in self.lines],
                                                   [line.public_loan for line in self.lines])
+        for line in self.lines:
+            line.release_arrays()   # stacked above: the chunk's largest arrays, held once
 
         def zeros():
             return np.zeros((size, horizon), dtype=np.int64)
@@ -741,6 +743,10 @@ def simulate_chunk(scenario: Scenario, replications: list[int], seed: int,
             batch.close(horizon - 1)
     batch._book()   # commitments whose flows all fall after the horizon
 
+    # The loan table first: its temporaries are gone before the timeseries, the
+    # chunk's largest arrays, are laid out (fewer fresh pages for a process's
+    # first chunk).
+    loans = loan_table(scenario, batch, replications)
     if kpis_only and not check:
         series = None
         total = batch.totals()
@@ -749,7 +755,6 @@ def simulate_chunk(scenario: Scenario, replications: list[int], seed: int,
         total = {name: values[:, -1] for name, values in series.items()}
     if check:
         _check(scenario, batch, series, replications)
-    loans = loan_table(scenario, batch, replications)
     first_dry = np.fmin.reduce(batch.first_dry.reshape(len(batch.lines), -1), axis=0)
     deadline = eligibility_month(scenario, calendar.offset)
     # Each loan's replication as its position in ``replications`` (in any order).

@@ -48,6 +48,13 @@ class LineApplications:
         self._terms()
         self._decisions(end_time)
 
+    def release_arrays(self) -> None:
+        """Let go of the per-application and per-decision arrays once the chunk
+        has stacked every line's (``batch.ChunkBatch``); the line's rules and
+        pipeline stay."""
+        for name in ("app_rep", "app_number", *DRAWN, *TERMS, "dec_app", "dec_time"):
+            delattr(self, name)
+
     def _draw(self, replications: list[int], seed: int) -> None:
         columns = draw_chunk(self.scenario, self.line_id, replications, seed)
         counts = columns["counts"]
