@@ -42,6 +42,7 @@ from . import batch_flows as bf
 from .batch_applications import DRAWN, TERMS, LineApplications
 from .batch_closing import KIND, MonthClosing
 from .batch_loans import loan_table
+from .batch_strict import redo_on_the_simpy_model, replications_to_redo
 from .distributions import Fixed
 from .draws import application_windows
 from .ledger import (
@@ -69,8 +70,10 @@ def unsupported(scenario: Scenario) -> str | None:
     """Why a scenario must run on the SimPy model, or None if the batch engine covers it."""
     seen: dict[str, str] = {}
     for line_id, line in scenario.lines.items():
-        if scenario.state_aid.strict and line.state_aid.over_ceiling != "flag":
-            return f"line {line_id} reduces or rejects aid over the ceiling"
+        # Rejecting is covered (batch_strict); a reduced project may fit where the
+        # full one did not, which a flagging run does not show.
+        if scenario.state_aid.strict and line.state_aid.over_ceiling == "reduce":
+            return f"line {line_id} reduces aid over the ceiling"
         if line.applications.mode != "pipeline":
             continue
         # A beneficiary's aid adds up in the order of its commitments: within a line,
@@ -765,6 +768,11 @@ def simulate_chunk(scenario: Scenario, replications: list[int], seed: int,
     kpis = {"replication": np.asarray(replications),
             **chunk_kpis(scenario, total, loans, position, first_dry, deadline,
                          no_aid_decision, no_aid_decision)}
+    # A strict run that rejects aid over the ceiling: see batch_strict.
+    redo = replications_to_redo(scenario, loans, replications)
+    if redo:
+        series, loans, kpis = redo_on_the_simpy_model(scenario, replications, seed, check,
+                                                      redo, series, loans, kpis)
     if kpis_only:
         return ChunkFrames(replications, None, None, kpi_frame(kpis))
     return ChunkFrames(replications, *frames(scenario, replications, series, loans, kpis))

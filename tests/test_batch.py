@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from conftest import BASE_TABLES, deep_update
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from test_model_stats import small_scenarios
 
@@ -367,9 +367,77 @@ def test_reallocations_as_in_the_simpy_model(make_scenario, reallocations):
     assert series.loc[series["line"] == "B", "waiting"].max() > 0
 
 
+# Strict, rejecting aid over the ceiling on both lines of TWO_LINES (line B queues);
+# a few beneficiaries come with aid right under the ceiling already, so that some
+# replications reject projects and others do not.
+STRICT_REJECT = deep_update(TWO_LINES, {"state_aid": {"strict": True}, "lines": {
+    line: {"state_aid": {"over_ceiling": "reject", "prior_aid": {
+        "dist": "empirical", "values": [0, 199_990], "weights": [0.97, 0.03]}}}
+    for line in "AB"}})
+
+
+def test_a_strict_run_that_rejects_gives_the_simpy_models_tables(make_scenario):
+    scenario = make_scenario(STRICT_REJECT)
+    assert unsupported(scenario) is None
+    assert chunk_size(scenario) >= BATCH_CHUNK_SIZE
+    ids = list(range(12))
+    assert_same_tables(scenario, ids)
+    # Some replications rejected a project, and others did not: both paths were taken.
+    rejected = simulate_chunk(scenario, ids, scenario.scenario.seed).kpis["rejected_state_aid"]
+    assert 0 < (rejected > 0).sum() < len(ids)
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+                                                                  HealthCheck.function_scoped_fixture])
+@given(batch_scenarios(), st.sampled_from(["A", "B", "AB"]),
+       st.sampled_from([0.0, 0.05, 0.5]))
+def test_strict_runs_that_reject_give_the_simpy_models_tables_on_random_scenarios(
+        make_scenario, case, rejecting, near_the_ceiling):
+    changes, first = case
+    changes = deep_update(changes, {"state_aid": {"strict": True}, "lines": {
+        line: {"state_aid": {"over_ceiling": "reject"}} for line in rejecting}})
+    for line in rejecting:   # replaced whole: the drawn scenario may give another kind
+        changes["lines"][line]["state_aid"]["prior_aid"] = {
+            "dist": "empirical", "values": [0, 199_990],
+            "weights": [1 - near_the_ceiling, near_the_ceiling]}
+    scenario = make_scenario(changes)
+    assert unsupported(scenario) is None
+    ids = [first, first + 1, first + 7]
+    assert_same_tables(scenario, ids)
+    rejected = simulate_chunk(scenario, ids, scenario.scenario.seed).kpis["rejected_state_aid"]
+    event(f"replications that rejected aid: {(rejected > 0).sum()} of 3")
+
+
+def test_a_strict_run_where_no_aid_goes_over_never_runs_the_simpy_model(make_scenario,
+                                                                         monkeypatch):
+    scenario = make_scenario(deep_update(STRICT_REJECT, {"lines": {
+        line: {"state_aid": {"prior_aid": 0}} for line in "AB"}}))
+    ids = list(range(6))
+    expected = simpy_frames(scenario, ids, scenario.scenario.seed)
+
+    def no_simpy(*args, **kwargs):
+        raise AssertionError("the SimPy model ran")
+
+    import simulator.runner
+    monkeypatch.setattr(simulator.runner, "run_replication", no_simpy)
+    got = simulate_chunk(scenario, ids, scenario.scenario.seed, check=True)
+    for name, want in zip(("timeseries", "loans", "kpis"), expected, strict=True):
+        pd.testing.assert_frame_equal(_frame(getattr(got, name)), _frame(want),
+                                      check_exact=True, obj=name)
+    assert (got.kpis["rejected_state_aid"] == 0).all()
+
+
+def test_kpis_only_of_a_strict_run_that_rejects_are_the_full_runs(make_scenario):
+    scenario = make_scenario(STRICT_REJECT)
+    ids = list(range(12))
+    seed = scenario.scenario.seed
+    pd.testing.assert_frame_equal(simulate_chunk(scenario, ids, seed, kpis_only=True).kpis,
+                                  simulate_chunk(scenario, ids, seed).kpis, check_exact=True)
+
+
 @pytest.mark.parametrize("change, reason", [
-    ({"state_aid": {"strict": True}, "lines": {"A": {"state_aid": {"over_ceiling": "reject"}}}},
-     "reduces or rejects"),
+    ({"state_aid": {"strict": True}, "lines": {"A": {"state_aid": {"over_ceiling": "reduce"}}}},
+     "reduces aid over the ceiling"),
 ])
 def test_what_the_batch_engine_does_not_cover_runs_on_the_simpy_model(make_scenario, change,
                                                                        reason):

@@ -49,7 +49,7 @@ def _several_runs(scenario) -> list[Run]:
     variant = load_scenario(REFERENCE, ["lines.A.instrument.coverage=0.7",
                                         "lines.A.instrument.grant_share=0.3"])
     strict = load_scenario(REFERENCE, ["state_aid.strict=true",
-                                       "lines.A.state_aid.over_ceiling=reject"])
+                                       "lines.A.state_aid.over_ceiling=reduce"])
     assert unsupported(strict) is not None and unsupported(variant) is None
     return [Run(scenario, list(range(150)), 7), Run(variant, list(range(150)), 7),
             Run(strict, list(range(60, 120)), 9)]
