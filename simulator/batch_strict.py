@@ -62,7 +62,7 @@ def redo_on_the_simpy_model(scenario: Scenario, replications: list[int], seed: i
     loans as Arrow arrays of the run folder's types.
     """
     from .results import loans_schema
-    from .runner import LOAN_COLUMNS, _arrow_table, run_replication
+    from .runner import LOAN_COLUMNS, arrow_table, run_replication
 
     tables = [run_replication(scenario, replications[p], seed, check) for p in redo]
     names = [*scenario.lines, "total"]
@@ -77,8 +77,8 @@ def redo_on_the_simpy_model(scenario: Scenario, replications: list[int], seed: i
     schema = loans_schema()
     redone = np.isin(np.asarray(loans["replication"]), [replications[p] for p in redo])
     joined = pa.concat_tables([
-        _arrow_table(loans, schema).filter(pa.array(~redone)),
-        _arrow_table({c: np.concatenate([t.loans[c] for t in tables]) for c in LOAN_COLUMNS},
+        arrow_table(loans, schema).filter(pa.array(~redone)),
+        arrow_table({c: np.concatenate([t.loans[c] for t in tables]) for c in LOAN_COLUMNS},
                      schema)])
     # Back in replication order (each replication's rows keep theirs).
     position = {replication: p for p, replication in enumerate(replications)}

@@ -204,10 +204,10 @@ def frames(scenario: Scenario, replications: list[int],
             "line": pa.DictionaryArray.from_arrays(line_codes, pa.array(names)),
             **{col: series[col].reshape(-1) for col in timeseries_columns(scenario)},
         }
-        timeseries = _arrow_table(columns, schema)
+        timeseries = arrow_table(columns, schema)
     else:
         timeseries = schema.empty_table()
-    loan_table = _arrow_table(loans, loans_schema())
+    loan_table = arrow_table(loans, loans_schema())
     return timeseries, loan_table, kpi_frame(kpis)
 
 
@@ -218,7 +218,7 @@ def kpi_frame(kpis: list[dict] | dict[str, np.ndarray]) -> pd.DataFrame:
     return frame
 
 
-def _arrow_table(columns: dict, schema: pa.Schema) -> pa.Table:
+def arrow_table(columns: dict, schema: pa.Schema) -> pa.Table:
     """An Arrow table of numpy columns (NaN and NaT become nulls)."""
     return pa.Table.from_arrays(
         [columns[field.name] if isinstance(columns[field.name], pa.Array) else
