@@ -70,12 +70,12 @@ def unsupported(scenario: Scenario) -> str | None:
     """Why a scenario must run on the SimPy model, or None if the batch engine covers it."""
     seen: dict[str, str] = {}
     for line_id, line in scenario.lines.items():
-        # Rejecting is covered (batch_strict); a reduced project may fit where the
-        # full one did not, which a flagging run does not show.
-        if scenario.state_aid.strict and line.state_aid.over_ceiling == "reduce":
-            return f"line {line_id} reduces aid over the ceiling"
         if line.applications.mode != "pipeline":
             continue
+        # Reducing is covered by a bound on each project's own aid (batch_strict).
+        if scenario.state_aid.strict and line.state_aid.over_ceiling == "reduce" and \
+                scenario.pipeline(line_id)["beneficiary"].notna().any():
+            return f"line {line_id} reduces aid over the ceiling of named beneficiaries"
         # A beneficiary's aid adds up in the order of its commitments: within a line,
         # the batch engine's; across lines, the SimPy model's events.
         for name in scenario.pipeline(line_id)["beneficiary"].dropna().unique():
@@ -769,7 +769,7 @@ def simulate_chunk(scenario: Scenario, replications: list[int], seed: int,
             **chunk_kpis(scenario, total, loans, position, first_dry, deadline,
                          no_aid_decision, no_aid_decision)}
     # A strict run that rejects aid over the ceiling: see batch_strict.
-    redo = replications_to_redo(scenario, loans, replications)
+    redo = replications_to_redo(scenario, batch, loans, replications)
     if redo:
         series, loans, kpis = redo_on_the_simpy_model(scenario, replications, seed, check,
                                                       redo, series, loans, kpis)

@@ -1,23 +1,35 @@
-"""A strict run that rejects aid over the de minimis ceiling, on the batch engine.
+"""Strict runs that reject or reduce aid over the de minimis ceiling, on the batch engine.
 
 In a strict run (``state_aid.strict``), a line whose ``over_ceiling`` rule is
 ``reject`` settles an application without committing it when the aid of the
-project would take its beneficiary over the ceiling (``FundModel._try_commit``).
-The SimPy model prices a project's aid only when the line can cover it,
-that is exactly when a run that only flags the aid commits it. So, event by
-event, a strict run and a flagging run of a replication stay the same until
-the first commitment that the flagging run marks as over the ceiling on a
-rejecting line: a replication without one is the same in both.
+project would take its beneficiary over the ceiling; ``reduce`` commits it
+with a smaller grant or loan (``FundModel._try_commit``). The batch engine
+runs such a chunk as a run that only flags aid over the ceiling, and runs
+again on the SimPy model the replications where the rule may have applied;
+their tables replace the batch engine's (:func:`redo_on_the_simpy_model`).
+Replications are independent, so the others keep the batch engine's
+tables, and which are run again depends on each replication alone, never
+on the chunk it is in.
 
-The batch engine therefore runs such a chunk as a flagging run, and the
-replications where a project on a rejecting line went over the ceiling are
-run again on the SimPy model, whose tables replace theirs
-(:func:`redo_on_the_simpy_model`). Replications are independent, so the
-others keep the batch engine's tables, and which are run again depends on
-each replication alone, never on the chunk it is in. A line that *reduces*
-aid over the ceiling prices projects the line cannot cover as well (a
-reduced one may fit), so a flagging run says nothing about them: such a
-scenario runs on the SimPy model (``batch.unsupported``).
+* ``reject``: the SimPy model prices a project's aid only when the line can
+  cover it, that is exactly when the flagging run commits it. So, event by
+  event, the strict run and the flagging run of a replication stay the same
+  until the first commitment that the flagging run marks as over the
+  ceiling on a rejecting line: a replication without one is run again only
+  if another of its lines asks for it.
+* ``reduce``: the SimPy model also prices projects the line cannot cover (a
+  reduced project may fit), at every instant it offers them: when decided,
+  and at each month's tick (or reallocation) while they wait on the list.
+  A replication is run again when a decision of a reducing line *could* be
+  over the ceiling at any of those instants (:func:`may_go_over`: an upper
+  bound of its aid over the rates in force from its decision to the end of
+  its wait, the longest grace a late tranche can give and the grant
+  undiscounted); otherwise no aid the SimPy model prices is over the
+  ceiling, and its run is the flagging run.
+
+A named beneficiary's aid adds up over its projects: a strict run that
+reduces aid of named beneficiaries runs on the SimPy model
+(``batch.unsupported``).
 """
 
 from __future__ import annotations
@@ -25,7 +37,11 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
+from . import batch_flows as bf
+from .instruments import PERIOD_MONTHS
+from .model import days_of
 from .scenario import Scenario
+from .state_aid import _DE_MINIMIS_2023_FROM, _DE_MINIMIS_CENTS
 
 
 def rejecting_lines(scenario: Scenario) -> list[str]:
@@ -36,17 +52,97 @@ def rejecting_lines(scenario: Scenario) -> list[str]:
             if line.state_aid.over_ceiling == "reject"]
 
 
-def replications_to_redo(scenario: Scenario, loans: dict[str, np.ndarray],
-                         replications: list[int]) -> list[int]:
-    """Positions in ``replications`` of those whose flagging run committed a project
-    over the ceiling on a rejecting line (``loans``: the chunk's loan table)."""
-    lines = rejecting_lines(scenario)
-    if not lines or not len(loans["replication"]):
+def reducing_lines(scenario: Scenario) -> list[str]:
+    """The lines whose aid over the ceiling this run reduces."""
+    if not scenario.state_aid.strict:
         return []
-    over = np.asarray(loans["over_ceiling"], dtype=bool) & np.isin(
-        np.asarray(loans["line"], dtype=object), lines)
-    ids = set(np.asarray(loans["replication"])[over].tolist())
-    return [p for p, replication in enumerate(replications) if replication in ids]
+    return [line_id for line_id, line in scenario.lines.items()
+            if line.state_aid.over_ceiling == "reduce"]
+
+
+def replications_to_redo(scenario: Scenario, batch, loans: dict[str, np.ndarray],
+                         replications: list[int]) -> list[int]:
+    """Positions in ``replications`` of those the SimPy model must run again: whose
+    flagging run committed a project over the ceiling on a rejecting line, or with
+    a decision on a reducing line that could be over it (``batch``: the chunk's
+    ``batch.ChunkBatch``; ``loans``: its loan table)."""
+    redo: set[int] = set()
+    rejecting = rejecting_lines(scenario)
+    if rejecting and len(loans["replication"]):
+        over = np.asarray(loans["over_ceiling"], dtype=bool) & np.isin(
+            np.asarray(loans["line"], dtype=object), rejecting)
+        ids = set(np.asarray(loans["replication"])[over].tolist())
+        redo.update(p for p, replication in enumerate(replications) if replication in ids)
+    for line_id in reducing_lines(scenario):
+        redo.update(may_go_over(scenario, batch, list(scenario.lines).index(line_id)).tolist())
+    return sorted(redo)
+
+
+def may_go_over(scenario: Scenario, batch, line: int) -> np.ndarray:
+    """Positions of the chunk's replications with a decision of line ``line`` whose aid
+    could be over the ceiling at an instant the SimPy model offers it (:func:`aid_bounds`)."""
+    bounds = aid_bounds(scenario, batch, line)
+    if bounds is None:
+        return np.zeros(0, dtype=np.int64)
+    apps, aid, ceiling = bounds
+    over = aid + batch.prior_aid[apps] > ceiling
+    return np.unique(batch.app_rep[apps][over])
+
+
+def aid_bounds(scenario: Scenario, batch, line: int):
+    """For each decision of line ``line``: its application, an upper bound of its
+    project's aid (cents) and the lowest ceiling (cents) at any instant the SimPy model
+    could offer it; None where the line has no ceiling or no decision.
+
+    An upper bound of the project's aid: its loan's ESL at the highest reference
+    rate and the lowest discount rate in force from its decision to the end of
+    the longest wait (``max_wait_months``, and a month's slack), with the
+    longest grace its tranches can give (the instrument's, or the months from
+    signing to completion rounded up to whole periods, plus one) and its grant
+    not discounted (or discounted at a negative rate over those months), plus
+    a cent for each rounding; against the lowest ceiling in force then, after
+    the aid declared for it. The ESL grows with the reference rate and the
+    grace and falls with the discount rate (``state_aid.project_esl``).
+    """
+    spec = batch.lines[line].line
+    regime = spec.state_aid.regime
+    positions = np.flatnonzero(batch.dec_line == line)
+    if regime in ("gber", "none") or not len(positions):
+        return None
+    apps = batch.dec_app[positions]
+    calendar = batch.calendar
+    first = days_of(calendar.start, batch.horizon, calendar.offset, batch.dec_time[positions])
+    waits = spec.max_wait_months + 2 if spec.when_dry == "waiting_list" else 1
+    last = first + np.timedelta64(31 * waits, "D")
+    table, margin = scenario.rate_table(), scenario.reference_margin_bp()
+    try:
+        found = table.rates_on(first, margin)
+        reference, discount = found[:, 0].copy(), found[:, 1].copy()
+        for change in table.valid_from:
+            day = np.datetime64(change, "D")
+            later = (first < day) & (day <= last)
+            if later.any():
+                rates = table.rates_at(change, margin)
+                reference[later] = np.maximum(reference[later], rates[0])
+                discount[later] = np.minimum(discount[later], rates[1])
+    except ValueError:   # a day before the rates file's first rate: no bound
+        return apps, np.full(len(apps), np.iinfo(np.int64).max // 2), 0
+    instrument = spec.instrument
+    period = PERIOD_MONTHS[instrument.frequency]
+    spread = np.ceil(batch.implementation_months[apps]).astype(np.int64) + 1
+    grace = np.maximum(instrument.grace_months, -(-spread // period) * period)
+    none = np.zeros(len(apps), dtype=np.int64)
+    loan = bf.grant_equivalents(batch.public_loan[apps], none, spec, reference, discount,
+                                grace, none - 1, none)
+    grant = np.ceil(batch.grant[apps] * np.maximum(1.0, (1.0 + discount) ** (-spread / 12.0)))
+    aid = loan + grant.astype(np.int64) + 1
+    if regime == "auto":   # the lower ceiling is the earlier one
+        ceiling = np.where(first >= np.datetime64(_DE_MINIMIS_2023_FROM, "D"),
+                           _DE_MINIMIS_CENTS["de_minimis_2023"],
+                           _DE_MINIMIS_CENTS["de_minimis_2013"])
+    else:
+        ceiling = _DE_MINIMIS_CENTS[regime]
+    return apps, aid, ceiling
 
 
 def redo_on_the_simpy_model(scenario: Scenario, replications: list[int], seed: int,

@@ -376,42 +376,64 @@ STRICT_REJECT = deep_update(TWO_LINES, {"state_aid": {"strict": True}, "lines": 
     for line in "AB"}})
 
 
-def test_a_strict_run_that_rejects_gives_the_simpy_models_tables(make_scenario):
-    scenario = make_scenario(STRICT_REJECT)
+# A reducing line prices every decision it offers, a rejecting one only those it
+# commits: fewer beneficiaries near the ceiling for the first, so that again some
+# replications only are run on the SimPy model.
+@pytest.mark.parametrize("rule, kpi, near_the_ceiling", [
+    ("reject", "rejected_state_aid", 0.03), ("reduce", "reduced_state_aid", 0.003)])
+def test_a_strict_run_gives_the_simpy_models_tables(make_scenario, monkeypatch, rule, kpi,
+                                                    near_the_ceiling):
+    scenario = make_scenario(deep_update(STRICT_REJECT, {"lines": {
+        line: {"state_aid": {"over_ceiling": rule, "prior_aid": {
+            "dist": "empirical", "values": [0, 199_990],
+            "weights": [1 - near_the_ceiling, near_the_ceiling]}}} for line in "AB"}}))
     assert unsupported(scenario) is None
     assert chunk_size(scenario) >= BATCH_CHUNK_SIZE
     ids = list(range(12))
     assert_same_tables(scenario, ids)
-    # Some replications rejected a project, and others did not: both paths were taken.
-    rejected = simulate_chunk(scenario, ids, scenario.scenario.seed).kpis["rejected_state_aid"]
-    assert 0 < (rejected > 0).sum() < len(ids)
+    import simulator.batch
+    redone = []
+    run_again = simulator.batch.redo_on_the_simpy_model
+
+    def recorded(*args):
+        redone.extend(args[4])
+        return run_again(*args)
+
+    monkeypatch.setattr(simulator.batch, "redo_on_the_simpy_model", recorded)
+    applied = simulate_chunk(scenario, ids, scenario.scenario.seed).kpis[kpi]
+    # The rule applied in some replications, which the SimPy model ran; others
+    # kept the batch engine's tables.
+    assert set(np.flatnonzero(applied > 0)) <= set(redone)
+    assert (applied > 0).sum() > 0 and len(redone) < len(ids)
 
 
-@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow,
                                                                   HealthCheck.function_scoped_fixture])
-@given(batch_scenarios(), st.sampled_from(["A", "B", "AB"]),
-       st.sampled_from([0.0, 0.05, 0.5]))
-def test_strict_runs_that_reject_give_the_simpy_models_tables_on_random_scenarios(
-        make_scenario, case, rejecting, near_the_ceiling):
+@given(batch_scenarios(), st.sampled_from(["reject", "reduce"]),
+       st.sampled_from(["A", "B", "AB"]), st.sampled_from([0.0, 0.05, 0.5]))
+def test_strict_runs_give_the_simpy_models_tables_on_random_scenarios(
+        make_scenario, case, rule, strict_lines, near_the_ceiling):
     changes, first = case
     changes = deep_update(changes, {"state_aid": {"strict": True}, "lines": {
-        line: {"state_aid": {"over_ceiling": "reject"}} for line in rejecting}})
-    for line in rejecting:   # replaced whole: the drawn scenario may give another kind
+        line: {"state_aid": {"over_ceiling": rule}} for line in strict_lines}})
+    for line in strict_lines:   # replaced whole: the drawn scenario may give another kind
         changes["lines"][line]["state_aid"]["prior_aid"] = {
-            "dist": "empirical", "values": [0, 199_990],
-            "weights": [1 - near_the_ceiling, near_the_ceiling]}
+            "dist": "empirical", "values": [0, 150_000, 190_000, 199_990],
+            "weights": [1 - near_the_ceiling, *[near_the_ceiling / 3] * 3]}
     scenario = make_scenario(changes)
     assert unsupported(scenario) is None
     ids = [first, first + 1, first + 7]
     assert_same_tables(scenario, ids)
-    rejected = simulate_chunk(scenario, ids, scenario.scenario.seed).kpis["rejected_state_aid"]
-    event(f"replications that rejected aid: {(rejected > 0).sum()} of 3")
+    kpis = simulate_chunk(scenario, ids, scenario.scenario.seed).kpis
+    applied = (kpis["rejected_state_aid"] + kpis["reduced_state_aid"] > 0).sum()
+    event(f"{rule}: replications where the rule applied: {applied} of 3")
 
 
+@pytest.mark.parametrize("rule", ["reject", "reduce"])
 def test_a_strict_run_where_no_aid_goes_over_never_runs_the_simpy_model(make_scenario,
-                                                                         monkeypatch):
+                                                                         monkeypatch, rule):
     scenario = make_scenario(deep_update(STRICT_REJECT, {"lines": {
-        line: {"state_aid": {"prior_aid": 0}} for line in "AB"}}))
+        line: {"state_aid": {"prior_aid": 0, "over_ceiling": rule}} for line in "AB"}}))
     ids = list(range(6))
     expected = simpy_frames(scenario, ids, scenario.scenario.seed)
 
@@ -425,24 +447,79 @@ def test_a_strict_run_where_no_aid_goes_over_never_runs_the_simpy_model(make_sce
         pd.testing.assert_frame_equal(_frame(getattr(got, name)), _frame(want),
                                       check_exact=True, obj=name)
     assert (got.kpis["rejected_state_aid"] == 0).all()
+    assert (got.kpis["reduced_state_aid"] == 0).all()
 
 
-def test_kpis_only_of_a_strict_run_that_rejects_are_the_full_runs(make_scenario):
-    scenario = make_scenario(STRICT_REJECT)
+def _stepped_batch(scenario, ids):
+    """A chunk's ``ChunkBatch`` after its month loop, as ``simulate_chunk`` runs it."""
+    from simulator.batch import Calendar, legacy_from_month
+
+    calendar = Calendar(scenario)
+    batch = ChunkBatch(scenario, ids, scenario.scenario.seed, calendar,
+                       legacy_from_month(scenario, calendar.offset))
+    for month in range(calendar.horizon):
+        if batch.quiet_from(month):
+            batch.close_rest(max(month - 1, 0))
+            break
+        batch.step(month)
+    else:
+        batch.close(calendar.horizon - 1)
+    batch._book()
+    return batch
+
+
+@pytest.mark.parametrize("name, changes", [
+    ("wecare_fesr_2018.toml", []),
+    ("grant_heavy.toml", []),
+    ("revolving.toml", ["lines.A.instrument.coverage=0.8", "lines.A.instrument.grant_share=0.2"]),
+])
+def test_the_aid_bound_of_a_reducing_line_holds_for_every_commitment(name, changes):
+    """Every committed project's aid, priced when it was committed (at its decision or
+    after a wait), is within the bound that decides which replications the SimPy model
+    runs again, and under the ceiling the bound compares it with."""
+    from simulator.batch_loans import loan_table
+    from simulator.batch_strict import aid_bounds
+
+    scenario = load_scenario(ROOT / "scenarios" / name, changes)
+    ids = list(range(40))
+    batch = _stepped_batch(scenario, ids)
+    loans = pd.DataFrame(loan_table(scenario, batch, ids))
+    checked = 0
+    for i, line_id in enumerate(scenario.lines):
+        apps, aid, ceiling = aid_bounds(scenario, batch, i)
+        bound = pd.DataFrame({
+            "replication": np.asarray(ids)[batch.app_rep[apps]],
+            "project_id": [f"{line_id}-{n + 1:05d}" for n in batch.app_number[apps]],
+            "bound": aid, "lowest_ceiling": ceiling})
+        mine = loans[loans["line"] == line_id].merge(bound, on=["replication", "project_id"],
+                                                     how="left", validate="one_to_one")
+        assert mine["bound"].notna().all()
+        assert (mine["esl"] <= mine["bound"]).all()
+        assert (mine["de_minimis_ceiling"] >= mine["lowest_ceiling"]).all()
+        checked += len(mine)
+    assert checked > 100
+
+
+@pytest.mark.parametrize("rule", ["reject", "reduce"])
+def test_kpis_only_of_a_strict_run_are_the_full_runs(make_scenario, rule):
+    scenario = make_scenario(deep_update(STRICT_REJECT, {"lines": {
+        line: {"state_aid": {"over_ceiling": rule}} for line in "AB"}}))
     ids = list(range(12))
     seed = scenario.scenario.seed
     pd.testing.assert_frame_equal(simulate_chunk(scenario, ids, seed, kpis_only=True).kpis,
                                   simulate_chunk(scenario, ids, seed).kpis, check_exact=True)
 
 
-@pytest.mark.parametrize("change, reason", [
-    ({"state_aid": {"strict": True}, "lines": {"A": {"state_aid": {"over_ceiling": "reduce"}}}},
-     "reduces aid over the ceiling"),
-])
-def test_what_the_batch_engine_does_not_cover_runs_on_the_simpy_model(make_scenario, change,
-                                                                       reason):
-    scenario = make_scenario(change)
-    assert reason in unsupported(scenario)
+def test_a_strict_run_that_reduces_aid_of_named_beneficiaries_runs_on_the_simpy_model(
+        make_scenario):
+    # Their aid adds up over their projects: no bound of one project's own aid holds.
+    scenario = make_scenario(
+        {"state_aid": {"strict": True}, "lines": {"A": {
+            "state_aid": {"over_ceiling": "reduce"},
+            "applications": {"mode": "pipeline", "pipeline": "pipeline.csv"}}}},
+        pipeline="date,line,eligible_cost,beneficiary\n2020-02-10,A,300000,coop\n"
+                 "2020-05-10,A,200000,coop\n")
+    assert "reduces aid over the ceiling of named beneficiaries" in unsupported(scenario)
     assert chunk_size(scenario) == CHUNK_SIZE
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -44,15 +46,32 @@ def test_in_memory_save_writes_the_same_bytes_as_a_streamed_run(scenario, tmp_pa
     assert _bytes(tmp_path / "streamed") == _bytes(tmp_path / "saved")
 
 
-def _several_runs(scenario) -> list[Run]:
+@pytest.fixture(scope="module")
+def simpy_scenario(tmp_path_factory):
+    """The reference replaying a pipeline in which one beneficiary applies on both
+    lines: a scenario the batch engine leaves to the SimPy model."""
+    folder = tmp_path_factory.mktemp("simpy")
+    (folder / "applications.csv").write_text(
+        "date,line,eligible_cost,beneficiary\n"
+        "2019-01-10,A,1500000,coop\n2019-02-12,B,60000,coop\n"
+        "2019-03-05,A,1200000,\n2019-04-20,B,80000,\n2019-06-03,B,45000,other\n",
+        encoding="utf-8")
+    (folder / "scenario.toml").write_text(
+        f'base = "{(Path(REFERENCE).resolve()).as_posix()}"\n'
+        + "".join(f'[lines.{line}.applications]\nmode = "pipeline"\n'
+                  f'pipeline = "applications.csv"\n' for line in "AB"), encoding="utf-8")
+    found = load_scenario(folder / "scenario.toml")
+    assert unsupported(found) is not None
+    return found
+
+
+def _several_runs(scenario, simpy_scenario) -> list[Run]:
     """Runs of one to three chunks: the reference, a variant, one on the SimPy model."""
     variant = load_scenario(REFERENCE, ["lines.A.instrument.coverage=0.7",
                                         "lines.A.instrument.grant_share=0.3"])
-    strict = load_scenario(REFERENCE, ["state_aid.strict=true",
-                                       "lines.A.state_aid.over_ceiling=reduce"])
-    assert unsupported(strict) is not None and unsupported(variant) is None
+    assert unsupported(variant) is None
     return [Run(scenario, list(range(150)), 7), Run(variant, list(range(150)), 7),
-            Run(strict, list(range(60, 120)), 9)]
+            Run(simpy_scenario, list(range(60, 120)), 9)]
 
 
 def _kpis_of_runs(runs: list[Run], **backend) -> list[pd.DataFrame]:
@@ -60,8 +79,8 @@ def _kpis_of_runs(runs: list[Run], **backend) -> list[pd.DataFrame]:
         return [collect_kpis(chunks, len(run.ids)) for run in runs]
 
 
-def test_several_runs_on_the_same_workers_keep_their_own_kpis(scenario):
-    runs = _several_runs(scenario)
+def test_several_runs_on_the_same_workers_keep_their_own_kpis(scenario, simpy_scenario):
+    runs = _several_runs(scenario, simpy_scenario)
     serial = _kpis_of_runs(runs, workers=1)
     pooled = _kpis_of_runs(runs, workers=2)
     for run, one, two in zip(runs, serial, pooled, strict=True):
@@ -91,10 +110,10 @@ def test_a_kpi_run_of_one_chunk_is_split_over_the_workers(scenario, monkeypatch)
     pd.testing.assert_frame_equal(serial, pooled)
 
 
-def test_dask_local_cluster_gives_the_same_files(scenario, tmp_path):
+def test_dask_local_cluster_gives_the_same_files(scenario, simpy_scenario, tmp_path):
     distributed = pytest.importorskip("dask.distributed")
     run_to_folder(scenario, tmp_path / "serial", replications=600, workers=1)
-    runs = _several_runs(scenario)
+    runs = _several_runs(scenario, simpy_scenario)
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
                                   dashboard_address=None) as cluster, \
             distributed.Client(cluster) as client:
