@@ -50,7 +50,9 @@ def results_in_order(task: Callable[[Any], Any], chunks: Sequence[Any], helpers:
     (where ``fork`` is missing) it and ``chunks`` must be picklable (a chunk
     is whatever ``task`` takes: replication ids, or a scenario's too). ``start`` runs once in
     each helper before its first chunk. An exception raised by ``task`` in a
-    helper is raised here, with the helper's traceback as a note.
+    helper is raised here, with the helper's traceback as a note; whichever
+    process ran the chunk, it is raised at the chunk's turn, once the results
+    of the chunks before it are out (a sweep writes the points they finish).
 
     Once every result is out, the helpers are ending by themselves (a
     process takes a few tens of milliseconds to give its memory back): with
@@ -162,6 +164,8 @@ class _Inbox:
     def decoded(item: Any) -> Any:
         # Decoded here rather than in the reading thread: decoding holds the
         # interpreter, and this process may be busy simulating meanwhile.
+        if isinstance(item, _Failed):
+            raise item.error
         if not isinstance(item, _Message):
             return item
         result, error = pickle.loads(item.payload)
@@ -177,6 +181,13 @@ class _Message:
     payload: memoryview
 
 
+@dataclass
+class _Failed:
+    """The error of a chunk this process ran ahead of its turn."""
+
+    error: Exception
+
+
 def _wait_for(position, task, chunks, shared, inbox, started) -> Any:
     """The result of chunk ``position``: run chunks here while it is not back."""
     while True:
@@ -185,7 +196,11 @@ def _wait_for(position, task, chunks, shared, inbox, started) -> Any:
             return item
         index = shared.take(block=False)
         if index is not None:
-            inbox.put(index, task(chunks[index]))
+            try:
+                result = task(chunks[index])
+            except Exception as exc:   # raised at its turn, as a helper's error is: the
+                result = _Failed(exc)  # chunks before it are handed over first
+            inbox.put(index, result)
             continue
         found, item = inbox.pop(position, wait_s=_PATIENCE_S if shared.all_taken() else 0.05)
         if found:

@@ -87,6 +87,35 @@ def test_an_error_in_a_chunk_is_raised_here_and_stops_the_helpers():
     assert _no_helper_left()
 
 
+def _slow_in_a_helper_wrong_here(ids):
+    """Chunk 0 takes a while here, chunk 1 longer in a helper; chunk 2, run here while
+    chunk 1 is not back, is wrong."""
+    here = os.getpid() == MAIN
+    if ids[0] == 2 and here:
+        raise ValueError("chunk two is wrong")
+    pauses = {0: 0.2 if here else 0.01, 1: 0.01 if here else 0.6}
+    return _where(ids, pause=pauses.get(ids[0], 0.01))
+
+
+def test_an_error_here_in_a_chunk_taken_ahead_waits_for_the_chunks_before_it():
+    """What came before a wrong chunk is handed over first (a sweep writes those points),
+    whichever process ran it: here, this process ran chunk 2 while a helper still ran
+    chunk 1."""
+    for _ in range(10):   # until this process runs chunk 2 (a helper may take it)
+        got, raised = [], None
+        try:
+            for result in results_in_order(_slow_in_a_helper_wrong_here,
+                                           [[i] for i in range(6)], helpers=1, window=5):
+                got.append(result)
+        except ValueError as exc:
+            raised = exc
+        if raised is not None:
+            break
+    assert raised is not None and "chunk two" in str(raised)
+    assert [first for first, _ in got] == [0, 1]
+    assert _no_helper_left()
+
+
 def _dies_in_a_helper(ids):
     if os.getpid() != MAIN:
         os._exit(3)   # a helper killed (out of memory, say) in the middle of a chunk
