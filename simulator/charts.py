@@ -40,6 +40,7 @@ from .charts_data import (
     RunFacts,
     median_replication,
     percentiles,
+    percentiles_of,
     quantile_over_replications,
     sources_uses,
 )
@@ -178,10 +179,13 @@ def disbursement_chart(results, lang: str = "it", region: Region | None = None) 
     """
     check_lang(lang)
     facts = RunFacts.of(results)
-    loans = percentiles(results, "loans_disbursed", "total", (50,))
-    grants = percentiles(results, "grants_paid", "total", (50,))
-    total = percentiles(results, results.series("loans_disbursed")
-                        + results.series("grants_paid"), "total", (5, 50, 95))
+    # The fund's total line of each series, copied out of its cube so that one cube
+    # at a time is held (a large run's cube is hundreds of megabytes).
+    loans_paid, grants_paid = (np.array(results.layout.of_line(results.series(name), "total"))
+                               for name in ("loans_disbursed", "grants_paid"))
+    loans = percentiles_of(results, loans_paid, (50,))
+    grants = percentiles_of(results, grants_paid, (50,))
+    total = percentiles_of(results, loans_paid + grants_paid, (5, 50, 95))
     data = pd.DataFrame({"date": loans["date"], "loans_p50": loans["p50"],
                          "grants_p50": grants["p50"], "total_p5": total["p5"],
                          "total_p50": total["p50"], "total_p95": total["p95"],
@@ -363,21 +367,24 @@ def projects_chart(results, lang: str = "it", region: Region | None = None) -> C
     layout = results.layout
     lines = facts.lines
     dates = pd.to_datetime(layout.dates).date
-    cubes = {name: results.series(name) for name in PROJECT_SERIES}
-    parts = []
+    columns: dict[str, dict[str, np.ndarray]] = {line: {} for line in lines}
     changed = np.zeros(max(len(dates) - 1, 0), dtype=bool)   # a month differs from the one before
-    for line in sorted(lines):
-        counts = {name: layout.of_line(cube, line) for name, cube in cubes.items()}
-        parts.append(pd.DataFrame({
-            "line": line, "date": dates,
-            "committed_mean": counts["committed"].mean(axis=0),
-            "committed_p5": quantile_over_replications(counts["committed"], 0.05),
-            "committed_p95": quantile_over_replications(counts["committed"], 0.95),
-            "rejected_no_funds_mean": counts["rejected_no_funds"].mean(axis=0),
-            "waiting_mean": counts["waiting"].mean(axis=0)}))
-        for values in counts.values():
+    # One series read at a time (a large run's cube is hundreds of megabytes), reduced
+    # to what is drawn before the next is read.
+    for name in PROJECT_SERIES:
+        cube = results.series(name)
+        for line in lines:
+            values = layout.of_line(cube, line)
+            columns[line][f"{name}_mean"] = values.mean(axis=0)
+            if name == "committed":
+                columns[line]["committed_p5"] = quantile_over_replications(values, 0.05)
+                columns[line]["committed_p95"] = quantile_over_replications(values, 0.95)
             changed |= (np.diff(values, axis=1) != 0).any(axis=0)
-    data = pd.concat(parts, ignore_index=True)
+        del cube
+    data = pd.concat([pd.DataFrame({"line": line, "date": dates, **{
+        name: columns[line][name] for name in ("committed_mean", "committed_p5", "committed_p95",
+                                               "rejected_no_funds_mean", "waiting_mean")}})
+        for line in sorted(lines)], ignore_index=True)
     # Last month in which any replication changes any of the counts.
     last = pd.Timestamp(dates[1:][changed].max()) if changed.any() else pd.Timestamp(facts.start)
     stop = min((last + pd.DateOffset(months=6)).date(), facts.end)

@@ -82,10 +82,15 @@ def percentiles(results, column: str | np.ndarray, line: str,
     ``column`` may be a cube of ``results.series`` (e.g. a sum of columns).
     """
     cube = results.series(column) if isinstance(column, str) else column
-    layout = results.layout
-    q = np.percentile(layout.of_line(cube, line).astype(float), qs, axis=0) / 100.0
+    return percentiles_of(results, results.layout.of_line(cube, line), qs)
+
+
+def percentiles_of(results, values: np.ndarray, qs: tuple[int, ...] = PERCENTILES
+                   ) -> pd.DataFrame:
+    """:func:`percentiles` of replications x months ``values`` (cents) of one line."""
+    q = np.percentile(values.astype(float), qs, axis=0) / 100.0
     out = pd.DataFrame(q.T, columns=[f"p{p}" for p in qs])
-    out.insert(0, "date", pd.to_datetime(layout.dates).date)
+    out.insert(0, "date", pd.to_datetime(results.layout.dates).date)
     return out
 
 

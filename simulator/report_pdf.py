@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 from babel.dates import format_date
 from matplotlib.backends.backend_pdf import PdfPages
@@ -419,7 +418,7 @@ def chart_height(slug: str, results, facts: RunFacts) -> float:
         return min(1.3 + 2.2 * len(facts.panels), USABLE_IN - CAPTION_IN)
     if slug.startswith("03"):
         steps = 11 + sum(1 for col in ("treasury_interest", "grants_recovered", "legacy")
-                         if np.abs(results.series(col)).max(initial=0) > 0)
+                         if results.has_nonzero(col))
         return 1.35 + 0.27 * steps
     if slug.startswith("04"):
         return 1.4 + 2.5 * -(-len(facts.lines) // 2)

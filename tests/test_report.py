@@ -421,6 +421,10 @@ def test_lazy_results_read_columns_and_replications_as_the_loaded_table(run_fold
     assert list(pd.to_datetime(lazy.layout.dates)) == list(pd.to_datetime(eager.layout.dates))
     for col in ("cash", "waiting", "loans_disbursed"):
         assert np.array_equal(lazy.series(col), eager.series(col))
+    for col in ("cash", "treasury_interest", "grants_recovered", "legacy"):
+        assert lazy.has_nonzero(col) == eager.has_nonzero(col) == \
+            bool(np.abs(eager.series(col)).max() > 0), col
+    assert lazy.has_nonzero("cash") and not lazy.has_nonzero("treasury_interest")
     rep = int(eager.kpis["replication"].iloc[3])
     pd.testing.assert_frame_equal(lazy.replication_loans(rep), eager.replication_loans(rep))
     got, want = lazy.replication_timeseries(rep), eager.replication_timeseries(rep)
