@@ -32,8 +32,9 @@ reference scenario.
 Also timed, with no target: writing the report (charts, PDF, workbook) of
 a 2,000-replication reference run, and the shipped sweep (8 points of 200
 replications: KPI tables, point files, charts), on one process and on all
-cores; and the report of a 10,000-replication run, with the peak memory of
-the whole command (run and report).
+cores; the report of a 10,000-replication run, with the peak memory of
+the whole command (run and report); and the reference as a strict
+state-aid run whose lines reduce aid over the ceiling, on one process.
 
 Writes ``results/bench-<timestamp>.json`` and prints a table.
 """
@@ -61,6 +62,9 @@ TARGETS = {
     "reference_10k_peak_rss_gib": 1.0,
 }
 PAIRS = 5   # runs of the reference on 1 and on 2 workers, in turns
+# The reference as a strict run whose lines reduce aid over the de minimis ceiling.
+STRICT_REDUCING = ["state_aid.strict=true", "lines.A.state_aid.over_ceiling=reduce",
+                   "lines.B.state_aid.over_ceiling=reduce"]
 
 
 def _bare_loop(timeouts: int) -> float:
@@ -336,6 +340,7 @@ def main() -> None:
     ref_half = measure("wecare_fesr_2018.toml", 1000, workers=1, repeats=3)
     revolving = measure("revolving.toml", 2000, workers=cores)
     revolving1 = measure("revolving.toml", 2000, workers=1, repeats=3)
+    strict1 = measure("wecare_fesr_2018.toml", 2000, workers=1, overrides=STRICT_REDUCING)
     large1 = measure("large_fund.toml", 2, workers=1)
     large_half = measure("large_fund.toml", 2, workers=1,
                          overrides=["lines.B.applications.per_month=750",
@@ -353,7 +358,8 @@ def main() -> None:
     figures.update({
         "reference_1_worker": ref1, "reference_all_cores": refn,
         "reference_1000_1_worker": ref_half, "revolving_all_cores": revolving,
-        "revolving_1_worker": revolving1, "large_fund_1_worker": large1,
+        "revolving_1_worker": revolving1, "reference_strict_1_worker": strict1,
+        "large_fund_1_worker": large1,
         "large_fund_half_size_1_worker": large_half, "large_fund_20": large20,
         "reference_10k": ref10k,
         "report_1_worker": report1, "report_all_cores": report_all,
@@ -430,6 +436,11 @@ def print_table(f: dict) -> None:
                   "<= 1,000", ok("revolving_cost_timeouts", f["revolving_cost_timeouts"]))
     table.add_row("revolving, 2,000 rep., all cores",
                   f"{f['revolving_all_cores']['wall_s']:.1f} s", "", "")
+    st = f["reference_strict_1_worker"]
+    table.add_row("reference, 2,000 rep., strict state aid (reducing), 1 worker",
+                  f"{st['replications_per_s']:,.0f} rep/s "
+                  f"({st['calibration_timeouts_per_s'] / st['replications_per_s']:,.0f} "
+                  "timeouts)", "", "")
     lf = f["large_fund_1_worker"]
     table.add_row(f"large fund ({lf['loans_per_replication']:,} loans), 1 core",
                   f"{f['large_fund_s_per_replication']:.2f} s/rep", "<= 3 s",

@@ -96,7 +96,7 @@ def aid_bounds(scenario: Scenario, batch, line: int):
 
     An upper bound of the project's aid: its loan's ESL at the highest reference
     rate and the lowest discount rate in force from its decision to the end of
-    the longest wait (``max_wait_months``, and a month's slack), with the
+    the longest wait (``max_wait_months``, and two months' slack), with the
     longest grace its tranches can give (the instrument's, or the months from
     signing to completion rounded up to whole periods, plus one) and its grant
     not discounted (or discounted at a negative rate over those months), plus
