@@ -44,20 +44,13 @@ from .scenario import Scenario
 from .state_aid import _DE_MINIMIS_2023_FROM, _DE_MINIMIS_CENTS
 
 
-def rejecting_lines(scenario: Scenario) -> list[str]:
-    """The lines whose aid over the ceiling this run rejects."""
+def lines_that(scenario: Scenario, rule: str) -> list[str]:
+    """The lines whose aid over the ceiling this run treats by ``rule`` (``reject``,
+    ``reduce``): none unless the run is strict."""
     if not scenario.state_aid.strict:
         return []
     return [line_id for line_id, line in scenario.lines.items()
-            if line.state_aid.over_ceiling == "reject"]
-
-
-def reducing_lines(scenario: Scenario) -> list[str]:
-    """The lines whose aid over the ceiling this run reduces."""
-    if not scenario.state_aid.strict:
-        return []
-    return [line_id for line_id, line in scenario.lines.items()
-            if line.state_aid.over_ceiling == "reduce"]
+            if line.state_aid.over_ceiling == rule]
 
 
 def replications_to_redo(scenario: Scenario, batch, loans: dict[str, np.ndarray],
@@ -67,13 +60,13 @@ def replications_to_redo(scenario: Scenario, batch, loans: dict[str, np.ndarray]
     a decision on a reducing line that could be over it (``batch``: the chunk's
     ``batch.ChunkBatch``; ``loans``: its loan table)."""
     redo: set[int] = set()
-    rejecting = rejecting_lines(scenario)
+    rejecting = lines_that(scenario, "reject")
     if rejecting and len(loans["replication"]):
         over = np.asarray(loans["over_ceiling"], dtype=bool) & np.isin(
             np.asarray(loans["line"], dtype=object), rejecting)
         ids = set(np.asarray(loans["replication"])[over].tolist())
         redo.update(p for p, replication in enumerate(replications) if replication in ids)
-    for line_id in reducing_lines(scenario):
+    for line_id in lines_that(scenario, "reduce"):
         redo.update(may_go_over(scenario, batch, list(scenario.lines).index(line_id)).tolist())
     return sorted(redo)
 

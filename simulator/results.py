@@ -92,23 +92,26 @@ class Results:
         if self._timeseries is not None:
             return self.layout.cube(self._timeseries[column])
         # Row group by row group into one array: the column is held once, not twice.
-        file = pq.ParquetFile(self.path / "timeseries.parquet")
-        values = np.empty(file.metadata.num_rows, dtype=np.int64)
+        values = np.empty(pq.read_metadata(self.path / "timeseries.parquet").num_rows,
+                          dtype=np.int64)
         start = 0
-        for group in range(file.num_row_groups):
-            part = file.read_row_group(group, columns=[column])[column].to_numpy()
+        for part in self._column_parts(column):
             values[start:start + len(part)] = part
             start += len(part)
         return self.layout.cube(values)
+
+    def _column_parts(self, column: str) -> Iterator[np.ndarray]:
+        """A column of the run folder's timeseries file, one row group at a time."""
+        file = pq.ParquetFile(self.path / "timeseries.parquet")
+        for group in range(file.num_row_groups):
+            yield file.read_row_group(group, columns=[column])[column].to_numpy()
 
     def has_nonzero(self, column: str) -> bool:
         """Whether a timeseries column is other than zero anywhere (read row group by
         row group when the table is not in memory: a few megabytes at a time)."""
         if self._timeseries is not None:
             return bool(self._timeseries[column].to_numpy().any())
-        file = pq.ParquetFile(self.path / "timeseries.parquet")
-        return any(file.read_row_group(group, columns=[column])[column].to_numpy().any()
-                   for group in range(file.num_row_groups))
+        return any(part.any() for part in self._column_parts(column))
 
     def timeseries_columns(self) -> list[str]:
         """The timeseries table's columns (its file's schema when it is not in memory)."""

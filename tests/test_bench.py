@@ -7,20 +7,12 @@ import pytest
 from benchmarks import bench
 
 
-def test_bare_loops_run_together_take_at_least_as_long_as_one_loop_computes():
-    timeouts = 20_000
-    alone = min(bench._bare_loop(timeouts) for _ in range(3))
-    together = bench._loop_together("simpy", timeouts, 2)
+@pytest.mark.parametrize(("kind", "steps"), [("simpy", 20_000), ("memory", 3)])
+def test_loops_run_together_take_at_least_as_long_as_one_loop_computes(kind, steps):
+    alone = min(bench._LOOPS[kind](steps) for _ in range(3))
+    together = bench._loop_together(kind, steps, 2)
     # Two loops at once end no sooner than one loop alone could compute its
-    # timeouts (a third of slack for this process's own timing of that loop).
-    assert together >= alone * 2 / 3
-    assert together < 60
-
-
-def test_two_memory_loops_at_once_take_at_least_as_long_as_one():
-    passes = 3
-    alone = min(bench._memory_loop(passes) for _ in range(3))
-    together = bench._loop_together("memory", passes, 2)
+    # steps (a third of slack for this process's own timing of that loop).
     assert together >= alone * 2 / 3
     assert together < 60
 
