@@ -88,10 +88,25 @@ def percentiles(results, column: str | np.ndarray, line: str,
 def percentiles_of(results, values: np.ndarray, qs: tuple[int, ...] = PERCENTILES
                    ) -> pd.DataFrame:
     """:func:`percentiles` of replications x months ``values`` (cents) of one line."""
-    q = np.percentile(values.astype(float), qs, axis=0) / 100.0
+    q = percentiles_by_month(values, qs) / 100.0
     out = pd.DataFrame(q.T, columns=[f"p{p}" for p in qs])
     out.insert(0, "date", pd.to_datetime(results.layout.dates).date)
     return out
+
+
+def percentiles_by_month(values: np.ndarray, qs: tuple[int, ...]) -> np.ndarray:
+    """``np.percentile(values, qs, axis=0)`` of replications x months ``values``:
+    the same numbers (quantiles x months), faster.
+
+    numpy selects the order statistics along the last axis several times
+    faster than along a strided one: each month's replications are made
+    contiguous first (on a large run's report, about a quarter of the time
+    of the workbook's series). A month of zeros in every replication (a
+    flow the scenario never has) needs no search.
+    """
+    if not values.any():
+        return np.zeros((len(qs), values.shape[1]))
+    return np.percentile(np.ascontiguousarray(values.T), qs, axis=1)
 
 
 def quantile_over_replications(values, q: float) -> np.ndarray:

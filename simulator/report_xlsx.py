@@ -28,6 +28,7 @@ import xlsxwriter
 from xlsxwriter.workbook import Workbook
 from xlsxwriter.worksheet import Worksheet
 
+from .charts_data import percentiles_by_month
 from .labels import kpi_label, loan_label, series_label, status_label
 from .metrics import KPI_DEFINITIONS
 
@@ -242,8 +243,8 @@ def series_frame(results, lang: str) -> pd.DataFrame:
     for col in columns:
         cube = results.series(col)
         for k, line in enumerate(layout.lines):
-            values = cube[:, k, :].astype(float)
-            q = np.percentile(values, SERIES_QUANTILES, axis=0)   # (quantiles, months)
+            values = cube[:, k, :]
+            q = percentiles_by_month(values, SERIES_QUANTILES)   # (quantiles, months)
             scale = 100.0 if col in MONEY_SERIES else 1.0
             part = pd.DataFrame({"line": line, "column_label": series_label(col, lang),
                                  "column": col, "date": dates})

@@ -8,6 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 from conftest import SCENARIOS
+from hypothesis import given
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
 from matplotlib.axes import Axes
 from matplotlib.collections import PolyCollection
 from matplotlib.figure import Figure, FigureBase
@@ -15,6 +18,7 @@ from matplotlib.lines import Line2D
 
 import simulator
 from simulator import __version__, charts
+from simulator.charts_data import percentiles_by_month
 from simulator.charts_style import (
     EuroFormatter,
     format_euros_short,
@@ -151,6 +155,17 @@ def test_fund_cash_data_are_the_percentiles_of_the_run(results):
     assert row["p50"] == pytest.approx(np.percentile(cash, 50))
     assert row["p5"] == pytest.approx(np.percentile(cash, 5))
     assert (data["p5"] <= data["p25"]).all() and (data["p75"] <= data["p95"]).all()
+
+
+@given(hnp.arrays(np.int64, hnp.array_shapes(min_dims=2, max_dims=2, min_side=1, max_side=40),
+                  elements=st.one_of(st.just(0), st.integers(-10**15, 10**15))),
+       st.lists(st.integers(0, 100), min_size=1, max_size=6))
+def test_percentiles_by_month_are_numpys_to_the_bit(values, qs):
+    """The charts' and workbook's percentiles are ``np.percentile`` over replications of
+    the float cents, bit for bit (ties, months of zeros and very large amounts too)."""
+    qs = tuple(qs)
+    expected = np.percentile(values.astype(float), qs, axis=0)
+    assert np.array_equal(percentiles_by_month(values, qs), expected)
 
 
 def test_fund_cash_chart_in_english(results):
