@@ -72,10 +72,6 @@ def unsupported(scenario: Scenario) -> str | None:
     for line_id, line in scenario.lines.items():
         if line.applications.mode != "pipeline":
             continue
-        # Reducing is covered by a bound on each project's own aid (batch_strict).
-        if scenario.state_aid.strict and line.state_aid.over_ceiling == "reduce" and \
-                scenario.pipeline(line_id)["beneficiary"].notna().any():
-            return f"line {line_id} reduces aid over the ceiling of named beneficiaries"
         # A beneficiary's aid adds up in the order of its commitments: within a line,
         # the batch engine's; across lines, the SimPy model's events.
         for name in scenario.pipeline(line_id)["beneficiary"].dropna().unique():

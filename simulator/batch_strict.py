@@ -27,14 +27,22 @@ on the chunk it is in.
   undiscounted); otherwise no aid the SimPy model prices is over the
   ceiling, and its run is the flagging run.
 
-A named beneficiary's aid adds up over its projects: a strict run that
-reduces aid of named beneficiaries runs on the SimPy model
-(``batch.unsupported``).
+A beneficiary named in a pipeline has one ceiling for all its projects (on
+one line: ``batch.unsupported``): the aid of its earlier projects counts,
+and the aid declared for the first project it has priced counts for all
+(``state_aid.AidRegister``). On a reducing line a replication is also run
+again when a named beneficiary's projects could together go over the
+ceiling (:func:`beneficiaries_may_go_over`: the bounds of all its
+decisions, plus the most aid declared for any of them), or when they were
+declared different amounts of earlier aid: the SimPy model takes the
+amount of the first project it prices, offered or not, the flagging run
+that of the first it commits.
 """
 
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 
 from . import batch_flows as bf
@@ -67,7 +75,9 @@ def replications_to_redo(scenario: Scenario, batch, loans: dict[str, np.ndarray]
         ids = set(np.asarray(loans["replication"])[over].tolist())
         redo.update(p for p, replication in enumerate(replications) if replication in ids)
     for line_id in lines_that(scenario, "reduce"):
-        redo.update(may_go_over(scenario, batch, list(scenario.lines).index(line_id)).tolist())
+        line = list(scenario.lines).index(line_id)
+        redo.update(may_go_over(scenario, batch, line).tolist())
+        redo.update(beneficiaries_may_go_over(scenario, batch, line).tolist())
     return sorted(redo)
 
 
@@ -80,6 +90,85 @@ def may_go_over(scenario: Scenario, batch, line: int) -> np.ndarray:
     apps, aid, ceiling = bounds
     over = aid + batch.prior_aid[apps] > ceiling
     return np.unique(batch.app_rep[apps][over])
+
+
+# Above any ceiling: bounds are capped here before they are added up (no overflow).
+_ABOVE_ANY_CEILING = 2**40
+
+
+def beneficiaries_may_go_over(scenario: Scenario, batch, line: int) -> np.ndarray:
+    """Positions of the chunk's replications where a beneficiary named in line ``line``'s
+    pipeline could go over the ceiling, or may count other aid declared before than the
+    flagging run counted (module docstring).
+
+    A named beneficiary's aid at any instant is the aid declared for one of
+    its projects plus that of its projects committed before: at most the
+    most declared for any of them plus the bounds (:func:`aid_bounds`) of
+    all its decisions; never over the ceiling if that sum is within the
+    lowest ceiling any of them meets.
+    """
+    pipeline = batch.lines[line].pipeline
+    positions = np.flatnonzero(batch.dec_line == line)
+    if pipeline is None or not len(positions):
+        return np.zeros(0, dtype=np.int64)
+    names = pd.factorize(pipeline["beneficiary"])[0]   # -1: the project is its own
+    apps = batch.dec_app[positions]
+    code = names[batch.app_number[apps]]
+    named = np.flatnonzero(code >= 0)
+    if not len(named):
+        return np.zeros(0, dtype=np.int64)
+    width = int(code.max()) + 1
+    # Decisions are in the model's order within a replication: a group's first
+    # occurrence is its beneficiary's first decision.
+    keys, first, group = np.unique(batch.app_rep[apps[named]] * width + code[named],
+                                   return_index=True, return_inverse=True)
+    declared = batch.prior_aid[apps[named]]
+    most = np.full(len(keys), -1, dtype=np.int64)
+    np.maximum.at(most, group, declared)
+    redo = _declared_differently(batch, line, positions, apps, code, width, keys,
+                                 declared, first, group)
+    bounds = aid_bounds(scenario, batch, line)
+    if bounds is not None:
+        _, aid, ceiling = bounds
+        total = most.copy()
+        np.add.at(total, group, np.minimum(aid[named], _ABOVE_ANY_CEILING))
+        lowest = np.full(len(keys), 2**62, dtype=np.int64)
+        np.minimum.at(lowest, group, np.broadcast_to(ceiling, len(apps))[named])
+        redo |= total > lowest
+    return np.unique(keys[redo] // width)
+
+
+def _declared_differently(batch, line: int, positions, apps, code, width: int, keys,
+                          declared, first, group) -> np.ndarray:
+    """Which beneficiaries (``keys``) the SimPy model may count other declared aid for.
+
+    It counts the aid declared for the first of a beneficiary's projects that
+    it prices, the flagging run that of the first committed. Without a
+    waiting list every decision is priced when it is made, so the first
+    priced is the beneficiary's first decision. With one, a decision may wait
+    and leave the list unpriced: any difference among the amounts declared
+    counts.
+    """
+    if batch.lines[line].line.when_dry == "waiting_list":
+        least = np.full(len(keys), 2**62, dtype=np.int64)
+        np.minimum.at(least, group, declared)
+        most = np.full(len(keys), -1, dtype=np.int64)
+        np.maximum.at(most, group, declared)
+        return least != most
+    committed, _, sequence = batch.booked_commitments()
+    mine = batch.dec_line[committed] == line
+    at = np.searchsorted(positions, committed[mine])   # into this line's decisions
+    sequence = sequence[mine]
+    named = code[at] >= 0
+    at, sequence = at[named], sequence[named]
+    by_sequence = np.argsort(sequence, kind="stable")
+    at = at[by_sequence]
+    committed_keys, first_committed = np.unique(batch.app_rep[apps[at]] * width + code[at],
+                                                return_index=True)
+    differs = np.zeros(len(keys), dtype=bool)
+    which = np.searchsorted(keys, committed_keys)
+    differs[which] = batch.prior_aid[apps[at[first_committed]]] != declared[first[which]]
+    return differs
 
 
 def aid_bounds(scenario: Scenario, batch, line: int):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import math
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -510,17 +511,137 @@ def test_kpis_only_of_a_strict_run_are_the_full_runs(make_scenario, rule):
                                   simulate_chunk(scenario, ids, seed).kpis, check_exact=True)
 
 
-def test_a_strict_run_that_reduces_aid_of_named_beneficiaries_runs_on_the_simpy_model(
-        make_scenario):
-    # Their aid adds up over their projects: no bound of one project's own aid holds.
+def _record_redone(monkeypatch) -> list[int]:
+    """The positions of the replications ``simulate_chunk`` runs again on the SimPy model."""
+    import simulator.batch
+
+    redone: list[int] = []
+    run_again = simulator.batch.redo_on_the_simpy_model
+
+    def recorded(*args):
+        redone.extend(args[4])
+        return run_again(*args)
+
+    monkeypatch.setattr(simulator.batch, "redo_on_the_simpy_model", recorded)
+    return redone
+
+
+# A grant of 30 % of 350,000 EUR is 105,000 EUR of aid: two of coop's three projects
+# go over the 200,000 EUR ceiling of 2020, one does not; half the projects are
+# admitted, so some replications reduce coop's aid and others cannot.
+NAMED_REDUCING = ("date,line,eligible_cost,beneficiary\n"
+                  "2020-02-10,A,350000,coop\n2020-04-10,A,350000,coop\n"
+                  "2020-06-10,A,350000,coop\n2020-03-10,A,40000,small\n"
+                  "2020-05-10,A,40000,small\n2020-07-10,A,350000,\n")
+
+
+def test_a_strict_run_that_reduces_aid_of_named_beneficiaries_gives_the_simpy_models_tables(
+        make_scenario, monkeypatch):
+    scenario = make_scenario(
+        {"fund": {"endowment": 5_000_000}, "state_aid": {"strict": True}, "lines": {"A": {
+            "allocation": 5_000_000, "max_cost": 1_000_000,
+            "instrument": {"coverage": 0.7, "grant_share": 0.3},
+            "state_aid": {"over_ceiling": "reduce"},
+            "applications": {"mode": "pipeline", "pipeline": "pipeline.csv",
+                             "admission_rate": 0.5}}}},
+        pipeline=NAMED_REDUCING)
+    assert unsupported(scenario) is None
+    assert chunk_size(scenario) >= BATCH_CHUNK_SIZE
+    ids = list(range(16))
+    assert_same_tables(scenario, ids)
+    redone = _record_redone(monkeypatch)
+    reduced = simulate_chunk(scenario, ids, scenario.scenario.seed).kpis["reduced_state_aid"]
+    # coop's aid was reduced in some replications, which the SimPy model ran; the
+    # others kept the batch engine's tables.
+    assert set(np.flatnonzero(reduced > 0)) <= set(redone)
+    assert (reduced > 0).sum() > 0 and len(redone) < len(ids)
+
+
+def test_a_beneficiary_declared_different_aid_for_its_projects_is_run_again(make_scenario,
+                                                                           monkeypatch):
+    """A reducing line prices coop's first project, which it cannot cover, and commits
+    the second: the SimPy model counts the aid declared for the first, the flagging
+    run that of the first it commits. Where the two differ the replication is the
+    SimPy model's, however far from the ceiling."""
+    rows = "date,line,eligible_cost,beneficiary\n2020-02-10,A,100000,coop\n" \
+           "2020-04-10,A,20000,coop\n"
+    scenario = make_scenario(
+        {"fund": {"endowment": 30_000}, "state_aid": {"strict": True}, "lines": {"A": {
+            "allocation": 30_000,
+            "state_aid": {"over_ceiling": "reduce", "prior_aid": {
+                "dist": "empirical", "values": [0, 1_000], "weights": [0.5, 0.5]}},
+            "applications": {"mode": "pipeline", "pipeline": "pipeline.csv"}}}},
+        pipeline=rows)
+    ids = list(range(12))
+    assert_same_tables(scenario, ids)
+    redone = _record_redone(monkeypatch)
+    loans = simulate_chunk(scenario, ids, scenario.scenario.seed).loans.to_pandas()
+    declared = _stepped_batch(scenario, ids).prior_aid.reshape(len(ids), 2)
+    differ = np.flatnonzero(declared[:, 0] != declared[:, 1])
+    assert sorted(redone) == differ.tolist() and 0 < len(differ) < len(ids)
+    # Only the second project is committed, with the aid declared for the first.
+    assert len(loans) == len(ids) and loans["project_id"].nunique() == 1
+    assert (loans["eligible_cost"] == 2_000_000).all()
+    assert loans["prior_aid"].tolist() == declared[:, 0].tolist()
+
+
+def test_a_beneficiary_whose_first_project_is_committed_keeps_the_batch_tables(
+        make_scenario, monkeypatch):
+    """Without a waiting list the first project priced is the beneficiary's first
+    decision: when it is also the first committed, different amounts declared for
+    its projects change nothing, and the SimPy model does not run."""
+    rows = "date,line,eligible_cost,beneficiary\n2020-02-10,A,20000,coop\n" \
+           "2020-04-10,A,20000,coop\n"
     scenario = make_scenario(
         {"state_aid": {"strict": True}, "lines": {"A": {
-            "state_aid": {"over_ceiling": "reduce"},
+            "state_aid": {"over_ceiling": "reduce", "prior_aid": {
+                "dist": "empirical", "values": [0, 1_000], "weights": [0.5, 0.5]}},
             "applications": {"mode": "pipeline", "pipeline": "pipeline.csv"}}}},
-        pipeline="date,line,eligible_cost,beneficiary\n2020-02-10,A,300000,coop\n"
-                 "2020-05-10,A,200000,coop\n")
-    assert "reduces aid over the ceiling of named beneficiaries" in unsupported(scenario)
-    assert chunk_size(scenario) == CHUNK_SIZE
+        pipeline=rows)
+    ids = list(range(12))
+    expected = simpy_frames(scenario, ids, scenario.scenario.seed)
+    declared = _stepped_batch(scenario, ids).prior_aid.reshape(len(ids), 2)
+    assert (declared[:, 0] != declared[:, 1]).any()
+
+    def no_simpy(*args, **kwargs):
+        raise AssertionError("the SimPy model ran")
+
+    import simulator.runner
+    monkeypatch.setattr(simulator.runner, "run_replication", no_simpy)
+    got = simulate_chunk(scenario, ids, scenario.scenario.seed, check=True)
+    for name, want in zip(("timeseries", "loans", "kpis"), expected, strict=True):
+        pd.testing.assert_frame_equal(_frame(getattr(got, name)), _frame(want),
+                                      check_exact=True, obj=name)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+                                                                  HealthCheck.function_scoped_fixture])
+@given(pipeline_scenarios(), st.sampled_from(["A", "B", "AB"]),
+       st.sampled_from([0.0, 0.5, 1.0]), st.sampled_from([0.0, 0.3, 0.6]))
+def test_strict_runs_reducing_aid_of_named_beneficiaries_give_the_simpy_models_tables(
+        make_scenario, case, reducing, near_the_ceiling, grant_share):
+    changes, rows, first = case
+    changes = deep_update(changes, {"state_aid": {"strict": True}})
+    for line in reducing:
+        tables = deep_update(BASE_TABLES["lines"]["A"], changes["lines"][line])
+        coverage = tables["instrument"]["coverage"]
+        tables = changes["lines"][line] = deep_update(tables, {
+            "state_aid": {"over_ceiling": "reduce"},
+            "instrument": {"grant_share": min(grant_share,
+                                              math.floor((1.0 - coverage) * 10_000) / 10_000)}})
+        # Replaced whole: the drawn scenario may give another kind of distribution.
+        tables["state_aid"]["prior_aid"] = {
+            "dist": "empirical", "values": [0, 150_000, 199_990],
+            "weights": [1 - near_the_ceiling, *[near_the_ceiling / 2] * 2]}
+    scenario = make_scenario(changes, pipeline=rows)
+    reason = unsupported(scenario)
+    if reason is not None:
+        assert "decides on the instant of" in reason
+        return
+    ids = [first, first + 1, first + 7]
+    assert_same_tables(scenario, ids)
+    reduced = simulate_chunk(scenario, ids, scenario.scenario.seed).kpis["reduced_state_aid"]
+    event(f"replications where aid was reduced: {(reduced > 0).sum()} of 3")
 
 
 def test_chunks_are_large_for_small_funds_and_small_for_large_ones():
