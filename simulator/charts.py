@@ -24,6 +24,7 @@ palette, frame with title, scenario and source line) is in
 
 from __future__ import annotations
 
+import datetime as dt
 import textwrap
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -68,8 +69,10 @@ from .labels import kpi_label, line_label, series_label
 from .money import format_number, format_pct
 
 __all__ = ["CHARTS", "Chart", "ChartSpec", "RunFacts", "all_charts", "disbursement_chart",
-           "fund_cash_chart", "kpi_distribution_chart", "median_replication", "percentiles",
-           "projects_chart", "sources_uses", "waterfall_chart"]
+           "disbursement_data", "fees_chart", "fees_data", "fund_cash_chart", "fund_cash_data",
+           "kpi_distribution_chart", "kpi_distribution_data", "median_replication",
+           "percentiles", "projects_chart", "projects_data", "sources_uses", "waterfall_chart",
+           "waterfall_data"]
 
 
 class Chart(NamedTuple):
@@ -111,6 +114,16 @@ def _deadline_lines(ax: Axes, facts: RunFacts, lang: str) -> list[tuple[Line2D, 
 # --------------------------------------------------------------------------- 1. fund cash fan
 
 
+def fund_cash_data(results, lang: str = "it") -> pd.DataFrame:
+    """The data of :func:`fund_cash_chart`, without drawing it."""
+    parts = []
+    for line in RunFacts.of(results).panels:
+        p = percentiles(results, "cash", line)
+        p.insert(0, "line", line)
+        parts.append(p)
+    return pd.concat(parts, ignore_index=True)
+
+
 def fund_cash_chart(results, lang: str = "it", region: Region | None = None) -> Chart:
     """Fund cash by line over time: median, P25-P75 and P5-P95 over replications.
 
@@ -121,12 +134,7 @@ def fund_cash_chart(results, lang: str = "it", region: Region | None = None) -> 
     check_lang(lang)
     facts = RunFacts.of(results)
     panels = facts.panels
-    parts = []
-    for line in panels:
-        p = percentiles(results, "cash", line)
-        p.insert(0, "line", line)
-        parts.append(p)
-    data = pd.concat(parts, ignore_index=True)
+    data = fund_cash_data(results, lang)
     height = 1.25 + 1.75 * len(panels)
     with house_style():
         title = _t(lang, "Fondo disponibile per linea", "Fund cash by line")
@@ -169,6 +177,21 @@ def _panel_title(results, line: str, lang: str) -> str:
 # --------------------------------------------------------------------------- 2. disbursements
 
 
+def disbursement_data(results, lang: str = "it") -> pd.DataFrame:
+    """The data of :func:`disbursement_chart`, without drawing it."""
+    # The fund's total line of each series, copied out of its cube so that one cube
+    # at a time is held (a large run's cube is hundreds of megabytes).
+    loans_paid, grants_paid = (np.array(results.layout.of_line(results.series(name), "total"))
+                               for name in ("loans_disbursed", "grants_paid"))
+    loans = percentiles_of(results, loans_paid, (50,))
+    grants = percentiles_of(results, grants_paid, (50,))
+    total = percentiles_of(results, loans_paid + grants_paid, (5, 50, 95))
+    return pd.DataFrame({"date": loans["date"], "loans_p50": loans["p50"],
+                         "grants_p50": grants["p50"], "total_p5": total["p5"],
+                         "total_p50": total["p50"], "total_p95": total["p95"],
+                         "endowment": RunFacts.of(results).endowment_eur})
+
+
 def disbursement_chart(results, lang: str = "it", region: Region | None = None) -> Chart:
     """Cumulative loans and grants paid to final recipients against the endowment.
 
@@ -179,17 +202,7 @@ def disbursement_chart(results, lang: str = "it", region: Region | None = None) 
     """
     check_lang(lang)
     facts = RunFacts.of(results)
-    # The fund's total line of each series, copied out of its cube so that one cube
-    # at a time is held (a large run's cube is hundreds of megabytes).
-    loans_paid, grants_paid = (np.array(results.layout.of_line(results.series(name), "total"))
-                               for name in ("loans_disbursed", "grants_paid"))
-    loans = percentiles_of(results, loans_paid, (50,))
-    grants = percentiles_of(results, grants_paid, (50,))
-    total = percentiles_of(results, loans_paid + grants_paid, (5, 50, 95))
-    data = pd.DataFrame({"date": loans["date"], "loans_p50": loans["p50"],
-                         "grants_p50": grants["p50"], "total_p5": total["p5"],
-                         "total_p50": total["p50"], "total_p95": total["p95"],
-                         "endowment": facts.endowment_eur})
+    data = disbursement_data(results, lang)
     absorption = results.kpis["absorption_at_eligibility_end"].dropna().to_numpy(float)
     a5, a50, a95 = (np.percentile(absorption, [5, 50, 95]) if len(absorption)
                     else (np.nan,) * 3)
@@ -269,6 +282,15 @@ def _waterfall_label(item: str, lang: str) -> str:
 _LABEL_BOX = {"boxstyle": "square,pad=0.1", "fc": "white", "ec": "none"}
 
 
+def waterfall_data(results, lang: str = "it", replication: int | None = None
+                   ) -> pd.DataFrame:
+    """The data of :func:`waterfall_chart`, without drawing it."""
+    rep = median_replication(results.kpis) if replication is None else replication
+    data = sources_uses(results, rep)
+    data.insert(2, "label", [_waterfall_label(i, lang) for i in data["item"]])
+    return data
+
+
 def waterfall_chart(results, lang: str = "it", region: Region | None = None,
                     replication: int | None = None) -> Chart:
     """Sources and uses of the fund over the horizon, median replication (see module doc).
@@ -281,8 +303,7 @@ def waterfall_chart(results, lang: str = "it", region: Region | None = None,
     check_lang(lang)
     facts = RunFacts.of(results)
     rep = median_replication(results.kpis) if replication is None else replication
-    data = sources_uses(results, rep)
-    data.insert(2, "label", [_waterfall_label(i, lang) for i in data["item"]])
+    data = waterfall_data(results, lang, rep)
     bars = data[data["kind"] != "memo"].reset_index(drop=True)
     memo = data.set_index("item")["amount"]
     losses, written_off = -float(memo["losses"]), -float(memo["principal_written_off"])
@@ -353,17 +374,13 @@ def waterfall_chart(results, lang: str = "it", region: Region | None = None,
 PROJECT_SERIES = ("committed", "rejected_no_funds", "waiting")
 
 
-def projects_chart(results, lang: str = "it", region: Region | None = None) -> Chart:
-    """Projects financed, rejected for lack of funds and waiting, per line, over time.
+def projects_data(results, lang: str = "it") -> pd.DataFrame:
+    """The data of :func:`projects_chart`, without drawing it."""
+    return _projects(results, RunFacts.of(results))[0]
 
-    Counts are small integers, so the lines show the **mean** over
-    replications (the expected number), with the P5-P95 band of the projects
-    financed.  The time axis stops 6 months after the last change in any
-    replication.  Data: ``line, date, committed_mean, committed_p5,
-    committed_p95, rejected_no_funds_mean, waiting_mean``.
-    """
-    check_lang(lang)
-    facts = RunFacts.of(results)
+
+def _projects(results, facts: RunFacts) -> tuple[pd.DataFrame, dt.date]:
+    """:func:`projects_chart`'s data, and the end of its time axis."""
     layout = results.layout
     lines = facts.lines
     dates = pd.to_datetime(layout.dates).date
@@ -391,6 +408,22 @@ def projects_chart(results, lang: str = "it", region: Region | None = None) -> C
     stop = max(stop, min(facts.end, (pd.Timestamp(facts.start)
                                      + pd.DateOffset(months=12)).date()))
     data = data[data["date"] <= stop].reset_index(drop=True)
+    return data, stop
+
+
+def projects_chart(results, lang: str = "it", region: Region | None = None) -> Chart:
+    """Projects financed, rejected for lack of funds and waiting, per line, over time.
+
+    Counts are small integers, so the lines show the **mean** over
+    replications (the expected number), with the P5-P95 band of the projects
+    financed.  The time axis stops 6 months after the last change in any
+    replication.  Data: ``line, date, committed_mean, committed_p5,
+    committed_p95, rejected_no_funds_mean, waiting_mean``.
+    """
+    check_lang(lang)
+    facts = RunFacts.of(results)
+    lines = facts.lines
+    data, stop = _projects(results, facts)
     ncols = min(len(lines), 2)
     nrows = -(-len(lines) // ncols)
     height = 1.4 + 2.5 * nrows
@@ -433,15 +466,8 @@ def projects_chart(results, lang: str = "it", region: Region | None = None) -> C
 # --------------------------------------------------------------------------- 4b. fees by year
 
 
-def fees_chart(results, lang: str = "it", region: Region | None = None) -> Chart:
-    """Management fees charged each calendar year (median over replications), by part.
-
-    Data: ``year, loan_part_p50, grant_part_p50, total_p5, total_p50, total_p95`` in
-    euros, from the ``total`` line's cumulative ``fees_charged`` and
-    ``fees_grant_charged``.
-    """
-    check_lang(lang)
-    facts = RunFacts.of(results)
+def fees_data(results, lang: str = "it") -> pd.DataFrame:
+    """The data of :func:`fees_chart`, without drawing it."""
     layout = results.layout
     years = pd.to_datetime(layout.dates).year.to_numpy()
     year_end = np.flatnonzero(np.append(years[1:] != years[:-1], True))
@@ -452,7 +478,7 @@ def fees_chart(results, lang: str = "it", region: Region | None = None) -> Chart
         return np.diff(cumulative, axis=1, prepend=0) / 100.0
 
     fees, grant_part = per_year("fees_charged"), per_year("fees_grant_charged")
-    data = pd.DataFrame({
+    return pd.DataFrame({
         "year": years[year_end],
         "loan_part_p50": np.median(fees - grant_part, axis=0),
         "grant_part_p50": np.median(grant_part, axis=0),
@@ -460,6 +486,18 @@ def fees_chart(results, lang: str = "it", region: Region | None = None) -> Chart
         "total_p50": np.median(fees, axis=0),
         "total_p95": quantile_over_replications(fees, 0.95),
     })
+
+
+def fees_chart(results, lang: str = "it", region: Region | None = None) -> Chart:
+    """Management fees charged each calendar year (median over replications), by part.
+
+    Data: ``year, loan_part_p50, grant_part_p50, total_p5, total_p50, total_p95`` in
+    euros, from the ``total`` line's cumulative ``fees_charged`` and
+    ``fees_grant_charged``.
+    """
+    check_lang(lang)
+    facts = RunFacts.of(results)
+    data = fees_data(results, lang)
     with house_style():
         title = _t(lang, "Commissioni di gestione per anno", "Management fees by year")
         fr = _start(region, 4.2, title, facts.title, facts.source(lang))
@@ -487,6 +525,18 @@ def fees_chart(results, lang: str = "it", region: Region | None = None) -> Chart
 # --------------------------------------------------------------------------- 5. KPI distributions
 
 
+def kpi_distribution_data(results, lang: str = "it") -> pd.DataFrame:
+    """The data of :func:`kpi_distribution_chart`, without drawing it."""
+    kpis = results.kpis
+    financed_cols = [c for c in kpis.columns if c.startswith("projects_financed_")]
+    return pd.DataFrame({
+        "replication": kpis["replication"].astype(int),
+        "fund_value_end_eur": kpis["fund_value_end_eur"].astype(float),
+        "net_public_cost_eur": kpis["net_public_cost_eur"].astype(float),
+        "projects_financed": kpis[financed_cols].sum(axis=1).astype(int),
+    })
+
+
 def kpi_distribution_chart(results, lang: str = "it", region: Region | None = None) -> Chart:
     """Histograms over replications of three KPIs, median and P5/P95 marked.
 
@@ -495,14 +545,7 @@ def kpi_distribution_chart(results, lang: str = "it", region: Region | None = No
     """
     check_lang(lang)
     facts = RunFacts.of(results)
-    kpis = results.kpis
-    financed_cols = [c for c in kpis.columns if c.startswith("projects_financed_")]
-    data = pd.DataFrame({
-        "replication": kpis["replication"].astype(int),
-        "fund_value_end_eur": kpis["fund_value_end_eur"].astype(float),
-        "net_public_cost_eur": kpis["net_public_cost_eur"].astype(float),
-        "projects_financed": kpis[financed_cols].sum(axis=1).astype(int),
-    })
+    data = kpi_distribution_data(results, lang)
     height = 3.9
     titles = {
         "fund_value_end_eur": kpi_label("fund_value_end_eur", "EUR", lang),
@@ -555,10 +598,12 @@ def kpi_distribution_chart(results, lang: str = "it", region: Region | None = No
 
 @dataclass(frozen=True)
 class ChartSpec:
-    """A chart of the report: file name, function and the caption under it."""
+    """A chart of the report: file name, function, the function of its data alone (what
+    the workbook's sheet holds, without drawing) and the caption under it."""
 
     slug: str
     draw: Callable[..., Chart]
+    data: Callable[..., pd.DataFrame]
     caption_it: str
     caption_en: str
     height_in: float = 4.6
@@ -569,39 +614,39 @@ class ChartSpec:
 
 CHARTS: tuple[ChartSpec, ...] = (
     ChartSpec(
-        "01_fondo_disponibile", fund_cash_chart,
+        "01_fondo_disponibile", fund_cash_chart, fund_cash_data,
         "Liquidità del fondo per linea, mese per mese: la linea è la mediana delle "
         "replicazioni, le bande contengono il 50 % e il 90 % dei casi simulati.",
         "Fund cash by line, month by month: the line is the median of the replications, the "
         "bands hold 50 % and 90 % of the simulated cases."),
     ChartSpec(
-        "02_erogazioni_cumulate", disbursement_chart,
+        "02_erogazioni_cumulate", disbursement_chart, disbursement_data,
         "Finanziamenti e contributi pagati ai destinatari finali dall'avvio, rispetto alla "
         "dotazione; il riquadro riporta la quota erogata entro il termine di ammissibilità.",
         "Loans and grants paid to final recipients since the start, against the endowment; "
         "the box gives the share paid by the eligibility deadline."),
     ChartSpec(
-        "03_fonti_impieghi", waterfall_chart,
+        "03_fonti_impieghi", waterfall_chart, waterfall_data,
         "Fonti (dotazione e rientri) e impieghi (erogazioni e commissioni) fino "
         "all'orizzonte nella replicazione più vicina alla mediana; in fondo, le perdite su "
         "crediti.",
         "Sources (endowment and reflows) and uses (payments and fees) up to the horizon in "
         "the replication closest to the median; at the bottom, the loan losses."),
     ChartSpec(
-        "04_progetti", projects_chart,
+        "04_progetti", projects_chart, projects_data,
         "Numero atteso di progetti finanziati, di domande respinte per mancanza di fondi e "
         "di domande in lista d'attesa, per linea.",
         "Expected number of projects financed, of applications rejected for lack of funds "
         "and of applications on the waiting list, by line."),
     ChartSpec(
-        "05_commissioni", fees_chart,
+        "05_commissioni", fees_chart, fees_data,
         "Commissioni di gestione maturate in ciascun anno (mediana delle replicazioni), "
         "distinte tra parte finanziamenti e parte contributi, entro i tetti del "
         "Reg. delegato 480/2014.",
         "Management fees charged each year (median of the replications), loan part and "
         "grant part, within the caps of Delegated Reg. 480/2014."),
     ChartSpec(
-        "06_distribuzione_indicatori", kpi_distribution_chart,
+        "06_distribuzione_indicatori", kpi_distribution_chart, kpi_distribution_data,
         "Dispersione dei risultati sulle replicazioni: valore del fondo all'orizzonte, "
         "costo pubblico netto e progetti finanziati.",
         "Spread of the results over the replications: fund value at the horizon, net public "

@@ -85,7 +85,8 @@ def _write_parts(results: Results, tmp: Path, lang: str, today: dt.date | None,
     Each part is drawn by one process from the same data: chart data,
     pictures and workbook do not depend on the number of processes, vector
     files hardly (:func:`forget_text_measures`). On several, the workbook
-    draws the charts' data for itself rather than waiting for the charts.
+    computes the charts' data for itself (without drawing them) rather than
+    waiting for the charts.
     """
     from .executors import default_workers
 
@@ -137,9 +138,13 @@ def write_charts(results: Results, folder: Path, lang: str = "it",
 def write_workbook(results: Results, path: Path, lang: str = "it",
                    charts: dict[str, Chart] | None = None,
                    replication: int | None = None) -> None:
-    """The Excel workbook of a run (sheets described in :mod:`simulator.report_xlsx`)."""
-    charts = charts if charts is not None else {s.slug: s.draw(results, lang=lang)
-                                                 for s in CHARTS}
+    """The Excel workbook of a run (sheets described in :mod:`simulator.report_xlsx`).
+
+    ``charts``: the report's charts, when drawn already; otherwise their data
+    are computed here, without drawing them.
+    """
+    chart_data = {slug: chart.data for slug, chart in charts.items()} if charts is not None \
+        else {spec.slug: spec.data(results, lang=lang) for spec in CHARTS}
     scenario = results.scenario
     title = f"{scenario.title} - fesr-sim"
     median = median_replication(results.kpis)
@@ -156,8 +161,7 @@ def write_workbook(results: Results, path: Path, lang: str = "it",
         write_loans(book, results.replication_loans(rep), rep, title, lang, which)
         write_scenario(book, scenario, results.manifest or {}, title, lang)
         for spec in CHARTS:
-            chart = charts[spec.slug]
-            write_chart_sheet(book, spec.slug, title, spec.caption(lang), chart.data,
+            write_chart_sheet(book, spec.slug, title, spec.caption(lang), chart_data[spec.slug],
                               money=spec.slug not in _COUNT_CHARTS, lang=lang)
         book.workbook.set_properties({"title": title, "author": "fesr-sim",
                                       "comments": f"scenario {scenario.name}"})

@@ -168,6 +168,14 @@ def test_percentiles_by_month_are_numpys_to_the_bit(values, qs):
     assert np.array_equal(percentiles_by_month(values, qs), expected)
 
 
+@pytest.mark.parametrize("lang", ["it", "en"])
+def test_each_charts_data_alone_is_the_data_it_draws(results, lang):
+    for spec in charts.CHARTS:
+        pd.testing.assert_frame_equal(spec.data(results, lang=lang),
+                                      spec.draw(results, lang=lang).data, check_exact=True,
+                                      obj=spec.slug)
+
+
 def test_fund_cash_chart_in_english(results):
     fig, _data = charts.fund_cash_chart(results, lang="en")
     texts = all_texts(drawn(fig))

@@ -274,6 +274,26 @@ def test_workbook_chart_sheets_equal_the_chart_csvs(workbook, reported):
                                        atol=0.006, err_msg=f"{spec.slug}.{col}")
 
 
+def test_a_workbook_without_the_charts_computes_their_data_without_drawing(
+        results, tmp_path, monkeypatch):
+    """On several processes the workbook is written without the charts: it computes
+    their data alone (no figure), and its sheets are those written from the charts."""
+    drawn = charts.all_charts(results)
+    report.write_workbook(results, tmp_path / "drawn.xlsx", charts=drawn)
+
+    def no_figure(*args, **kwargs):
+        raise AssertionError("a figure was drawn")
+
+    monkeypatch.setattr(charts, "new_region", no_figure)
+    report.write_workbook(results, tmp_path / "data.xlsx")
+    one, other = (load_workbook(tmp_path / name, read_only=True)
+                  for name in ("drawn.xlsx", "data.xlsx"))
+    assert one.sheetnames == other.sheetnames
+    for name in one.sheetnames:
+        assert list(one[name].iter_rows(values_only=True)) == \
+            list(other[name].iter_rows(values_only=True)), name
+
+
 def test_workbook_of_a_chosen_replication(results, tmp_path):
     report.write_workbook(results, tmp_path / "r.xlsx", replication=4)
     ws = load_workbook(tmp_path / "r.xlsx", read_only=True)["Progetti"]
