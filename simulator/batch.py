@@ -41,7 +41,7 @@ import numpy as np
 from . import batch_flows as bf
 from .batch_applications import DRAWN, TERMS, LineApplications
 from .batch_closing import KIND, MonthClosing
-from .batch_loans import loan_table
+from .batch_loans import loan_table, same_instant_on_two_lines
 from .batch_strict import redo_on_the_simpy_model, replications_to_redo
 from .distributions import Fixed
 from .draws import application_windows
@@ -68,16 +68,9 @@ _LOOK_AHEAD = np.arange(1, 5)
 
 def unsupported(scenario: Scenario) -> str | None:
     """Why a scenario must run on the SimPy model, or None if the batch engine covers it."""
-    seen: dict[str, str] = {}
     for line_id, line in scenario.lines.items():
         if line.applications.mode != "pipeline":
             continue
-        # A beneficiary's aid adds up in the order of its commitments: within a line,
-        # the batch engine's; across lines, the SimPy model's events.
-        for name in scenario.pipeline(line_id)["beneficiary"].dropna().unique():
-            if seen.setdefault(name, line_id) != line_id:
-                return (f"beneficiary {name!r} applies on lines {seen[name]} and {line_id}"
-                        " of the pipeline")
         tie = _shared_instant(scenario, line_id)
         if tie:
             return f"line {line_id} decides on the instant of {tie}"
@@ -764,8 +757,10 @@ def simulate_chunk(scenario: Scenario, replications: list[int], seed: int,
     kpis = {"replication": np.asarray(replications),
             **chunk_kpis(scenario, total, loans, position, first_dry, deadline,
                          no_aid_decision, no_aid_decision)}
-    # A strict run that rejects aid over the ceiling: see batch_strict.
-    redo = replications_to_redo(scenario, batch, loans, replications)
+    # Where a strict run's rule may apply (batch_strict), or the order of two lines'
+    # commitments of one beneficiary at one instant is the SimPy model's.
+    redo = sorted(set(replications_to_redo(scenario, batch, loans, replications))
+                  | set(same_instant_on_two_lines(batch).tolist()))
     if redo:
         series, loans, kpis = redo_on_the_simpy_model(scenario, replications, seed, check,
                                                       redo, series, loans, kpis)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -28,10 +27,14 @@ def loan_table(scenario: Scenario, batch, replications: list[int]) -> dict[str, 
     """``runner.loan_table`` of every replication of ``batch`` (``batch.ChunkBatch``),
     replication by replication."""
     booked = batch.booked_commitments()
-    parts = [_line_rows(batch, i, booked) for i in range(len(batch.lines))]
+    codes = beneficiary_codes(batch)
+    parts = [_line_rows(batch, i, booked, codes[i]) for i in range(len(batch.lines))]
     rows = {name: np.concatenate([p[name] for p in parts]) for name in parts[0]
             if name != "has_ceiling"}
     has_ceiling = np.concatenate([np.full(len(p["rep"]), p["has_ceiling"]) for p in parts])
+    regimes = [line.line.state_aid.regime for line in batch.lines]
+    rows["prior_aid"] = _prior_aid(rows, has_ceiling, regimes)
+    rows["over_ceiling"] = has_ceiling & (rows["esl"] + rows["prior_aid"] > rows["ceiling"])
     order = np.lexsort((rows["sequence"], rows["line"], rows["rep"]))
     rows = {name: values[order] for name, values in rows.items()}
     has_ceiling = has_ceiling[order]
@@ -99,9 +102,26 @@ def _project_ids(batch, line: np.ndarray, number: np.ndarray,
     return pc.coalesce(pa.array(given, type=pa.string()), ids)
 
 
-def _line_rows(batch, line: int, booked) -> dict[str, np.ndarray]:
+def beneficiary_codes(batch) -> list[np.ndarray | None]:
+    """For each line, the beneficiary of each row of its pipeline as a number shared by
+    every line (-1: the project is its own beneficiary); None for a line without one."""
+    numbers: dict[str, int] = {}
+    codes = []
+    for applications in batch.lines:
+        pipeline = applications.pipeline
+        if pipeline is None:
+            codes.append(None)
+            continue
+        codes.append(np.array([-1 if not isinstance(name, str) or not name
+                               else numbers.setdefault(name, len(numbers))
+                               for name in pipeline["beneficiary"]], dtype=np.int64))
+    return codes
+
+
+def _line_rows(batch, line: int, booked, codes: np.ndarray | None) -> dict[str, np.ndarray]:
     """The loan table's facts of the commitments of line ``line`` among ``booked``
-    (positions, times, sequence numbers: every commitment, joined)."""
+    (positions, times, sequence numbers: every commitment, joined); ``codes``: the
+    beneficiary of each row of its pipeline (:func:`beneficiary_codes`)."""
     positions, times, sequence = booked
     mine = batch.dec_line[positions] == line
     positions, times, sequence = positions[mine], times[mine], sequence[mine]
@@ -125,13 +145,13 @@ def _line_rows(batch, line: int, booked) -> dict[str, np.ndarray]:
     else:
         has_ceiling = regime in _DE_MINIMIS_CENTS
         ceiling = np.full(len(apps), _DE_MINIMIS_CENTS.get(regime, 0), dtype=np.int64)
-    prior = _prior_aid(batch, line, apps, sequence, days, esl,
-                       regime if has_ceiling else None)
     end = facts["end_month"]
     ended = (end >= 0) & (end < horizon)
     totals = {kind: batch.loan_totals[i, positions] for i, kind in enumerate(FLOW_KINDS)}
     return {
-        "rep": batch.app_rep[apps], "sequence": sequence,
+        "rep": batch.app_rep[apps], "sequence": sequence, "time": times,
+        "beneficiary": np.full(len(apps), -1) if codes is None else
+        codes[batch.app_number[apps]], "declared": batch.prior_aid[apps],
         "line": np.full(len(apps), line), "has_ceiling": has_ceiling,
         "number": batch.app_number[apps], "arrival": batch.arrival[apps],
         "decided": batch.dec_time[positions], "commit_day": days,
@@ -146,49 +166,50 @@ def _line_rows(batch, line: int, booked) -> dict[str, np.ndarray]:
         "interest_paid": totals["interest_received"],
         "written_off": totals["principal_written_off"],
         "recovered": totals["recoveries"], "grant_recovered": totals["grants_recovered"],
-        "esl": esl, "ceiling": ceiling, "prior_aid": prior,
-        "over_ceiling": (esl + prior > ceiling) if has_ceiling else
-        np.zeros(len(apps), dtype=bool),
+        "esl": esl, "ceiling": ceiling,
     }
 
 
-def _prior_aid(batch, line: int, apps: np.ndarray, sequence: np.ndarray, days: np.ndarray,
-               esl: np.ndarray, regime: str | None) -> np.ndarray:
+def _prior_aid(rows: dict[str, np.ndarray], has_ceiling: np.ndarray,
+               regimes: list[str]) -> np.ndarray:
     """The aid each project's beneficiary already had (``state_aid.AidRegister.assess``).
 
-    A project is its own beneficiary (its declared ``prior_aid``), unless a
+    A project is its own beneficiary (its ``declared`` prior aid), unless a
     pipeline row names one: then the aid declared for the beneficiary's first
-    committed project, plus, under a de minimis ``regime`` (None for a regime
-    without a ceiling), the grant equivalents of its projects committed
-    before on this line, on or after the start of the period of this
-    commitment's date (``state_aid.window_start``). A beneficiary is one
-    line's own (``batch.unsupported``), so its commitments come in the line's
-    sequence.
+    committed project, on any line, plus, on a line with a de minimis
+    ceiling, the grant equivalents of its projects committed before on lines
+    with one, on or after the start of the period of this commitment's date
+    under its line's regime (``state_aid.window_start``). Commitments come in
+    the order of their times, and of the engine's sequence within a line;
+    two on different lines at one instant are in the SimPy model's order
+    (:func:`same_instant_on_two_lines`: those replications are its own).
     """
-    prior = batch.prior_aid[apps]
-    pipeline = batch.lines[line].pipeline
-    if pipeline is None:
-        return prior
-    # Rows without a beneficiary are -1.
-    names = pd.factorize(pipeline["beneficiary"])[0]
-    code = names[batch.app_number[apps]]
+    prior = rows["declared"].copy()
+    code = rows["beneficiary"]
     shared = np.flatnonzero(code >= 0)
     if not len(shared):
         return prior
-    rep = batch.app_rep[apps]
-    order = shared[np.lexsort((sequence[shared], code[shared], rep[shared]))]
+    rep = rows["rep"]
+    order = shared[np.lexsort((rows["sequence"][shared], rows["time"][shared], code[shared],
+                               rep[shared]))]
     position = np.arange(len(order))
     starts = np.r_[True, (rep[order][1:] != rep[order][:-1])
                    | (code[order][1:] != code[order][:-1])]
     first = np.maximum.accumulate(np.where(starts, position, 0))
     had = prior[order][first]
-    if regime is None:
-        prior[order] = had
-        return prior
-    day = days[order]
-    unique, where = np.unique(day, return_inverse=True)
-    period_from = np.array([window_start(d, regime) for d in unique.astype(object)],
-                           dtype="datetime64[D]")[where]
+    counted = has_ceiling[order]
+    day = rows["commit_day"][order]
+    # Each commitment's period under its own line's regime (its own day where the
+    # line has no ceiling: nothing is added to it).
+    period_from = day.copy()
+    line = rows["line"][order]
+    for number, regime in enumerate(regimes):
+        mine = (line == number) & counted
+        if mine.any():
+            unique, where = np.unique(day[mine], return_inverse=True)
+            period_from[mine] = np.array([window_start(d, regime)
+                                          for d in unique.astype(object)],
+                                         dtype="datetime64[D]")[where]
     # A beneficiary's projects, in commitment order, have dates that never decrease:
     # those inside a project's period are the run just before it, found by one search
     # over (beneficiary, date) keys; their aid is a difference of running totals.
@@ -197,6 +218,36 @@ def _prior_aid(batch, line: int, apps: np.ndarray, sequence: np.ndarray, days: n
     group = (np.cumsum(starts) - 1) * span
     keys = group + (day - floor).astype(np.int64)
     begin = np.searchsorted(keys, group + (period_from - floor).astype(np.int64))
-    running = np.concatenate(([0], np.cumsum(esl[order])))
-    prior[order] = had + running[position] - running[begin]
+    running = np.concatenate(([0], np.cumsum(np.where(counted, rows["esl"][order], 0))))
+    prior[order] = np.where(counted, had + running[position] - running[begin], had)
     return prior
+
+
+def same_instant_on_two_lines(batch) -> np.ndarray:
+    """Positions of the chunk's replications where a beneficiary named on two lines had
+    projects committed on both at one instant.
+
+    The SimPy model takes them in the order it scheduled the two lines'
+    events, which the batch engine does not follow: the aid of one counts
+    for the other in an order of its own (``batch.simulate_chunk`` runs
+    those replications on the SimPy model).
+    """
+    codes = beneficiary_codes(batch)
+    if sum(c is not None for c in codes) < 2:
+        return np.zeros(0, dtype=np.int64)
+    positions, times, _ = batch.booked_commitments()
+    line = batch.dec_line[positions]
+    apps = batch.dec_app[positions]
+    code = np.full(len(positions), -1)
+    for number, line_codes in enumerate(codes):
+        if line_codes is not None:
+            mine = line == number
+            code[mine] = line_codes[batch.app_number[apps[mine]]]
+    named = code >= 0
+    rep = batch.app_rep[apps][named]
+    code, times, line = code[named], times[named], line[named]
+    order = np.lexsort((times, code, rep))
+    rep, code, times, line = rep[order], code[order], times[order], line[order]
+    tie = (rep[1:] == rep[:-1]) & (code[1:] == code[:-1]) & (times[1:] == times[:-1]) \
+        & (line[1:] != line[:-1])
+    return np.unique(rep[1:][tie])

@@ -27,25 +27,27 @@ on the chunk it is in.
   undiscounted); otherwise no aid the SimPy model prices is over the
   ceiling, and its run is the flagging run.
 
-A beneficiary named in a pipeline has one ceiling for all its projects (on
-one line: ``batch.unsupported``): the aid of its earlier projects counts,
-and the aid declared for the first project it has priced counts for all
+A beneficiary named in a pipeline has one ceiling for all its projects, on
+one line or two: the aid of its earlier projects counts, and the aid
+declared for the first project it has priced counts for all
 (``state_aid.AidRegister``). On a reducing line a replication is also run
 again when a named beneficiary's projects could together go over the
 ceiling (:func:`beneficiaries_may_go_over`: the bounds of all its
 decisions, plus the most aid declared for any of them), or when they were
 declared different amounts of earlier aid: the SimPy model takes the
 amount of the first project it prices, offered or not, the flagging run
-that of the first it commits.
+that of the first it commits (on one line without a waiting list, the
+first decision is the first priced: only a difference between those two
+counts).
 """
 
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 
 from . import batch_flows as bf
+from .batch_loans import beneficiary_codes
 from .instruments import PERIOD_MONTHS
 from .model import days_of
 from .scenario import Scenario
@@ -102,45 +104,71 @@ def beneficiaries_may_go_over(scenario: Scenario, batch, line: int) -> np.ndarra
     flagging run counted (module docstring).
 
     A named beneficiary's aid at any instant is the aid declared for one of
-    its projects plus that of its projects committed before: at most the
-    most declared for any of them plus the bounds (:func:`aid_bounds`) of
-    all its decisions; never over the ceiling if that sum is within the
-    lowest ceiling any of them meets.
+    its projects plus that of its projects committed before, on any line: at
+    most the most declared for any of them plus the bounds
+    (:func:`aid_bounds`) of all its decisions on lines with a ceiling; never
+    over the ceiling if that sum is within the lowest ceiling any of them
+    meets.
     """
-    pipeline = batch.lines[line].pipeline
-    positions = np.flatnonzero(batch.dec_line == line)
-    if pipeline is None or not len(positions):
+    codes = beneficiary_codes(batch)
+    if codes[line] is None:
         return np.zeros(0, dtype=np.int64)
-    names = pd.factorize(pipeline["beneficiary"])[0]   # -1: the project is its own
-    apps = batch.dec_app[positions]
-    code = names[batch.app_number[apps]]
-    named = np.flatnonzero(code >= 0)
-    if not len(named):
+    decisions = [_named_decisions(scenario, batch, number, line_codes)
+                 for number, line_codes in enumerate(codes) if line_codes is not None]
+    key, declared, aid, ceiling, on_line = (np.concatenate([d[i] for d in decisions])
+                                            for i in range(5))
+    if not (on_line == line).any():
         return np.zeros(0, dtype=np.int64)
-    width = int(code.max()) + 1
-    # Decisions are in the model's order within a replication: a group's first
-    # occurrence is its beneficiary's first decision.
-    keys, first, group = np.unique(batch.app_rep[apps[named]] * width + code[named],
-                                   return_index=True, return_inverse=True)
-    declared = batch.prior_aid[apps[named]]
+    # Decisions in the model's order within a replication, line after line: a group's
+    # first occurrence is its beneficiary's first decision when it has one line.
+    keys, first, group = np.unique(key, return_index=True, return_inverse=True)
     most = np.full(len(keys), -1, dtype=np.int64)
     np.maximum.at(most, group, declared)
-    redo = _declared_differently(batch, line, positions, apps, code, width, keys,
-                                 declared, first, group)
+    least = np.full(len(keys), 2**62, dtype=np.int64)
+    np.minimum.at(least, group, declared)
+    lines_of = np.zeros(len(keys), dtype=np.int64)
+    np.bitwise_or.at(lines_of, group, 1 << on_line)
+    # One line only: see _declared_differently; several: any difference counts.
+    one_line = lines_of == (1 << line)
+    redo = np.where(one_line, _declared_differently(batch, line, keys, declared, first,
+                                                    group, one_line), least != most)
+    total = most.copy()
+    np.add.at(total, group, np.minimum(aid, _ABOVE_ANY_CEILING))
+    lowest = np.full(len(keys), 2**62, dtype=np.int64)
+    np.minimum.at(lowest, group, ceiling)
+    redo |= total > lowest
+    redo &= (lines_of & (1 << line)) > 0   # beneficiaries with a decision on this line
+    return np.unique(keys[redo] // _KEY_SPAN)
+
+
+# Group keys: replication * _KEY_SPAN + beneficiary number.
+_KEY_SPAN = 2**31
+
+
+def _named_decisions(scenario: Scenario, batch, line: int, codes: np.ndarray):
+    """The decisions of line ``line`` whose project names its beneficiary: their group
+    keys, declared aid, aid bounds (0 on a line without a ceiling) and lowest ceilings
+    (very high without one), and the line."""
+    positions = np.flatnonzero(batch.dec_line == line)
+    apps = batch.dec_app[positions]
+    code = codes[batch.app_number[apps]]
+    named = np.flatnonzero(code >= 0)
     bounds = aid_bounds(scenario, batch, line)
-    if bounds is not None:
-        _, aid, ceiling = bounds
-        total = most.copy()
-        np.add.at(total, group, np.minimum(aid[named], _ABOVE_ANY_CEILING))
-        lowest = np.full(len(keys), 2**62, dtype=np.int64)
-        np.minimum.at(lowest, group, np.broadcast_to(ceiling, len(apps))[named])
-        redo |= total > lowest
-    return np.unique(keys[redo] // width)
+    if bounds is None:
+        aid = np.zeros(len(named), dtype=np.int64)
+        ceiling = np.full(len(named), 2**62, dtype=np.int64)
+    else:
+        aid = bounds[1][named]
+        ceiling = np.broadcast_to(bounds[2], len(apps))[named]
+    apps = apps[named]
+    return (batch.app_rep[apps] * _KEY_SPAN + code[named],
+            batch.prior_aid[apps], aid, ceiling, np.full(len(named), line))
 
 
-def _declared_differently(batch, line: int, positions, apps, code, width: int, keys,
-                          declared, first, group) -> np.ndarray:
-    """Which beneficiaries (``keys``) the SimPy model may count other declared aid for.
+def _declared_differently(batch, line: int, keys, declared, first, group,
+                          one_line) -> np.ndarray:
+    """Which beneficiaries (``keys``, of one line where ``one_line``) the SimPy model may
+    count other declared aid for.
 
     It counts the aid declared for the first of a beneficiary's projects that
     it prices, the flagging run that of the first committed. Without a
@@ -149,26 +177,28 @@ def _declared_differently(batch, line: int, positions, apps, code, width: int, k
     and leave the list unpriced: any difference among the amounts declared
     counts.
     """
+    least = np.full(len(keys), 2**62, dtype=np.int64)
+    np.minimum.at(least, group, declared)
+    most = np.full(len(keys), -1, dtype=np.int64)
+    np.maximum.at(most, group, declared)
     if batch.lines[line].line.when_dry == "waiting_list":
-        least = np.full(len(keys), 2**62, dtype=np.int64)
-        np.minimum.at(least, group, declared)
-        most = np.full(len(keys), -1, dtype=np.int64)
-        np.maximum.at(most, group, declared)
         return least != most
+    codes = beneficiary_codes(batch)[line]
     committed, _, sequence = batch.booked_commitments()
     mine = batch.dec_line[committed] == line
-    at = np.searchsorted(positions, committed[mine])   # into this line's decisions
-    sequence = sequence[mine]
-    named = code[at] >= 0
-    at, sequence = at[named], sequence[named]
+    committed, sequence = committed[mine], sequence[mine]
+    apps = batch.dec_app[committed]
+    code = codes[batch.app_number[apps]]
+    named = code >= 0
+    apps, code, sequence = apps[named], code[named], sequence[named]
     by_sequence = np.argsort(sequence, kind="stable")
-    at = at[by_sequence]
-    committed_keys, first_committed = np.unique(batch.app_rep[apps[at]] * width + code[at],
+    apps, code = apps[by_sequence], code[by_sequence]
+    committed_keys, first_committed = np.unique(batch.app_rep[apps] * _KEY_SPAN + code,
                                                 return_index=True)
     differs = np.zeros(len(keys), dtype=bool)
     which = np.searchsorted(keys, committed_keys)
-    differs[which] = batch.prior_aid[apps[at[first_committed]]] != declared[first[which]]
-    return differs
+    differs[which] = batch.prior_aid[apps[first_committed]] != declared[first[which]]
+    return differs & one_line
 
 
 def aid_bounds(scenario: Scenario, batch, line: int):

@@ -124,9 +124,10 @@ PIPELINE_HEADER = ("date,line,eligible_cost,id,admitted,evaluation_months,"
 
 
 @st.composite
-def pipeline_scenarios(draw):
+def pipeline_scenarios(draw, across_lines: bool = False):
     """Random batch scenarios whose two lines replay one pipeline file, every optional
-    column used or left empty; beneficiaries with several projects, each on one line."""
+    column used or left empty; beneficiaries with several projects, each on one line
+    (``across_lines``: on both)."""
     changes, first = draw(batch_scenarios())
     start = dt.date.fromisoformat(changes["scenario"]["start"])
     last_day = 28 * changes["scenario"]["horizon_months"] - 1   # inside the horizon
@@ -142,7 +143,8 @@ def pipeline_scenarios(draw):
                  draw(st.sampled_from(["", "0", "1.5", "4"])),
                  draw(st.sampled_from(["", "0", "6", "12.5"])),
                  draw(st.sampled_from(["", "1", "5"])),
-                 draw(st.sampled_from(["", f"{line}-coop1", f"{line}-coop2"]))]
+                 draw(st.sampled_from(["", "coop1", "coop2"] if across_lines else
+                                      ["", f"{line}-coop1", f"{line}-coop2"]))]
         rows.append(",".join(cells))
     for line in ("A", "B"):
         changes["lines"][line]["applications"].update(mode="pipeline", pipeline="pipeline.csv")
@@ -229,16 +231,70 @@ def test_a_pipeline_gives_its_projects_ids_and_adds_up_each_beneficiarys_aid(mak
     assert loans.at["own-2", "prior_aid"] != declared
 
 
-def test_a_beneficiary_on_two_lines_runs_on_the_simpy_model(make_scenario):
+def _two_line_pipeline(make_scenario, rows: list[str], changes: dict | None = None):
     line_b = deep_update(BASE_TABLES["lines"]["A"], {
         "allocation": 500_000,
         "applications": {"mode": "pipeline", "pipeline": "pipeline.csv"}})
-    rows = f"{PIPELINE_HEADER}\n2020-03-10,A,100000,a,,,,,coop\n2020-03-10,B,100000,b,,,,,coop\n"
-    scenario = make_scenario({"fund": {"endowment": 1_500_000}, "lines": {
+    return make_scenario(deep_update({"fund": {"endowment": 1_500_000}, "lines": {
         "A": {"applications": {"mode": "pipeline", "pipeline": "pipeline.csv"}},
-        "B": line_b}}, pipeline=rows)
-    assert unsupported(scenario) == "beneficiary 'coop' applies on lines A and B of the pipeline"
-    assert chunk_size(scenario) == CHUNK_SIZE
+        "B": line_b}}, changes or {}), pipeline="\n".join([PIPELINE_HEADER, *rows]) + "\n")
+
+
+def test_a_beneficiary_on_two_lines_adds_up_its_aid_over_both(make_scenario, monkeypatch):
+    # Grants of 100,000 EUR paid at signing: each project's aid is its grant.
+    grants = {"instrument": {"coverage": 0.0, "public_loan_share": 0.0, "grant_share": 1.0},
+              "disbursement": {"grant_paid_at": "signing"},
+              "state_aid": {"prior_aid": {"dist": "uniform", "low": 0, "high": 50_000}}}
+    scenario = _two_line_pipeline(
+        make_scenario, ["2020-03-10,A,100000,a,,,,,coop", "2020-04-10,B,100000,b,,,,,coop",
+                        "2020-05-10,A,100000,c,,,,,coop"], {"lines": {"A": grants, "B": grants}})
+    assert unsupported(scenario) is None
+    assert_same_tables(scenario, [0, 3])
+    redone = _record_redone(monkeypatch)
+    loans = simulate_chunk(scenario, [0], 0).loans.to_pandas().set_index("project_id")
+    assert redone == []
+    declared = loans.at["a", "prior_aid"]
+    assert loans.at["b", "prior_aid"] == declared + 10_000_000
+    assert loans.at["c", "prior_aid"] == declared + 20_000_000
+
+
+def test_a_beneficiary_committed_on_two_lines_at_one_instant_is_the_simpy_models(
+        make_scenario, monkeypatch):
+    """The SimPy model takes the two commitments in the order it scheduled the lines'
+    events: those replications are run on it."""
+    scenario = _two_line_pipeline(make_scenario, ["2020-03-10,A,100000,a,,,,,coop",
+                                                  "2020-03-10,B,100000,b,,,,,coop",
+                                                  "2020-06-10,B,100000,c,,,,,other"])
+    assert unsupported(scenario) is None
+    assert chunk_size(scenario) >= BATCH_CHUNK_SIZE
+    assert_same_tables(scenario, [0, 1])
+    redone = _record_redone(monkeypatch)
+    simulate_chunk(scenario, [0, 1], 0)
+    assert redone == [0, 1]
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+                                                                  HealthCheck.function_scoped_fixture])
+@given(pipeline_scenarios(across_lines=True),
+       st.sampled_from([None, "reject", "reduce"]), st.sampled_from([0.0, 0.5]))
+def test_beneficiaries_on_both_lines_give_the_simpy_models_tables(make_scenario, case, rule,
+                                                                  near_the_ceiling):
+    changes, rows, first = case
+    if rule is not None:
+        changes = deep_update(changes, {"state_aid": {"strict": True}})
+        for line in "AB":
+            tables = changes["lines"][line] = deep_update(
+                BASE_TABLES["lines"]["A"], changes["lines"][line])
+            tables.setdefault("state_aid", {})["over_ceiling"] = rule
+            tables["state_aid"]["prior_aid"] = {
+                "dist": "empirical", "values": [0, 150_000, 199_990],
+                "weights": [1 - near_the_ceiling, *[near_the_ceiling / 2] * 2]}
+    scenario = make_scenario(changes, pipeline=rows)
+    reason = unsupported(scenario)
+    if reason is not None:
+        assert "decides on the instant of" in reason
+        return
+    assert_same_tables(scenario, [first, first + 1, first + 7])
 
 
 def test_lines_with_different_waits_keep_their_own_expiries(make_scenario):

@@ -48,13 +48,14 @@ def test_in_memory_save_writes_the_same_bytes_as_a_streamed_run(scenario, tmp_pa
 
 @pytest.fixture(scope="module")
 def simpy_scenario(tmp_path_factory):
-    """The reference replaying a pipeline in which one beneficiary applies on both
-    lines: a scenario the batch engine leaves to the SimPy model."""
+    """The reference replaying a pipeline with a row of line A decided on the instant
+    of its waiting list's tick (dated on a month's first day, evaluated in one month):
+    a scenario the batch engine leaves to the SimPy model."""
     folder = tmp_path_factory.mktemp("simpy")
     (folder / "applications.csv").write_text(
-        "date,line,eligible_cost,beneficiary\n"
-        "2019-01-10,A,1500000,coop\n2019-02-12,B,60000,coop\n"
-        "2019-03-05,A,1200000,\n2019-04-20,B,80000,\n2019-06-03,B,45000,other\n",
+        "date,line,eligible_cost,evaluation_months,beneficiary\n"
+        "2019-01-10,A,1500000,,coop\n2019-02-12,B,60000,,coop\n"
+        "2019-03-01,A,1200000,1,\n2019-04-20,B,80000,,\n2019-06-03,B,45000,,other\n",
         encoding="utf-8")
     (folder / "scenario.toml").write_text(
         f'base = "{(Path(REFERENCE).resolve()).as_posix()}"\n'
