@@ -96,6 +96,8 @@ def may_go_over(scenario: Scenario, batch, line: int) -> np.ndarray:
 
 # Above any ceiling: bounds are capped here before they are added up (no overflow).
 _ABOVE_ANY_CEILING = 2**40
+# A named beneficiary in a replication: replication * _KEY_SPAN + beneficiary number.
+_KEY_SPAN = 2**31
 
 
 def beneficiaries_may_go_over(scenario: Scenario, batch, line: int) -> np.ndarray:
@@ -128,10 +130,13 @@ def beneficiaries_may_go_over(scenario: Scenario, batch, line: int) -> np.ndarra
     np.minimum.at(least, group, declared)
     lines_of = np.zeros(len(keys), dtype=np.int64)
     np.bitwise_or.at(lines_of, group, 1 << on_line)
-    # One line only: see _declared_differently; several: any difference counts.
-    one_line = lines_of == (1 << line)
-    redo = np.where(one_line, _declared_differently(batch, line, keys, declared, first,
-                                                    group, one_line), least != most)
+    redo = least != most
+    if batch.lines[line].line.when_dry != "waiting_list":
+        # Each decision of this line is priced when it is made: for a beneficiary of
+        # this line only, the first priced is its first decision.
+        one_line = lines_of == (1 << line)
+        redo[one_line] = _first_committed_declared_otherwise(
+            batch, line, keys, declared[first])[one_line]
     total = most.copy()
     np.add.at(total, group, np.minimum(aid, _ABOVE_ANY_CEILING))
     lowest = np.full(len(keys), 2**62, dtype=np.int64)
@@ -139,10 +144,6 @@ def beneficiaries_may_go_over(scenario: Scenario, batch, line: int) -> np.ndarra
     redo |= total > lowest
     redo &= (lines_of & (1 << line)) > 0   # beneficiaries with a decision on this line
     return np.unique(keys[redo] // _KEY_SPAN)
-
-
-# Group keys: replication * _KEY_SPAN + beneficiary number.
-_KEY_SPAN = 2**31
 
 
 def _named_decisions(scenario: Scenario, batch, line: int, codes: np.ndarray):
@@ -165,40 +166,28 @@ def _named_decisions(scenario: Scenario, batch, line: int, codes: np.ndarray):
             batch.prior_aid[apps], aid, ceiling, np.full(len(named), line))
 
 
-def _declared_differently(batch, line: int, keys, declared, first, group,
-                          one_line) -> np.ndarray:
-    """Which beneficiaries (``keys``, of one line where ``one_line``) the SimPy model may
-    count other declared aid for.
+def _first_committed_declared_otherwise(batch, line: int, keys: np.ndarray,
+                                        declared_first: np.ndarray) -> np.ndarray:
+    """Which beneficiaries (``keys``) had aid declared for their first project committed
+    on line ``line`` other than ``declared_first``, that for their first decision.
 
-    It counts the aid declared for the first of a beneficiary's projects that
-    it prices, the flagging run that of the first committed. Without a
-    waiting list every decision is priced when it is made, so the first
-    priced is the beneficiary's first decision. With one, a decision may wait
-    and leave the list unpriced: any difference among the amounts declared
-    counts.
+    The SimPy model counts the aid declared for the first of a beneficiary's
+    projects it prices, the flagging run that of the first it commits.
     """
-    least = np.full(len(keys), 2**62, dtype=np.int64)
-    np.minimum.at(least, group, declared)
-    most = np.full(len(keys), -1, dtype=np.int64)
-    np.maximum.at(most, group, declared)
-    if batch.lines[line].line.when_dry == "waiting_list":
-        return least != most
-    codes = beneficiary_codes(batch)[line]
     committed, _, sequence = batch.booked_commitments()
     mine = batch.dec_line[committed] == line
     committed, sequence = committed[mine], sequence[mine]
     apps = batch.dec_app[committed]
-    code = codes[batch.app_number[apps]]
+    code = beneficiary_codes(batch)[line][batch.app_number[apps]]
     named = code >= 0
-    apps, code, sequence = apps[named], code[named], sequence[named]
-    by_sequence = np.argsort(sequence, kind="stable")
-    apps, code = apps[by_sequence], code[by_sequence]
+    order = np.argsort(sequence[named], kind="stable")
+    apps, code = apps[named][order], code[named][order]
     committed_keys, first_committed = np.unique(batch.app_rep[apps] * _KEY_SPAN + code,
                                                 return_index=True)
     differs = np.zeros(len(keys), dtype=bool)
     which = np.searchsorted(keys, committed_keys)
-    differs[which] = batch.prior_aid[apps[first_committed]] != declared[first[which]]
-    return differs & one_line
+    differs[which] = batch.prior_aid[apps[first_committed]] != declared_first[which]
+    return differs
 
 
 def aid_bounds(scenario: Scenario, batch, line: int):
