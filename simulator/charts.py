@@ -5,6 +5,8 @@ back with ``load_results`` or returned by ``simulator.run``) and returns a
 :class:`Chart`: the matplotlib figure and the DataFrame of exactly the data
 drawn on it (what ``charts/<name>.csv`` and the workbook's chart sheets hold,
 so a reader can redraw the chart).  Amounts in those tables are in euros.
+Each chart also has a function of its data alone (``fund_cash_data``, ...,
+``ChartSpec.data``): the same table, without drawing the figure.
 
 Conventions shared by the charts:
 
