@@ -82,6 +82,16 @@ def _print_warnings(scenario) -> None:
         err_console.print(f"[yellow]warning[/yellow] {escape(str(warning))}", markup=True)
 
 
+def _print_engine(scenario) -> None:
+    """Say so when the scenario runs on the SimPy model: the same results, but slower."""
+    from .batch import unsupported
+
+    reason = unsupported(scenario)
+    if reason is not None:
+        err_console.print(f"[cyan]note[/cyan] {escape(reason)}: the scenario runs on the "
+                          "SimPy model (the same results, several times slower)", markup=True)
+
+
 def _print_summary(summary, title: str) -> None:
     from rich.table import Table
 
@@ -137,6 +147,7 @@ def run(scenario_file: Path, out: Path | None, replications: int | None, only: t
     scenario = load_scenario(scenario_file,
                              [*overrides, *(["state_aid.strict=true"] if strict else [])])
     _print_warnings(scenario)
+    _print_engine(scenario)
     folder = out or default_folder(scenario)
     if folder.exists():
         from .errors import Problem

@@ -399,8 +399,18 @@ def manifest(scenario: Scenario, seed: int, replications: list[int], started: dt
         "wall_time_s": round((ended - started).total_seconds(), 3),
         "backend": backend,
         "workers": workers,
+        "engine": engine_name(scenario),
         "command": command or [],
     }
+
+
+def engine_name(scenario: Scenario) -> str:
+    """Which engine runs the scenario's replications: ``batch``, or ``simpy`` and why
+    (``batch.unsupported``); both give the same tables."""
+    from .batch import unsupported
+
+    reason = unsupported(scenario)
+    return "batch" if reason is None else f"simpy ({reason})"
 
 
 def load_results(folder: str | Path, lazy: bool = False) -> Results:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -127,6 +128,30 @@ def test_interrupted_save_leaves_nothing(tmp_path, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         results.save(tmp_path / "run")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_run_says_when_the_scenario_is_left_to_the_simpy_model(tmp_path):
+    """A pipeline row decided on the instant of line A's waiting-list tick: the command
+    says the run is on the SimPy model, and the manifest records the engine."""
+    (tmp_path / "applications.csv").write_text(
+        "date,line,eligible_cost,evaluation_months\n2019-03-01,A,1200000,1\n"
+        "2019-04-20,A,1500000,\n", encoding="utf-8")
+    (tmp_path / "tick.toml").write_text(
+        f'base = "{Path(REFERENCE).resolve().as_posix()}"\n[lines.A.applications]\n'
+        'mode = "pipeline"\npipeline = "applications.csv"\n', encoding="utf-8")
+    runs = {}
+    for name, scenario in (("tick", str(tmp_path / "tick.toml")), ("reference", REFERENCE)):
+        result = CliRunner().invoke(main, ["run", scenario, "-n", "2", "--out",
+                                           str(tmp_path / name), "--no-report"])
+        assert result.exit_code == 0, result.output
+        manifest = json.loads((tmp_path / name / "manifest.json").read_text())
+        runs[name] = result.output, manifest["engine"]
+    output, engine = runs["tick"]
+    assert "line A decides on the instant of its waiting list's monthly tick: the " \
+        "scenario runs on the SimPy model" in " ".join(output.split())
+    assert engine == "simpy (line A decides on the instant of its waiting list's monthly tick)"
+    output, engine = runs["reference"]
+    assert "SimPy" not in output and engine == "batch"
 
 
 def test_run_prints_the_summary_table(tmp_path):
