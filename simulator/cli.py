@@ -84,12 +84,11 @@ def _print_warnings(scenario) -> None:
 
 def _print_engine(scenario) -> None:
     """Say so when the scenario runs on the SimPy model: the same results, but slower."""
-    from .batch import unsupported
+    from .results import slow_engine_note
 
-    reason = unsupported(scenario)
-    if reason is not None:
-        err_console.print(f"[cyan]note[/cyan] {escape(reason)}: the scenario runs on the "
-                          "SimPy model (the same results, several times slower)", markup=True)
+    note = slow_engine_note(scenario)
+    if note is not None:
+        err_console.print(f"[cyan]note[/cyan] {escape(note)}", markup=True)
 
 
 def _print_summary(summary, title: str) -> None:

@@ -26,6 +26,18 @@ from .errors import InputError, Problem
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 console = Console(highlight=False)
 
+
+def _note_engine(scenario: Any, said: set[str]) -> None:
+    """Say once why scenarios run on the SimPy model, if some do (``said``: notes said)."""
+    from rich.markup import escape
+
+    from .results import slow_engine_note
+
+    note = slow_engine_note(scenario)
+    if note is not None and note not in said:
+        said.add(note)
+        err_console.print(f"[cyan]note[/cyan] {escape(note)}", markup=True)
+
 EXIT_INPUT = 2
 EXIT_INTERRUPTED = 130
 
@@ -224,9 +236,12 @@ def compare(sources: tuple[Path, ...], baseline: str | None, replications: int |
     if out is not None and out.exists():
         raise InputError([Problem("--out", str(out), "already exists: choose another folder")])
 
+    said: set[str] = set()
+
     def announce(alt: Any, count: int) -> None:
         bar.start(alt.name, count)
         err_console.print(f"esecuzione di {alt.name} ({alt.source}): {count} replicazioni")
+        _note_engine(alt.scenario, said)
 
     try:
         with _client(scheduler) as client, _bar() as bar:
@@ -313,10 +328,13 @@ def sweep(sweep_file: Path, vary: tuple[str, ...], overrides: tuple[str, ...],
     total = len(definition.points)
     err_console.print(f"{total} punti in {folder}")
 
+    said: set[str] = set()
+
     def announce(point: Any, reused: bool) -> None:
         state = "già calcolato" if reused else "in esecuzione"
         err_console.print(f"punto {point.number}/{total} ({point.describe()}): {state}")
         if not reused:
+            _note_engine(point.scenario, said)
             count = replications or point.scenario.scenario.replications
             bar.start(f"punto {point.number}/{total}", count)
 
@@ -434,7 +452,9 @@ def solve(scenario_file: Path, path: str, between: tuple[float, float], target: 
     from .scenario import load_scenario
 
     low, high = between
-    count = replications or load_scenario(scenario_file, list(overrides)).scenario.replications
+    base = load_scenario(scenario_file, list(overrides))
+    _note_engine(base, set())
+    count = replications or base.scenario.replications
     try:
         with _client(scheduler) as client, _bar() as bar:
             bar.start("valutazione", count)

@@ -413,6 +413,18 @@ def engine_name(scenario: Scenario) -> str:
     return "batch" if reason is None else f"simpy ({reason})"
 
 
+def slow_engine_note(scenario: Scenario) -> str | None:
+    """What the commands tell a user whose scenario runs on the SimPy model (None when the
+    batch engine runs it): why, and that only the time differs."""
+    from .batch import unsupported
+
+    reason = unsupported(scenario)
+    if reason is None:
+        return None
+    return f"{reason}: the scenario runs on the SimPy model (the same results, several " \
+        "times slower)"
+
+
 def load_results(folder: str | Path, lazy: bool = False) -> Results:
     """Read a run folder back (``lazy``: timeseries and loans only when first used)."""
     folder = Path(folder)

@@ -130,28 +130,46 @@ def test_interrupted_save_leaves_nothing(tmp_path, monkeypatch):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_a_run_says_when_the_scenario_is_left_to_the_simpy_model(tmp_path):
-    """A pipeline row decided on the instant of line A's waiting-list tick: the command
-    says the run is on the SimPy model, and the manifest records the engine."""
-    (tmp_path / "applications.csv").write_text(
+def _decided_on_a_tick(folder: Path) -> str:
+    """The reference with a pipeline row decided on the instant of line A's waiting-list
+    tick (dated on a month's first day, evaluated in one month): the SimPy model's."""
+    (folder / "applications.csv").write_text(
         "date,line,eligible_cost,evaluation_months\n2019-03-01,A,1200000,1\n"
         "2019-04-20,A,1500000,\n", encoding="utf-8")
-    (tmp_path / "tick.toml").write_text(
-        f'base = "{Path(REFERENCE).resolve().as_posix()}"\n[lines.A.applications]\n'
-        'mode = "pipeline"\npipeline = "applications.csv"\n', encoding="utf-8")
+    (folder / "tick.toml").write_text(
+        f'base = "{Path(REFERENCE).resolve().as_posix()}"\n[scenario]\nname = "tick"\n'
+        '[lines.A.applications]\nmode = "pipeline"\npipeline = "applications.csv"\n',
+        encoding="utf-8")
+    return str(folder / "tick.toml")
+
+
+_SIMPY_NOTE = ("line A decides on the instant of its waiting list's monthly tick: the "
+               "scenario runs on the SimPy model")
+
+
+def test_a_run_says_when_the_scenario_is_left_to_the_simpy_model(tmp_path):
+    """The command says the run is on the SimPy model, and the manifest records the
+    engine; neither for the reference."""
     runs = {}
-    for name, scenario in (("tick", str(tmp_path / "tick.toml")), ("reference", REFERENCE)):
+    for name, scenario in (("tick", _decided_on_a_tick(tmp_path)), ("reference", REFERENCE)):
         result = CliRunner().invoke(main, ["run", scenario, "-n", "2", "--out",
                                            str(tmp_path / name), "--no-report"])
         assert result.exit_code == 0, result.output
         manifest = json.loads((tmp_path / name / "manifest.json").read_text())
         runs[name] = result.output, manifest["engine"]
     output, engine = runs["tick"]
-    assert "line A decides on the instant of its waiting list's monthly tick: the " \
-        "scenario runs on the SimPy model" in " ".join(output.split())
+    assert _SIMPY_NOTE in " ".join(output.split())
     assert engine == "simpy (line A decides on the instant of its waiting list's monthly tick)"
     output, engine = runs["reference"]
     assert "SimPy" not in output and engine == "batch"
+
+
+def test_a_comparison_says_once_which_scenarios_run_on_the_simpy_model(tmp_path):
+    tick = _decided_on_a_tick(tmp_path)
+    result = CliRunner().invoke(main, ["compare", REFERENCE, tick, "-n", "2", "--out",
+                                       str(tmp_path / "comparison")])
+    assert result.exit_code == 0, result.output
+    assert " ".join(result.output.split()).count(_SIMPY_NOTE) == 1
 
 
 def test_run_prints_the_summary_table(tmp_path):
