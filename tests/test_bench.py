@@ -36,3 +36,14 @@ def test_each_kind_of_case_runs_in_its_own_process(what, name, replications, che
     assert result["replications"] == replications and result["wall_s"] > 0
     assert result["wall_s_runs"] == [result["wall_s"]]
     assert check(result)
+
+
+def test_the_fastest_run_keeps_every_runs_time_and_cost():
+    runs = [{"wall_s": 2.0, "replications_per_s": 1000.0, "calibration_timeouts_per_s": 9e5},
+            {"wall_s": 1.5, "replications_per_s": 1333.0, "calibration_timeouts_per_s": 1e6},
+            {"wall_s": 1.8, "replications_per_s": 1111.0, "calibration_timeouts_per_s": 6e5}]
+    best = bench.fastest(runs)
+    assert best["wall_s"] == 1.5 and best["wall_s_runs"] == [2.0, 1.5, 1.8]
+    assert best["cost_timeouts_runs"] == pytest.approx([900.0, 1e6 / 1333.0, 6e5 / 1111.0])
+    # Cases timed without calibrations (reports, sweeps) have no costs.
+    assert "cost_timeouts_runs" not in bench.fastest([{"wall_s": 1.0}])
