@@ -334,7 +334,10 @@ def main() -> None:
     cores = len(os.sched_getaffinity(0))
     print(f"fesr-sim benchmarks on {cores} cores ...", flush=True)
     calibration = calibrate()
-    figures: dict = {"calibration_timeouts_per_s": calibration, "cores": cores}
+    from simulator import __version__
+
+    figures: dict = {"version": __version__, "calibration_timeouts_per_s": calibration,
+                     "cores": cores}
 
     def cost(run: dict) -> float:
         return run["calibration_timeouts_per_s"] / run["replications_per_s"]
