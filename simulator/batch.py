@@ -41,7 +41,7 @@ import numpy as np
 from . import batch_flows as bf
 from .batch_applications import DRAWN, TERMS, LineApplications
 from .batch_closing import KIND, MonthClosing
-from .batch_loans import loan_table, same_instant_on_two_lines
+from .batch_loans import beneficiary_codes, loan_table, same_instant_on_two_lines
 from .batch_strict import redo_on_the_simpy_model, replications_to_redo
 from .distributions import Fixed
 from .draws import application_windows
@@ -212,6 +212,8 @@ class ChunkBatch(MonthClosing):
                                                   [line.public_loan for line in self.lines])
         for line in self.lines:
             line.release_arrays()   # stacked above: the chunk's largest arrays, held once
+        # Each pipeline row's beneficiary, numbered across lines (-1: its own).
+        self.beneficiaries = beneficiary_codes(self.lines)
 
         def zeros():
             return np.zeros((size, horizon), dtype=np.int64)

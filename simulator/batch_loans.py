@@ -27,8 +27,8 @@ def loan_table(scenario: Scenario, batch, replications: list[int]) -> dict[str, 
     """``runner.loan_table`` of every replication of ``batch`` (``batch.ChunkBatch``),
     replication by replication."""
     booked = batch.booked_commitments()
-    codes = beneficiary_codes(batch)
-    parts = [_line_rows(batch, i, booked, codes[i]) for i in range(len(batch.lines))]
+    parts = [_line_rows(batch, i, booked, batch.beneficiaries[i])
+             for i in range(len(batch.lines))]
     rows = {name: np.concatenate([p[name] for p in parts]) for name in parts[0]
             if name != "has_ceiling"}
     has_ceiling = np.concatenate([np.full(len(p["rep"]), p["has_ceiling"]) for p in parts])
@@ -102,12 +102,13 @@ def _project_ids(batch, line: np.ndarray, number: np.ndarray,
     return pc.coalesce(pa.array(given, type=pa.string()), ids)
 
 
-def beneficiary_codes(batch) -> list[np.ndarray | None]:
-    """For each line, the beneficiary of each row of its pipeline as a number shared by
-    every line (-1: the project is its own beneficiary); None for a line without one."""
+def beneficiary_codes(lines: list) -> list[np.ndarray | None]:
+    """For each line (``batch_applications.LineApplications``), the beneficiary of each
+    row of its pipeline as a number shared by every line (-1: the project is its own
+    beneficiary); None for a line without one (``batch.ChunkBatch.beneficiaries``)."""
     numbers: dict[str, int] = {}
     codes = []
-    for applications in batch.lines:
+    for applications in lines:
         pipeline = applications.pipeline
         if pipeline is None:
             codes.append(None)
@@ -121,7 +122,7 @@ def beneficiary_codes(batch) -> list[np.ndarray | None]:
 def _line_rows(batch, line: int, booked, codes: np.ndarray | None) -> dict[str, np.ndarray]:
     """The loan table's facts of the commitments of line ``line`` among ``booked``
     (positions, times, sequence numbers: every commitment, joined); ``codes``: the
-    beneficiary of each row of its pipeline (:func:`beneficiary_codes`)."""
+    beneficiary of each row of its pipeline (``batch.ChunkBatch.beneficiaries``)."""
     positions, times, sequence = booked
     mine = batch.dec_line[positions] == line
     positions, times, sequence = positions[mine], times[mine], sequence[mine]
@@ -232,7 +233,7 @@ def same_instant_on_two_lines(batch) -> np.ndarray:
     for the other in an order of its own (``batch.simulate_chunk`` runs
     those replications on the SimPy model).
     """
-    codes = beneficiary_codes(batch)
+    codes = batch.beneficiaries
     if sum(c is not None for c in codes) < 2:
         return np.zeros(0, dtype=np.int64)
     positions, times, _ = batch.booked_commitments()

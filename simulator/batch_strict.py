@@ -43,11 +43,14 @@ counts).
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
+from typing import Any
+
 import numpy as np
 import pyarrow as pa
 
 from . import batch_flows as bf
-from .batch_loans import beneficiary_codes
 from .instruments import PERIOD_MONTHS
 from .model import days_of
 from .scenario import Scenario
@@ -76,17 +79,19 @@ def replications_to_redo(scenario: Scenario, batch, loans: dict[str, np.ndarray]
             np.asarray(loans["line"], dtype=object), rejecting)
         ids = set(np.asarray(loans["replication"])[over].tolist())
         redo.update(p for p, replication in enumerate(replications) if replication in ids)
+    # Each line's bounds once, whichever reducing lines read them.
+    bounds_of = functools.cache(functools.partial(aid_bounds, scenario, batch))
     for line_id in lines_that(scenario, "reduce"):
         line = list(scenario.lines).index(line_id)
-        redo.update(may_go_over(scenario, batch, line).tolist())
-        redo.update(beneficiaries_may_go_over(scenario, batch, line).tolist())
+        redo.update(may_go_over(batch, bounds_of(line)).tolist())
+        redo.update(beneficiaries_may_go_over(batch, line, bounds_of).tolist())
     return sorted(redo)
 
 
-def may_go_over(scenario: Scenario, batch, line: int) -> np.ndarray:
-    """Positions of the chunk's replications with a decision of line ``line`` whose aid
-    could be over the ceiling at an instant the SimPy model offers it (:func:`aid_bounds`)."""
-    bounds = aid_bounds(scenario, batch, line)
+def may_go_over(batch, bounds) -> np.ndarray:
+    """Positions of the chunk's replications with a decision of a line whose aid could be
+    over the ceiling at an instant the SimPy model offers it (``bounds``: the line's
+    :func:`aid_bounds`)."""
     if bounds is None:
         return np.zeros(0, dtype=np.int64)
     apps, aid, ceiling = bounds
@@ -100,7 +105,8 @@ _ABOVE_ANY_CEILING = 2**40
 _KEY_SPAN = 2**31
 
 
-def beneficiaries_may_go_over(scenario: Scenario, batch, line: int) -> np.ndarray:
+def beneficiaries_may_go_over(batch, line: int, bounds_of: Callable[[int], Any]
+                              ) -> np.ndarray:
     """Positions of the chunk's replications where a beneficiary named in line ``line``'s
     pipeline could go over the ceiling, or may count other aid declared before than the
     flagging run counted (module docstring).
@@ -110,12 +116,12 @@ def beneficiaries_may_go_over(scenario: Scenario, batch, line: int) -> np.ndarra
     most the most declared for any of them plus the bounds
     (:func:`aid_bounds`) of all its decisions on lines with a ceiling; never
     over the ceiling if that sum is within the lowest ceiling any of them
-    meets.
+    meets. ``bounds_of``: each line's :func:`aid_bounds`, by line number.
     """
-    codes = beneficiary_codes(batch)
+    codes = batch.beneficiaries
     if codes[line] is None:
         return np.zeros(0, dtype=np.int64)
-    decisions = [_named_decisions(scenario, batch, number, line_codes)
+    decisions = [_named_decisions(batch, number, line_codes, bounds_of(number))
                  for number, line_codes in enumerate(codes) if line_codes is not None]
     key, declared, aid, ceiling, on_line = (np.concatenate([d[i] for d in decisions])
                                             for i in range(5))
@@ -146,15 +152,14 @@ def beneficiaries_may_go_over(scenario: Scenario, batch, line: int) -> np.ndarra
     return np.unique(keys[redo] // _KEY_SPAN)
 
 
-def _named_decisions(scenario: Scenario, batch, line: int, codes: np.ndarray):
+def _named_decisions(batch, line: int, codes: np.ndarray, bounds):
     """The decisions of line ``line`` whose project names its beneficiary: their group
-    keys, declared aid, aid bounds (0 on a line without a ceiling) and lowest ceilings
-    (very high without one), and the line."""
+    keys, declared aid, aid bounds (``bounds``, the line's :func:`aid_bounds`; 0 on a
+    line without a ceiling) and lowest ceilings (very high without one), and the line."""
     positions = np.flatnonzero(batch.dec_line == line)
     apps = batch.dec_app[positions]
     code = codes[batch.app_number[apps]]
     named = np.flatnonzero(code >= 0)
-    bounds = aid_bounds(scenario, batch, line)
     if bounds is None:
         aid = np.zeros(len(named), dtype=np.int64)
         ceiling = np.full(len(named), 2**62, dtype=np.int64)
@@ -178,7 +183,7 @@ def _first_committed_declared_otherwise(batch, line: int, keys: np.ndarray,
     mine = batch.dec_line[committed] == line
     committed, sequence = committed[mine], sequence[mine]
     apps = batch.dec_app[committed]
-    code = beneficiary_codes(batch)[line][batch.app_number[apps]]
+    code = batch.beneficiaries[line][batch.app_number[apps]]
     named = code >= 0
     order = np.argsort(sequence[named], kind="stable")
     apps, code = apps[named][order], code[named][order]

@@ -82,15 +82,6 @@ def _print_warnings(scenario) -> None:
         err_console.print(f"[yellow]warning[/yellow] {escape(str(warning))}", markup=True)
 
 
-def _print_engine(scenario) -> None:
-    """Say so when the scenario runs on the SimPy model: the same results, but slower."""
-    from .results import slow_engine_note
-
-    note = slow_engine_note(scenario)
-    if note is not None:
-        err_console.print(f"[cyan]note[/cyan] {escape(note)}", markup=True)
-
-
 def _print_summary(summary, title: str) -> None:
     from rich.table import Table
 
@@ -146,7 +137,7 @@ def run(scenario_file: Path, out: Path | None, replications: int | None, only: t
     scenario = load_scenario(scenario_file,
                              [*overrides, *(["state_aid.strict=true"] if strict else [])])
     _print_warnings(scenario)
-    _print_engine(scenario)
+    note_engine(scenario, set())
     folder = out or default_folder(scenario)
     if folder.exists():
         from .errors import Problem
@@ -259,7 +250,7 @@ def report(run_dir: Path, lang: str, replication: int | None, workers: int | Non
         console.print(f"scritto {escape(str(path))}")
 
 
-from .cli_decide import compare, solve, sweep  # noqa: E402  (the verbs that compare runs)
+from .cli_decide import compare, note_engine, solve, sweep  # noqa: E402  (the verbs that compare runs)
 
 main.add_command(compare)
 main.add_command(sweep)

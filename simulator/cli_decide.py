@@ -27,8 +27,9 @@ err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 console = Console(highlight=False)
 
 
-def _note_engine(scenario: Any, said: set[str]) -> None:
-    """Say once why scenarios run on the SimPy model, if some do (``said``: notes said)."""
+def note_engine(scenario: Any, said: set[str]) -> None:
+    """Say once why scenarios run on the SimPy model, if some do (``said``: notes said;
+    ``fesr-sim run`` and the verbs here)."""
     from rich.markup import escape
 
     from .results import slow_engine_note
@@ -241,7 +242,7 @@ def compare(sources: tuple[Path, ...], baseline: str | None, replications: int |
     def announce(alt: Any, count: int) -> None:
         bar.start(alt.name, count)
         err_console.print(f"esecuzione di {alt.name} ({alt.source}): {count} replicazioni")
-        _note_engine(alt.scenario, said)
+        note_engine(alt.scenario, said)
 
     try:
         with _client(scheduler) as client, _bar() as bar:
@@ -334,7 +335,7 @@ def sweep(sweep_file: Path, vary: tuple[str, ...], overrides: tuple[str, ...],
         state = "già calcolato" if reused else "in esecuzione"
         err_console.print(f"punto {point.number}/{total} ({point.describe()}): {state}")
         if not reused:
-            _note_engine(point.scenario, said)
+            note_engine(point.scenario, said)
             count = replications or point.scenario.scenario.replications
             bar.start(f"punto {point.number}/{total}", count)
 
@@ -453,7 +454,7 @@ def solve(scenario_file: Path, path: str, between: tuple[float, float], target: 
 
     low, high = between
     base = load_scenario(scenario_file, list(overrides))
-    _note_engine(base, set())
+    note_engine(base, set())
     count = replications or base.scenario.replications
     try:
         with _client(scheduler) as client, _bar() as bar:

@@ -55,10 +55,28 @@ def simpy_frames(scenario, ids, seed):
 def assert_same_tables(scenario, ids, seed=None):
     seed = scenario.scenario.seed if seed is None else seed
     expected = simpy_frames(scenario, ids, seed)
-    got = simulate_chunk(scenario, ids, seed, check=True)
+    _assert_tables_equal(simulate_chunk(scenario, ids, seed, check=True), expected)
+
+
+def _assert_tables_equal(got, expected) -> None:
     for name, want in zip(("timeseries", "loans", "kpis"), expected, strict=True):
         pd.testing.assert_frame_equal(_frame(getattr(got, name)), _frame(want),
                                       check_exact=True, obj=name)
+
+
+def assert_the_batch_engine_alone_gives_the_simpy_models_tables(scenario, ids, monkeypatch):
+    """Assert that the batch engine gives the SimPy model's tables without calling the
+    SimPy model (no replication run again); return its tables."""
+    expected = simpy_frames(scenario, ids, scenario.scenario.seed)
+
+    def no_simpy(*args, **kwargs):
+        raise AssertionError("the SimPy model ran")
+
+    import simulator.runner
+    monkeypatch.setattr(simulator.runner, "run_replication", no_simpy)
+    got = simulate_chunk(scenario, ids, scenario.scenario.seed, check=True)
+    _assert_tables_equal(got, expected)
+    return got
 
 
 def _frame(table) -> pd.DataFrame:
@@ -491,18 +509,8 @@ def test_a_strict_run_where_no_aid_goes_over_never_runs_the_simpy_model(make_sce
                                                                          monkeypatch, rule):
     scenario = make_scenario(deep_update(STRICT_REJECT, {"lines": {
         line: {"state_aid": {"prior_aid": 0, "over_ceiling": rule}} for line in "AB"}}))
-    ids = list(range(6))
-    expected = simpy_frames(scenario, ids, scenario.scenario.seed)
-
-    def no_simpy(*args, **kwargs):
-        raise AssertionError("the SimPy model ran")
-
-    import simulator.runner
-    monkeypatch.setattr(simulator.runner, "run_replication", no_simpy)
-    got = simulate_chunk(scenario, ids, scenario.scenario.seed, check=True)
-    for name, want in zip(("timeseries", "loans", "kpis"), expected, strict=True):
-        pd.testing.assert_frame_equal(_frame(getattr(got, name)), _frame(want),
-                                      check_exact=True, obj=name)
+    got = assert_the_batch_engine_alone_gives_the_simpy_models_tables(
+        scenario, list(range(6)), monkeypatch)
     assert (got.kpis["rejected_state_aid"] == 0).all()
     assert (got.kpis["reduced_state_aid"] == 0).all()
 
@@ -655,19 +663,9 @@ def test_a_beneficiary_whose_first_project_is_committed_keeps_the_batch_tables(
             "applications": {"mode": "pipeline", "pipeline": "pipeline.csv"}}}},
         pipeline=rows)
     ids = list(range(12))
-    expected = simpy_frames(scenario, ids, scenario.scenario.seed)
     declared = _stepped_batch(scenario, ids).prior_aid.reshape(len(ids), 2)
     assert (declared[:, 0] != declared[:, 1]).any()
-
-    def no_simpy(*args, **kwargs):
-        raise AssertionError("the SimPy model ran")
-
-    import simulator.runner
-    monkeypatch.setattr(simulator.runner, "run_replication", no_simpy)
-    got = simulate_chunk(scenario, ids, scenario.scenario.seed, check=True)
-    for name, want in zip(("timeseries", "loans", "kpis"), expected, strict=True):
-        pd.testing.assert_frame_equal(_frame(getattr(got, name)), _frame(want),
-                                      check_exact=True, obj=name)
+    assert_the_batch_engine_alone_gives_the_simpy_models_tables(scenario, ids, monkeypatch)
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow,
