@@ -684,15 +684,27 @@ class ChunkBatch(MonthClosing):
     def series(self) -> dict[str, np.ndarray]:
         """The timeseries columns, replications x lines and total x months (``runner.frames``).
 
-        Computed for every unit at once, then laid out in the table's order,
-        column by column.
+        Computed for every unit at once, each column straight into its place
+        in the table's order (``each_series_column(out=...)``), then the total
+        of the lines.
         """
         lines, reps, horizon = len(self.lines), self.replications, self.horizon
-        out = {}
-        for name, values in self._series_columns():
+        out: dict[str, np.ndarray] = {}
+
+        def place(name: str) -> np.ndarray:   # lines x replications x months, as computed
             laid_out = out[name] = np.empty((reps, lines + 1, horizon), dtype=np.int64)
-            laid_out[:, :lines] = values.transpose(1, 0, 2)
-            laid_out[:, lines] = values.sum(axis=0)
+            return laid_out[:, :lines].transpose(1, 0, 2)
+
+        for name, _ in self._series_columns(place):
+            laid_out = out[name]
+            total = laid_out[:, lines]
+            # Line by line: quicker than a sum along the lines' axis (a short one).
+            if lines == 1:
+                total[...] = laid_out[:, 0]
+            else:
+                np.add(laid_out[:, 0], laid_out[:, 1], out=total)
+            for line in range(2, lines):
+                total += laid_out[:, line]
         return out
 
     def totals(self) -> dict[str, np.ndarray]:
@@ -700,8 +712,9 @@ class ChunkBatch(MonthClosing):
         KPIs read (:meth:`series` without the lines)."""
         return {name: values.sum(axis=0) for name, values in self._series_columns()}
 
-    def _series_columns(self):
-        """``ledger.each_series_column`` of every unit, lines x replications x months."""
+    def _series_columns(self, out=None):
+        """``ledger.each_series_column`` of every unit, lines x replications x months
+        (``out``: where each column goes, as there)."""
         lines, reps, horizon = len(self.lines), self.replications, self.horizon
 
         def by_line(values: np.ndarray) -> np.ndarray:
@@ -712,7 +725,7 @@ class ChunkBatch(MonthClosing):
         return each_series_column(flows, by_line(self.committed_amount),
                                   {name: by_line(v) for name, v in self.monthly.items()},
                                   {name: by_line(v) for name, v in self.counts.items()},
-                                  self.shares, self.sources)
+                                  self.shares, self.sources, out)
 
 
 def simulate_chunk(scenario: Scenario, replications: list[int], seed: int,

@@ -39,7 +39,7 @@ contribution is paid in tranches (``[fund.payments] phased = true``).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import numpy as np
 
@@ -340,34 +340,59 @@ def series_columns(flows: dict[str, np.ndarray], committed_amount: np.ndarray,
 
 def each_series_column(flows: dict[str, np.ndarray], committed_amount: np.ndarray,
                        monthly: dict[str, np.ndarray], counts: dict[str, np.ndarray],
-                       funding_shares: np.ndarray, columns_of_sources: list[str]
+                       funding_shares: np.ndarray, columns_of_sources: list[str],
+                       out: Callable[[str], np.ndarray] | None = None,
                        ) -> Iterator[tuple[str, np.ndarray]]:
     """:func:`series_columns` one column at a time, in the same order.
 
     A caller that lays each column out before asking for the next holds one
     column's temporaries at a time instead of every column's (the batch
     engine: tens of megabytes less for a chunk, each a page fault to fill).
+    ``out(name)``, if given, is where column ``name`` goes (an array of the
+    monthly arrays' shape, a view into the caller's table say): each column
+    is computed there and yielded as that array, which saves a copy of every
+    column.
     """
-    f = {kind: np.cumsum(flows[kind], axis=-1) for kind in FLOW_KINDS}
+    def place(name: str) -> np.ndarray | None:
+        return None if out is None else out(name)
+
+    def cumulative(values: np.ndarray, name: str | None = None) -> np.ndarray:
+        return np.cumsum(values, axis=-1, out=None if name is None else place(name))
+
+    def copied(values: np.ndarray, name: str) -> np.ndarray:
+        into = place(name)
+        if into is None:
+            return values.copy()
+        into[...] = values
+        return into
+
+    # The flows the table shows are computed where they go; the others are temporaries.
+    shown = ("loans_disbursed", "grants_paid", "grants_recovered", "principal_repaid",
+             "interest_received", "principal_written_off", "recoveries")
+    f = {kind: cumulative(flows[kind], kind if kind in shown else None) for kind in FLOW_KINDS}
     paid = f["loans_disbursed"] + f["grants_paid"]
-    yield "cash", monthly["cash"].copy()
-    yield "committed_undisbursed", np.cumsum(committed_amount, axis=-1) - paid - f["released"]
-    yield "loans_outstanding", (f["loans_disbursed"] - f["principal_repaid"]
-                                - f["principal_written_off"])
-    yield "legacy", monthly["legacy"].copy()
-    for kind in ("loans_disbursed", "grants_paid", "grants_recovered", "principal_repaid",
-                 "interest_received", "principal_written_off", "recoveries"):
+    yield "cash", copied(monthly["cash"], "cash")
+    undisbursed = cumulative(committed_amount, "committed_undisbursed")
+    undisbursed -= paid
+    undisbursed -= f["released"]
+    yield "committed_undisbursed", undisbursed
+    outstanding = np.subtract(f["loans_disbursed"], f["principal_repaid"],
+                              out=place("loans_outstanding"))
+    outstanding -= f["principal_written_off"]
+    yield "loans_outstanding", outstanding
+    yield "legacy", copied(monthly["legacy"], "legacy")
+    for kind in shown:
         yield kind, f[kind]
     for name in ("fees_paid", "fees_charged", "treasury_interest", "reallocated_in",
                  "reallocated_out", "contribution_paid_in", "fees_grant_charged"):
-        yield name, np.cumsum(monthly[name], axis=-1)
+        yield name, cumulative(monthly[name], name)
     paid_by_source = split_by_shares(np.diff(paid, prepend=0, axis=-1), funding_shares)
     for i, column in enumerate(columns_of_sources):
-        yield column, np.cumsum(paid_by_source[..., i, :], axis=-1)
+        yield column, cumulative(paid_by_source[..., i, :], column)
     del paid_by_source
     for name in COUNT_COLUMNS:
         values = counts[name]
-        yield name, values.copy() if name == "waiting" else np.cumsum(values, axis=-1)
+        yield name, copied(values, name) if name == "waiting" else cumulative(values, name)
 
 
 def split_by_shares(amounts: np.ndarray, shares: np.ndarray) -> np.ndarray:
