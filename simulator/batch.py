@@ -262,6 +262,14 @@ class ChunkBatch(MonthClosing):
         self.repaying: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
         self.repayments_from = math.inf
         self.booked: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        # Runs of equal flows (interest-free instalments, ``FlowBatch.runs``) are booked
+        # as their ends: per (kind, months between flows), +amount where a run starts
+        # and -amount where it stops, months x units. Month by month as months close,
+        # each row becomes the sum of its own and the row ``stride`` months before
+        # (:meth:`_runs_into_flows`): the month's flows of every run, added to the flow
+        # array. Months before ``runs_through`` are done.
+        self.run_ends: dict[tuple[int, int], np.ndarray] = {}
+        self.runs_through = 0
         self.sequence = 0
         # What the loan table says of each commitment, by decision position, recorded
         # as its flows are booked: totals of each kind of flow before the horizon,
@@ -623,6 +631,7 @@ class ChunkBatch(MonthClosing):
             self.repaying = []
             self.repayments_from = math.inf
             self._add_flows(positions, times, "repayments")
+        self._runs_into_flows(int(min(month + 1, self.horizon)))
 
     def _add_flows(self, positions: np.ndarray, times: np.ndarray, parts: str) -> float:
         """Price and book ``parts`` of the commitments at ``positions``.
@@ -652,6 +661,9 @@ class ChunkBatch(MonthClosing):
             self._record(chosen, flows, parts)
             booked.extend((KIND[kind], chosen[part[0]], part[1], part[2])
                           for kind, batches in flows.entries.items() for part in batches)
+            for kind, runs in flows.runs.items():
+                for rows, first, counts, amounts, stride in runs:
+                    self._add_runs(KIND[kind], chosen[rows], first, counts, amounts, stride)
         due = priced[0][1].repayments_from if parts == "early" else math.inf
         if not booked:
             return due
@@ -669,6 +681,39 @@ class ChunkBatch(MonthClosing):
         np.add.at(self.loan_totals.reshape(-1),
                   kinds[seen] * len(self.dec_app) + flowing[seen], amounts[seen])
         return due
+
+    def _add_runs(self, kind: int, flowing: np.ndarray, first: np.ndarray, counts: np.ndarray,
+                  amounts: np.ndarray, stride: int) -> None:
+        """Book runs of equal flows (``FlowBatch.runs``) of the decisions ``flowing``.
+
+        What falls before the horizon goes to the run ends (:attr:`run_ends`)
+        and to the loan totals; the rest to the flow array's spare month.
+        """
+        horizon, size = self.horizon, self.size
+        if len(first) and int(first.min()) < self.runs_through:
+            raise RuntimeError("a run of flows starts in a month already closed")
+        seen = np.clip(-((first - horizon) // stride), 0, counts)   # months < horizon
+        unit = self.dec_unit[flowing]
+        np.add.at(self.loan_totals[kind], flowing, amounts * seen)
+        np.add.at(self.flow_array[kind, horizon], unit, amounts * (counts - seen))
+        ends = self.run_ends.get((kind, stride))
+        if ends is None:
+            ends = self.run_ends[kind, stride] = np.zeros((horizon, size), dtype=np.int64)
+        starts = first < horizon
+        np.add.at(ends.reshape(-1), first[starts] * size + unit[starts], amounts[starts])
+        stop = first + stride * counts
+        stops = stop < horizon
+        np.add.at(ends.reshape(-1), stop[stops] * size + unit[stops], -amounts[stops])
+
+    def _runs_into_flows(self, until: int) -> None:
+        """Add the flows of the booked runs of months ``runs_through .. until - 1`` to the
+        flow array (see :attr:`run_ends`)."""
+        for month in range(self.runs_through, until):
+            for (kind, stride), ends in self.run_ends.items():
+                if month >= stride:
+                    ends[month] += ends[month - stride]
+                self.flow_array[kind, month] += ends[month]
+        self.runs_through = max(self.runs_through, until)
 
     def _record(self, positions: np.ndarray, flows: bf.FlowBatch, parts: str) -> None:
         """Keep the loan facts a booking settles: all of them at the first stage, those

@@ -8,7 +8,10 @@ the same float operations and the same rounding as ``loanbook`` and
 ``instruments`` (tests compare the two on random projects).
 
 Each kind of flow comes back as three aligned arrays ``(project, month,
-amount)``; a month may lie beyond the horizon (the caller drops it).
+amount)``; a month may lie beyond the horizon (the caller drops it). The
+instalments of an interest-free loan come back as runs instead (equal
+amounts every period: ``FlowBatch.runs``), which the batch engine books by
+their two ends.
 The months to default and prepayment are computed once from the draws
 (``loanbook.hazard_months``) and read by both engines; ``pow`` is evaluated
 with Python floats, as ``state_aid`` does: numpy's vectorised version may
@@ -47,8 +50,7 @@ def month_of(times: np.ndarray, offset: float) -> np.ndarray:
 # ------------------------------------------------------------------------------ schedules
 
 def _equal_parts(principal: np.ndarray, n: int) -> np.ndarray:
-    q = round_pos(principal / n)
-    q = np.where(q * (n - 1) > principal, principal // n, q)
+    q = _equal_instalment(principal, n)
     parts = np.repeat(q[:, None], n, axis=1)
     parts[:, -1] = principal - q * (n - 1)
     return parts
@@ -160,14 +162,33 @@ class FlowBatch:
     schedule_grace: np.ndarray | None = None  # its grace, longer than the instrument's
                                               # when a tranche comes late
     repayments_from: float = math.inf         # (early_flows) when repayments can begin
+    # Kind -> runs of equal flows (projects, first months, counts, amounts, stride): project
+    # i gets amounts[i] in months first[i], first[i] + stride, ... (counts[i] of them).
+    # Instalments of a loan without interest are two runs: written cell by cell they
+    # were most of the cost of pricing a revolving fund's repayments.
+    runs: dict[str, list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]]] = field(
+        default_factory=dict)
 
     def add(self, kind: str, projects: np.ndarray, months: np.ndarray,
             amounts: np.ndarray) -> None:
         if len(projects):
             self.entries.setdefault(kind, []).append((projects, months, amounts))
 
+    def add_run(self, kind: str, projects: np.ndarray, first: np.ndarray, counts: np.ndarray,
+                amounts: np.ndarray, stride: int) -> None:
+        keep = (counts > 0) & (amounts != 0)   # a run of nothing, or of zeros, books nothing
+        if keep.any():
+            self.runs.setdefault(kind, []).append(
+                (projects[keep], first[keep], counts[keep], amounts[keep], stride))
+
     def flat(self, kind: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        parts = self.entries.get(kind)
+        """Every flow of ``kind`` as (projects, months, amounts), runs one month at a time."""
+        parts = list(self.entries.get(kind, []))
+        for projects, first, counts, amounts, stride in self.runs.get(kind, []):
+            start = np.cumsum(counts) - counts
+            step = np.arange(int(counts.sum())) - np.repeat(start, counts)
+            parts.append((np.repeat(projects, counts), np.repeat(first, counts) + stride * step,
+                          np.repeat(amounts, counts)))
         if not parts:
             empty = np.zeros(0, dtype=np.int64)
             return empty, empty, empty
@@ -452,6 +473,9 @@ def _repayments(batch: FlowBatch, lent: np.ndarray, principal: np.ndarray, posit
         count += a > 0
     batch.first_disbursement_month[lent] = m0
     grace = np.maximum(instrument.grace_months, -(-(last - m0) // period) * period)
+    if instrument.public_rate == 0.0:
+        _interest_free_repayments(batch, lent, principal, m0, grace, m_done, fate, line)
+        return
     sched = schedules(principal, instrument, grace)
     batch.schedule_rows, batch.schedule_grace = lent, grace
     valid = sched.valid
@@ -493,6 +517,61 @@ def _repayments(batch: FlowBatch, lent: np.ndarray, principal: np.ndarray, posit
               back[keep])
     batch.status[lent] = np.where(defaults, DEFAULTED, np.where(prepays, PREPAID, REPAID))
     batch.end_month[lent] = np.where(stopped, stop_month, last_payment)
+
+
+def _interest_free_repayments(batch: FlowBatch, lent: np.ndarray, principal: np.ndarray,
+                              m0: np.ndarray, grace: np.ndarray, m_done: np.ndarray, fate,
+                              line) -> None:
+    """:func:`_repayments` of loans without interest, in closed form.
+
+    Without interest there is no grace row in a schedule (``schedules``):
+    instalment k (0 .. n - 1) falls ``grace + period * (k + 1)`` months after
+    the first disbursement, and every instalment but the last is the same
+    amount (``_equal_parts``; nothing before the last for a bullet loan). So
+    the instalments paid before a default or a prepayment are a run of equal
+    amounts, and maybe the last one: booked as runs (``FlowBatch.add_run``),
+    not cell by cell.
+    """
+    instrument, risk = line.instrument, line.risk
+    period = PERIOD_MONTHS[instrument.frequency]
+    n = instrument.term_months // period
+    batch.schedule_rows, batch.schedule_grace = lent, grace
+    if instrument.method == "bullet":
+        equal, final = np.zeros(len(lent), dtype=np.int64), principal
+    else:
+        equal = _equal_instalment(principal, n)
+        final = principal - equal * (n - 1)
+    first_payment = m0 + grace + period
+    last_payment = first_payment + period * (n - 1)
+    default_at = m_done + fate["default_months"][lent]
+    prepay_at = m_done + fate["prepayment_months"][lent]
+    stop = np.minimum(default_at, prepay_at)
+    stopped = stop <= last_payment
+    stop_month = np.where(stopped, stop, 0).astype(np.int64)
+    # Instalments paid: those before the month the loan stops in, all if it does not.
+    paid = np.where(stopped, np.clip(-((first_payment - stop_month) // period), 0, n), n)
+    before_last = np.minimum(paid, n - 1)
+    batch.add_run("principal_repaid", lent, first_payment, before_last, equal, period)
+    whole = paid == n
+    batch.add("principal_repaid", lent[whole], last_payment[whole], final[whole])
+    outstanding = principal - equal * before_last - np.where(whole, final, 0)
+    defaults = stopped & (default_at <= prepay_at)
+    prepays = stopped & ~defaults
+    batch.add("principal_repaid", lent[prepays], stop_month[prepays], outstanding[prepays])
+    batch.add("principal_written_off", lent[defaults], stop_month[defaults],
+              outstanding[defaults])
+    back = round_half_away(outstanding * risk.recovery_rate)
+    keep = defaults & (back > 0)
+    batch.add("recoveries", lent[keep], stop_month[keep] + risk.recovery_lag_months,
+              back[keep])
+    batch.status[lent] = np.where(defaults, DEFAULTED, np.where(prepays, PREPAID, REPAID))
+    batch.end_month[lent] = np.where(stopped, stop_month, last_payment)
+
+
+def _equal_instalment(principal: np.ndarray, n: int) -> np.ndarray:
+    """The instalment that :func:`_equal_parts` repeats before the last."""
+    q = round_pos(principal / n)
+    return np.where(q * (n - 1) > principal, principal // n, q)
 
 
 # ------------------------------------------------------------------------------ aid

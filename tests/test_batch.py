@@ -810,3 +810,42 @@ def test_waiting_list_heads_served_are_the_searched_prefix(exposures, data):
     want = np.minimum(np.searchsorted(cum, budget, side="right") - 1, tail)
     got = ChunkBatch._fitted(SimpleNamespace(cum_exposure=cum), kept, tail, budget)
     assert got.tolist() == want.tolist()
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.integers(1, 40))
+def test_runs_of_equal_flows_book_what_their_months_one_by_one_would(seed, horizon):
+    """Interest-free instalments are booked as runs (their two ends, summed month by month
+    as months close): the flow array and the loan totals are those of booking every
+    instalment in its own month, with months from the horizon on in the spare month."""
+    rng = np.random.default_rng(seed)
+    kinds, size, decisions = 3, 4, 7
+    batch = SimpleNamespace(
+        horizon=horizon, size=size, runs_through=0, run_ends={},
+        dec_unit=rng.integers(0, size, decisions),
+        flow_array=np.zeros((kinds, horizon + 1, size), dtype=np.int64),
+        loan_totals=np.zeros((kinds, decisions), dtype=np.int64))
+    want_flows, want_totals = batch.flow_array.copy(), batch.loan_totals.copy()
+    middle = int(rng.integers(0, horizon + 1))
+    for stage, earliest in enumerate((0, middle)):
+        for _ in range(int(rng.integers(1, 4))):
+            count = int(rng.integers(1, 9))
+            kind, stride = int(rng.integers(0, kinds)), int(rng.integers(1, 7))
+            flowing = rng.integers(0, decisions, count)
+            first = rng.integers(earliest, horizon + 10, count)
+            counts = rng.integers(0, 13, count)
+            amounts = rng.integers(-1_000, 1_000_000, count)
+            ChunkBatch._add_runs(batch, kind, flowing, first, counts, amounts, stride)
+            for position, start, times, amount in zip(flowing, first, counts, amounts,
+                                                      strict=True):
+                for month in range(start, start + stride * times, stride):
+                    want_flows[kind, min(month, horizon), batch.dec_unit[position]] += amount
+                    if month < horizon:
+                        want_totals[kind, position] += amount
+        # Months close up to the middle before the second stage's runs are booked.
+        ChunkBatch._runs_into_flows(batch, middle if stage == 0 else horizon)
+    assert np.array_equal(batch.flow_array, want_flows)
+    assert np.array_equal(batch.loan_totals, want_totals)
+    with pytest.raises(RuntimeError, match="already closed"):   # every month is closed
+        ChunkBatch._add_runs(batch, 0, np.array([0]), np.array([horizon - 1]), np.array([1]),
+                             np.array([5]), 1)
