@@ -243,7 +243,11 @@ def loans_schema() -> pa.Schema:
             columns[name] = pa.bool_()
         else:  # money in cents (de_minimis_ceiling is null where there is no ceiling)
             columns[name] = pa.int64()
-    return _schema(columns)
+    # Dates of what has not happened (a first disbursement, an end), the share of aid
+    # and the ceiling where there is none may be empty; every other cell has a value:
+    # those columns are required, as the timeseries' are.
+    return pa.schema([pa.field(name, kind, nullable=name.endswith("_date") or name in (
+        "esl_pct", "de_minimis_ceiling")) for name, kind in columns.items()])
 
 
 class RunWriter:
