@@ -60,19 +60,24 @@ class ChunkFrames:
     that keeps only KPIs (``run_chunk(kpis_only=True)``). Sent between
     processes, tables travel as LZ4-compressed Arrow IPC streams (about a
     tenth of the bytes of a pickled DataFrame), parts as they are.
+    ``kpis_part``: the KPI table encoded as a row group too, for a run that
+    writes a folder (the summary reads ``kpis``).
     """
 
     replications: list[int]
     timeseries: pa.Table | Part | None
     loans: pa.Table | Part | None
     kpis: pd.DataFrame
+    kpis_part: Part | None = None
 
     def __getstate__(self) -> dict:
         return {"replications": self.replications, "kpis": self.kpis,
+                "kpis_part": self.kpis_part,
                 "timeseries": _ipc_bytes(self.timeseries), "loans": _ipc_bytes(self.loans)}
 
     def __setstate__(self, state: dict) -> None:
         self.replications, self.kpis = state["replications"], state["kpis"]
+        self.kpis_part = state["kpis_part"]
         self.timeseries = _from_ipc(state["timeseries"])
         self.loans = _from_ipc(state["loans"])
 
@@ -168,10 +173,11 @@ def run_chunk(scenario, ids: list[int], seed: int, check: bool,
             chunk = ChunkFrames(ids, *to_frames(batch, scenario))
     if encode and not kpis_only:
         from .parquet_join import encode_part
-        from .results import loans_schema, timeseries_schema
+        from .results import kpis_part, loans_schema, timeseries_schema
 
         chunk.timeseries = encode_part(chunk.timeseries, timeseries_schema(scenario))
         chunk.loans = encode_part(chunk.loans, loans_schema())
+        chunk.kpis_part = kpis_part(chunk.kpis)
     return chunk
 
 

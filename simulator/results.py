@@ -28,7 +28,7 @@ import tomli_w
 
 from . import __version__
 from .errors import InputError, Problem
-from .parquet_join import JoinedParquet, Part, encode
+from .parquet_join import JoinedParquet, Part, encode, encode_part
 from .scenario import Scenario, load_scenario
 from .series_layout import SeriesLayout
 
@@ -273,47 +273,63 @@ class RunWriter:
             self._schemas = (timeseries_schema(self.scenario), loans_schema())
             self._ts = JoinedParquet(self.tmp / "timeseries.parquet")
             self._loans = JoinedParquet(self.tmp / "loans.parquet")
+            self._kpis_file = JoinedParquet(self.tmp / "kpis.parquet")
         except BaseException as exc:   # __exit__ will not run: remove the folder here
             self._context.__exit__(type(exc), exc, exc.__traceback__)
             raise
         return self
 
     def add(self, timeseries: pa.Table | pd.DataFrame | Part,
-            loans: pa.Table | pd.DataFrame | Part, kpis: pd.DataFrame) -> None:
+            loans: pa.Table | pd.DataFrame | Part, kpis: pd.DataFrame,
+            encoded_kpis: Part | None = None) -> None:
         """Append the tables of a chunk of replications (in replication order).
 
         Tables may come already encoded as Parquet row groups
-        (``executors.run_chunk(encode=True)``); others are encoded here.
+        (``executors.run_chunk(encode=True)``; ``encoded_kpis``: the KPIs);
+        others are encoded here.
         """
         for file, table, schema in ((self._ts, timeseries, self._schemas[0]),
                                     (self._loans, loans, self._schemas[1])):
             file.append(table if isinstance(table, Part) else
                         encode(_as_arrow(table, schema), schema))
+        self._kpis_file.append(encoded_kpis or kpis_part(kpis))
         self._kpis.append(kpis)
 
     def finish(self, manifest: dict) -> None:
-        """Close the tables and write the KPIs, summary, scenario and manifest."""
+        """Close the tables and write the summary, scenario and manifest."""
         from .metrics import summarise
 
-        self._ts.close()
-        self._loans.close()
+        for file in (self._ts, self._loans, self._kpis_file):
+            file.close()
         kpis = pd.concat(self._kpis, ignore_index=True)
         # The summary is computed from exactly what is written.
         summary = summarise(kpis)
-        write_tables(self.scenario, self.tmp, kpis, summary, manifest)
+        write_tables(self.scenario, self.tmp, summary, manifest)
         self._finished = True
         # What the folder holds, without reading it back (the large tables stay on disk).
         self.results = Results(self.scenario, None, None, kpis, summary, manifest,
                                path=self.folder)
 
     def __exit__(self, kind, value, traceback) -> bool:
-        for file in (self._ts, self._loans):
+        for file in (self._ts, self._loans, self._kpis_file):
             if file.is_open:
                 file.abandon()   # the temporary folder goes, or finish() closed it
         if kind is None and not self._finished:
             kind = RuntimeError
             value = RuntimeError("RunWriter left without finish()")
         return bool(self._context.__exit__(kind, value, traceback))
+
+
+def kpis_part(kpis: pd.DataFrame) -> Part:
+    """A chunk's KPI table as a row group of ``kpis.parquet`` (``parquet_join``).
+
+    Each chunk's KPIs are a row group of their own, encoded where the chunk
+    ran, as its timeseries and loans are: the file is closed, not written,
+    once the last chunk is in. Parquet's own types only (no pandas metadata):
+    ``pandas.read_parquet`` gives the table back as it was.
+    """
+    table = pa.Table.from_pandas(kpis, preserve_index=False).replace_schema_metadata(None)
+    return encode_part(table, table.schema)
 
 
 def _as_arrow(table: pa.Table | pd.DataFrame, schema: pa.Schema) -> pa.Table:
@@ -349,9 +365,9 @@ def atomic_folder(folder: Path) -> Iterator[Path]:
         raise
 
 
-def write_tables(scenario: Scenario, folder: Path, kpis: pd.DataFrame, summary: pd.DataFrame,
+def write_tables(scenario: Scenario, folder: Path, summary: pd.DataFrame,
                  manifest: dict) -> None:
-    """Write the small files of a run folder: scenario, KPIs, summary, manifest."""
+    """Write the small files of a run folder: scenario, summary, manifest."""
     tables = scenario.to_dict()
     # Copy pipeline files next to the resolved scenario so the folder is self-contained.
     for line_id, line in scenario.lines.items():
@@ -370,7 +386,6 @@ def write_tables(scenario: Scenario, folder: Path, kpis: pd.DataFrame, summary: 
         tables["state_aid"]["rates_file"] = target.name
     header = (f"# Resolved scenario '{scenario.name}' (hash {scenario.hash()[:12]}), as run.\n")
     (folder / "scenario.toml").write_text(header + tomli_w.dumps(tables), encoding="utf-8")
-    kpis.to_parquet(folder / "kpis.parquet", index=False)
     summary.to_csv(folder / "summary.csv", index=False, float_format="%.6f")
     (folder / "manifest.json").write_text(
         json.dumps(manifest, indent=2, default=str) + "\n", encoding="utf-8")

@@ -310,7 +310,7 @@ def run_to_folder(scenario: Scenario, folder, replications: int | None = None,
         with chunk_results(scenario, ids, seed, check, workers, client,
                            encode=True) as results:
             for chunk in results:
-                writer.add(chunk.timeseries, chunk.loans, chunk.kpis)
+                writer.add(chunk.timeseries, chunk.loans, chunk.kpis, chunk.kpis_part)
                 done += len(chunk.replications)
                 if progress is not None:
                     progress(done)
