@@ -534,13 +534,8 @@ def _interest_free_repayments(batch: FlowBatch, lent: np.ndarray, principal: np.
     """
     instrument, risk = line.instrument, line.risk
     period = PERIOD_MONTHS[instrument.frequency]
-    n = instrument.term_months // period
     batch.schedule_rows, batch.schedule_grace = lent, grace
-    if instrument.method == "bullet":
-        equal, final = np.zeros(len(lent), dtype=np.int64), principal
-    else:
-        equal = _equal_instalment(principal, n)
-        final = principal - equal * (n - 1)
+    equal, final, n = _interest_free_instalments(principal, instrument)
     first_payment = m0 + grace + period
     last_payment = first_payment + period * (n - 1)
     default_at = m_done + fate["default_months"][lent]
@@ -568,6 +563,17 @@ def _interest_free_repayments(batch: FlowBatch, lent: np.ndarray, principal: np.
     batch.end_month[lent] = np.where(stopped, stop_month, last_payment)
 
 
+def _interest_free_instalments(principal: np.ndarray, instrument
+                               ) -> tuple[np.ndarray, np.ndarray, int]:
+    """Loans without interest: the instalment repeated before the last, the last, and
+    their number (``_amortise`` at a zero rate: equal parts, or all at the end)."""
+    n = instrument.term_months // PERIOD_MONTHS[instrument.frequency]
+    if instrument.method == "bullet":
+        return np.zeros(len(principal), dtype=np.int64), principal, n
+    equal = _equal_instalment(principal, n)
+    return equal, principal - equal * (n - 1), n
+
+
 def _equal_instalment(principal: np.ndarray, n: int) -> np.ndarray:
     """The instalment that :func:`_equal_parts` repeats before the last."""
     q = round_pos(principal / n)
@@ -590,13 +596,21 @@ def grant_equivalents(public_loan: np.ndarray, grant: np.ndarray, line,
     """
     instrument = line.instrument
     size = len(public_loan)
-    schedule = schedules(public_loan, instrument, grace)
-    months, principal, length = schedule.months, schedule.principal, schedule.length
     soft = instrument.public_rate
-    valid = np.arange(months.shape[1])[None, :] < length[:, None]
+    if soft == 0.0:
+        # Interest-free: the schedule in closed form (_interest_free_repayments).
+        period = PERIOD_MONTHS[instrument.frequency]
+        equal, final, n = _interest_free_instalments(public_loan, instrument)
+        length = np.where(public_loan > 0, n, 0)
+        first_payment = grace + period
+        last = np.where(length > 0, first_payment + period * (n - 1), 0)
+    else:
+        schedule = schedules(public_loan, instrument, grace)
+        months, principal, length = schedule.months, schedule.principal, schedule.length
+        valid = np.arange(months.shape[1])[None, :] < length[:, None]
+        last = np.where(length > 0, np.take_along_axis(
+            months, np.maximum(length - 1, 0)[:, None], axis=1)[:, 0], 0)
     present = np.zeros(size)
-    last = np.where(length > 0, np.take_along_axis(
-        months, np.maximum(length - 1, 0)[:, None], axis=1)[:, 0], 0)
     # Each loan reads the factor table state_aid would build for it (same length).
     span = -(-last // _CHUNK_MONTHS) * _CHUNK_MONTHS
     priced = np.flatnonzero((reference > soft) & (length > 0))
@@ -608,10 +622,17 @@ def grant_equivalents(public_loan: np.ndarray, grant: np.ndarray, line,
     for start, end in pairwise(bounds):
         rows = by_table[start:end]
         factors = _annuity_factors(float(d_sorted[start]), int(span_sorted[start]))
+        total = np.zeros(len(rows))
+        if soft == 0.0:
+            # Every loan here has its n instalments: the same terms in the same order.
+            month, amount, closing = first_payment[rows], equal[rows], final[rows]
+            for k in range(n):
+                total += (amount if k < n - 1 else closing) * factors[month + period * k]
+            present[rows] = total
+            continue
         # Payments x loans, so that each payment's terms lie together in memory.
         at = np.ascontiguousarray(np.where(valid[rows], months[rows], 0).T)
         terms = np.ascontiguousarray(principal[rows].T) * factors[at]
-        total = np.zeros(len(rows))
         for payment in terms:
             total += payment    # padding adds 0.0: no change
         present[rows] = total

@@ -849,3 +849,40 @@ def test_runs_of_equal_flows_book_what_their_months_one_by_one_would(seed, horiz
     with pytest.raises(RuntimeError, match="already closed"):   # every month is closed
         ChunkBatch._add_runs(batch, 0, np.array([0]), np.array([horizon - 1]), np.array([1]),
                              np.array([5]), 1)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.sampled_from([0.0, 0.0, 0.005, 0.03]), st.sampled_from([1, 3, 6, 12]),
+       st.integers(1, 12), st.integers(0, 3),
+       st.sampled_from(["french", "italian", "bullet"]),
+       st.sampled_from(["signing", "completion"]),
+       st.lists(st.tuples(st.integers(0, 3_000_000_00), st.integers(0, 500_000_00),
+                          st.integers(0, 4), st.sampled_from([0.0, 0.01, 0.02, 0.045]),
+                          st.sampled_from([0.0, 0.01, 0.04]), st.integers(-1, 20),
+                          st.integers(0, 30)), min_size=1, max_size=20))
+def test_grant_equivalents_over_arrays_equal_state_aid_loan_by_loan(
+        rate, period, instalments, grace_periods, method, grant_paid_at, loans):
+    """The gross grant equivalent of each loan, interest-free ones in closed form, is
+    ``state_aid``'s for its schedule (its own grace) to the cent."""
+    from simulator.batch_flows import grant_equivalents
+    from simulator.instruments import loan_schedule
+    from simulator.state_aid import _grant_equivalent
+
+    frequency = {1: "monthly", 3: "quarterly", 6: "semiannual", 12: "annual"}[period]
+    instrument = SimpleNamespace(public_rate=rate, frequency=frequency, method=method,
+                                 term_months=period * instalments,
+                                 grace_months=period * grace_periods)
+    line = SimpleNamespace(instrument=instrument,
+                           disbursement=SimpleNamespace(grant_paid_at=grant_paid_at))
+    public, grant, extra, reference, discount, first, done = (
+        np.array(column) for column in zip(*loans, strict=True))
+    grace = instrument.grace_months + period * extra   # a late tranche lengthens it
+    got = grant_equivalents(public, grant, line, reference, discount, grace, first,
+                            first + done)
+    for i in range(len(loans)):
+        schedule = loan_schedule(int(public[i]), rate, instrument.term_months, int(grace[i]),
+                                 frequency, method)
+        month = max(0, int(done[i])) if grant_paid_at == "completion" and first[i] >= 0 \
+            else 0
+        assert got[i] == _grant_equivalent(schedule, rate, float(reference[i]),
+                                           float(discount[i]), int(grant[i]), month), i
