@@ -47,7 +47,7 @@ def loan_table(scenario: Scenario, batch, replications: list[int]) -> dict[str, 
         return month_end_dates(start, horizon, months)
 
     line_names = np.array(line_ids, dtype=object)[rows["line"]]
-    project_ids = _project_ids(batch, rows["line"], rows["number"], line_names)
+    project_ids = _project_ids(batch, rows["line"], rows["number"], line_ids)
     disbursed, repaid, written_off = (rows["loans_disbursed"], rows["principal_repaid"],
                                       rows["written_off"])
     ceilings = np.where(has_ceiling, rows["ceiling"], 0)
@@ -86,11 +86,14 @@ def loan_table(scenario: Scenario, batch, replications: list[int]) -> dict[str, 
 
 
 def _project_ids(batch, line: np.ndarray, number: np.ndarray,
-                 line_names: np.ndarray) -> pa.Array:
+                 line_ids: list[str]) -> pa.Array:
     """"A-00042": the line and the application's number from 1, five digits at least;
-    on a line that reads a pipeline, the row's own id."""
+    on a line that reads a pipeline, the row's own id. ``line``: each row's line, as
+    its position in ``line_ids``."""
     numbers = pc.utf8_lpad(pa.array(number + 1).cast(pa.string()), width=5, padding="0")
-    ids = pc.binary_join_element_wise(pa.array(line_names, type=pa.string()), numbers, "-")
+    # The lines' names taken by position: no string object per row to convert.
+    names = pa.array(line_ids, type=pa.string()).take(pa.array(line))
+    ids = pc.binary_join_element_wise(names, numbers, "-")
     pipelines = [(i, applications.pipeline) for i, applications in enumerate(batch.lines)
                  if applications.pipeline is not None]
     if not pipelines:
@@ -148,7 +151,9 @@ def _line_rows(batch, line: int, booked, codes: np.ndarray | None) -> dict[str, 
         ceiling = np.full(len(apps), _DE_MINIMIS_CENTS.get(regime, 0), dtype=np.int64)
     end = facts["end_month"]
     ended = (end >= 0) & (end < horizon)
-    totals = {kind: batch.loan_totals[i, positions] for i, kind in enumerate(FLOW_KINDS)}
+    kinds = ("loans_disbursed", "grants_paid", "principal_repaid", "interest_received",
+             "principal_written_off", "recoveries", "grants_recovered")
+    totals = {kind: batch.loan_totals[FLOW_KINDS.index(kind), positions] for kind in kinds}
     return {
         "rep": batch.app_rep[apps], "sequence": sequence, "time": times,
         "beneficiary": np.full(len(apps), -1) if codes is None else
