@@ -42,6 +42,11 @@ MAGIC = b"PAR1"
 # The columns that say which rows a row group holds.
 _INDEXED = ("replication", "date", "line", "project_id")
 _LENGTH = struct.Struct("<i")
+# A part goes to its file a megabyte at a time. Written at once, a revolving chunk's
+# 12 MB took 30-50 ms as often as not on this project's machine (~4 ms otherwise),
+# inside the kernel (not with transparent huge pages disabled for the process, nor
+# without numpy's huge-page advice); a megabyte at a time, ~4 ms every time.
+_WRITE_BYTES = 2**20
 
 # Field ids of parquet.thrift (https://github.com/apache/parquet-format).
 _FILE_SCHEMA, _FILE_ROWS, _FILE_ROW_GROUPS = 2, 3, 4
@@ -58,6 +63,11 @@ _CHUNK_REFUSED = {1: "columns kept in other files", 4: "a page index", 5: "a pag
 
 
 def encode(table: pa.Table, schema: pa.Schema) -> bytes:
+    """:func:`encoded` as bytes."""
+    return encoded(table, schema).to_pybytes()
+
+
+def encoded(table: pa.Table, schema: pa.Schema) -> pa.Buffer:
     """``table`` as a Parquet file of one row group, with the run folder's options.
 
     The file's schema is ``schema`` (a table built from pandas carries extra
@@ -81,7 +91,7 @@ def encode(table: pa.Table, schema: pa.Schema) -> bytes:
     with pq.ParquetWriter(sink, schema, use_dictionary=text, write_statistics=indexed,
                           store_schema=False) as writer:
         writer.write_table(table, row_group_size=max(len(table), 1))
-    return sink.getvalue().to_pybytes()
+    return sink.getvalue()
 
 
 @dataclass
@@ -97,7 +107,7 @@ class Part:
     the part, the process that joins only fills the pieces in.
     """
 
-    data: bytes
+    data: bytes | pa.Buffer    # the file's bytes (Arrow's buffer as encoded: no copy)
     body_end: int              # where the footer starts
     rows: int
     schema: bytes              # the schema field, as encoded
@@ -119,19 +129,23 @@ class _RowGroups:
 
 
 def encode_part(table: pa.Table, schema: pa.Schema) -> Part:
-    """:func:`encode`, read as a :class:`Part`."""
-    return read_part(encode(table, schema))
+    """:func:`encode`, read as a :class:`Part` (its data is Arrow's buffer as encoded, not
+    a copy: a revolving chunk's timeseries is 12 MB)."""
+    return read_part(encoded(table, schema))
 
 
-def read_part(data: bytes) -> Part:
+def read_part(file: bytes | pa.Buffer) -> Part:
     """Read a Parquet file's footer into pieces, in one pass over its bytes."""
-    if len(data) < 12 or data[:4] != MAGIC or data[-4:] != MAGIC:
+    view = memoryview(file)
+    size = len(view)
+    if size < 12 or bytes(view[:4]) != MAGIC or bytes(view[-4:]) != MAGIC:
         raise ValueError("not a Parquet file")
-    (length,) = _LENGTH.unpack(data[-8:-4])
-    start = len(data) - 8 - length
-    if not len(MAGIC) <= start < len(data) - 8:
+    (length,) = _LENGTH.unpack(view[-8:-4])
+    start = size - 8 - length
+    if not len(MAGIC) <= start < size - 8:
         raise ValueError("not a Parquet file: its footer length is wrong")
-    part = Part(data, start, 0, b"", [], [])
+    part = Part(file, start, 0, b"", [], [])
+    data = bytes(view[start:size - 8])   # the footer: positions below are within it
     marks: list[tuple[int, int, object]] = []   # (start, end, what goes there), in order
 
     def field(number: int, kind: int, at: int) -> int | None:
@@ -156,9 +170,9 @@ def read_part(data: bytes) -> Part:
             return position
         return None
 
-    if tc.walk(data, start, field) != len(data) - 8:
+    if tc.walk(data, 0, field) != len(data):
         raise ValueError("Thrift data: the value does not end where its bytes do")
-    part.footer = _pieces(data, start, len(data) - 8, marks)
+    part.footer = _pieces(data, 0, len(data), marks)
     return part
 
 
@@ -190,7 +204,9 @@ class JoinedParquet:
         for pieces in part.row_groups:
             self._row_groups.append(_filled(pieces, shift, len(self._row_groups)))
         self._rows += part.rows
-        self._file.write(memoryview(part.data)[len(MAGIC):part.body_end])
+        body = memoryview(part.data)[len(MAGIC):part.body_end]
+        for at in range(0, len(body), _WRITE_BYTES):
+            self._file.write(body[at:at + _WRITE_BYTES])
         self._position += part.body_end - len(MAGIC)
 
     def close(self) -> None:
