@@ -93,7 +93,7 @@ def results_in_order(task: Callable[[Any], Any], chunks: Sequence[Any], helpers:
         reap([helper.process for helper in started])
         raise
     # Normally every helper ends by itself once no chunk is left. Each reading
-    # thread closes its end of the pipe when the helper's end closes.
+    # thread closes its end of the channel when the helper's end closes.
     if ending is None:
         reap([helper.process for helper in started])
     else:

@@ -177,7 +177,7 @@ def test_helpers_of_a_killed_parent_do_not_outlive_it(tmp_path):
         "from simulator.pool import results_in_order\n"
         "def big(ids):\n"
         "    time.sleep(0.05)\n"
-        "    return b'x' * 3_000_000\n"   # more than a pipe holds
+        "    return b'x' * 3_000_000\n"   # more than a channel takes at once by default
         "results = results_in_order(big, [[i] for i in range(1000)], helpers=2, window=50)\n"
         "next(results)\n"
         "print(' '.join(str(p.pid) for p in multiprocessing.active_children()), flush=True)\n"
@@ -186,7 +186,7 @@ def test_helpers_of_a_killed_parent_do_not_outlive_it(tmp_path):
                               cwd=Path(__file__).resolve().parent.parent)
     helpers = [int(pid) for pid in parent.stdout.readline().split()]
     assert len(helpers) == 2
-    time.sleep(0.5)   # the helpers fill their pipes
+    time.sleep(0.5)   # the helpers fill their channels
     parent.send_signal(signal.SIGKILL)
     parent.wait()
     deadline = time.monotonic() + 10
