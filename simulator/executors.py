@@ -322,10 +322,14 @@ def _processes(tasks: list[Task], options, workers, ending=None) -> Iterator[Chu
 
 
 def _dask(tasks: list[Task], options, client) -> Iterator[ChunkFrames]:
-    # Each scenario goes to the workers once, whatever its number of chunks.
+    # Each scenario goes to the workers once, whatever its number of chunks. Under a key
+    # of its own (hash=False): under the key of its contents, a scenario sent again
+    # right after a run that sent it had ended could meet the workers deleting the
+    # first copy, and the run failed with "lost dependencies" (a known race of
+    # dask.distributed, issues 3703 and 8576; seen once in this project's tests).
     scenarios = list({id(task[0]): task[0] for task in tasks}.values())
-    scattered = dict(zip(map(id, scenarios), client.scatter(scenarios, broadcast=True),
-                         strict=True))
+    scattered = dict(zip(map(id, scenarios),
+                         client.scatter(scenarios, broadcast=True, hash=False), strict=True))
     window = max(2, 2 * len(client.scheduler_info().get("workers", {})))
     yield from _in_order(
         lambda task: client.submit(run_chunk, scattered[id(task[0])], task[1], task[2],

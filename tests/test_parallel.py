@@ -126,6 +126,21 @@ def test_dask_local_cluster_gives_the_same_files(scenario, simpy_scenario, tmp_p
         pd.testing.assert_frame_equal(serial, dask)
 
 
+def test_the_same_scenario_sent_to_dask_run_after_run_is_never_lost(scenario):
+    """A scenario is scattered under a key of its own for every run. Under the key of
+    its contents, sending it again right after a run had released it could meet the
+    workers deleting it ("lost dependencies": dask/distributed issues 3703, 8576),
+    which once failed the test above."""
+    distributed = pytest.importorskip("dask.distributed")
+    from simulator.executors import map_tasks
+
+    with distributed.Client(processes=False, n_workers=1, threads_per_worker=1,
+                            dashboard_address=None) as client:
+        for turn in range(40):
+            (chunk,) = map_tasks([(scenario, [turn], 1)], client=client, kpis_only=True)
+            assert chunk.kpis["replication"].tolist() == [turn]
+
+
 def _summary_matches(folder, replications):
     results = load_results(folder)
     kpis = results.kpis
