@@ -282,7 +282,9 @@ class StackedPayouts:
     def take(self, rows: np.ndarray) -> Payouts:
         """The payouts of projects ``rows``."""
         line = self.line[rows]
-        return Payouts(self.tranches[rows], self.rules.tranche_at_signing[line],
+        # np.take along the rows: several times quicker than indexing a 2-D array.
+        return Payouts(np.take(self.tranches, rows, axis=0),
+                       np.take(self.rules.tranche_at_signing, line, axis=0),
                        *(getattr(self.rules, name)[line] for name in _RULES))
 
 
