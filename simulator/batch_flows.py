@@ -475,11 +475,11 @@ def _repayments(batch: FlowBatch, lent: np.ndarray, principal: np.ndarray, posit
         count += a > 0
     batch.first_disbursement_month[lent] = m0
     grace = np.maximum(instrument.grace_months, -(-(last - m0) // period) * period)
+    batch.schedule_rows, batch.schedule_grace = lent, grace
     if instrument.public_rate == 0.0:
         _interest_free_repayments(batch, lent, principal, m0, grace, m_done, fate, line)
         return
     sched = schedules(principal, instrument, grace)
-    batch.schedule_rows, batch.schedule_grace = lent, grace
     valid = sched.valid
     # Only cells in use are read (every mask below is within ``valid``): padding stays
     # a huge month, shifted.
@@ -493,13 +493,9 @@ def _repayments(batch: FlowBatch, lent: np.ndarray, principal: np.ndarray, posit
         fix = valid & (parts == 0) & (count > 1)[:, None]
         interest = np.where(fix, round_pos(owed * r), interest)
 
-    default_at = m_done + fate["default_months"][lent]
-    prepay_at = m_done + fate["prepayment_months"][lent]
     rows = np.arange(len(lent))
     last_payment = pay_months[rows, sched.length - 1]
-    stop = np.minimum(default_at, prepay_at)
-    stopped = stop <= last_payment
-    stop_month = np.where(stopped, stop, 0).astype(np.int64)
+    stopped, stop_month, defaults = _stops(lent, m_done, fate, last_payment)
     paid = valid & ~(stopped[:, None] & (pay_months >= stop_month[:, None]))
     # Boolean indexing reads the paid cells row by row, as np.nonzero lists them.
     paid_rows = lent[np.repeat(rows, np.count_nonzero(paid, axis=1))]
@@ -508,7 +504,26 @@ def _repayments(batch: FlowBatch, lent: np.ndarray, principal: np.ndarray, posit
     if rate > 0:
         batch.add("interest_received", paid_rows, paid_months, interest[paid])
     outstanding = principal - parts.sum(axis=1, where=paid)
-    defaults = stopped & (default_at <= prepay_at)
+    _book_stops(batch, lent, outstanding, stopped, stop_month, defaults, last_payment, risk)
+
+
+def _stops(lent: np.ndarray, m_done: np.ndarray, fate, last_payment: np.ndarray
+           ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Which loans stop by their last instalment, the month they stop in (0 if they do
+    not), and which of those default (the others are prepaid)."""
+    default_at = m_done + fate["default_months"][lent]
+    prepay_at = m_done + fate["prepayment_months"][lent]
+    stop = np.minimum(default_at, prepay_at)
+    stopped = stop <= last_payment
+    stop_month = np.where(stopped, stop, 0).astype(np.int64)
+    return stopped, stop_month, stopped & (default_at <= prepay_at)
+
+
+def _book_stops(batch: FlowBatch, lent: np.ndarray, outstanding: np.ndarray,
+                stopped: np.ndarray, stop_month: np.ndarray, defaults: np.ndarray,
+                last_payment: np.ndarray, risk) -> None:
+    """What is left of stopped loans (prepaid, or written off and partly recovered), and
+    every loan's status and end."""
     prepays = stopped & ~defaults
     batch.add("principal_repaid", lent[prepays], stop_month[prepays], outstanding[prepays])
     batch.add("principal_written_off", lent[defaults], stop_month[defaults],
@@ -534,17 +549,12 @@ def _interest_free_repayments(batch: FlowBatch, lent: np.ndarray, principal: np.
     amounts, and maybe the last one: booked as runs (``FlowBatch.add_run``),
     not cell by cell.
     """
-    instrument, risk = line.instrument, line.risk
+    instrument = line.instrument
     period = PERIOD_MONTHS[instrument.frequency]
-    batch.schedule_rows, batch.schedule_grace = lent, grace
     equal, final, n = _interest_free_instalments(principal, instrument)
     first_payment = m0 + grace + period
     last_payment = first_payment + period * (n - 1)
-    default_at = m_done + fate["default_months"][lent]
-    prepay_at = m_done + fate["prepayment_months"][lent]
-    stop = np.minimum(default_at, prepay_at)
-    stopped = stop <= last_payment
-    stop_month = np.where(stopped, stop, 0).astype(np.int64)
+    stopped, stop_month, defaults = _stops(lent, m_done, fate, last_payment)
     # Instalments paid: those before the month the loan stops in, all if it does not.
     paid = np.where(stopped, np.clip(-((first_payment - stop_month) // period), 0, n), n)
     before_last = np.minimum(paid, n - 1)
@@ -552,17 +562,8 @@ def _interest_free_repayments(batch: FlowBatch, lent: np.ndarray, principal: np.
     whole = paid == n
     batch.add("principal_repaid", lent[whole], last_payment[whole], final[whole])
     outstanding = principal - equal * before_last - np.where(whole, final, 0)
-    defaults = stopped & (default_at <= prepay_at)
-    prepays = stopped & ~defaults
-    batch.add("principal_repaid", lent[prepays], stop_month[prepays], outstanding[prepays])
-    batch.add("principal_written_off", lent[defaults], stop_month[defaults],
-              outstanding[defaults])
-    back = round_half_away(outstanding * risk.recovery_rate)
-    keep = defaults & (back > 0)
-    batch.add("recoveries", lent[keep], stop_month[keep] + risk.recovery_lag_months,
-              back[keep])
-    batch.status[lent] = np.where(defaults, DEFAULTED, np.where(prepays, PREPAID, REPAID))
-    batch.end_month[lent] = np.where(stopped, stop_month, last_payment)
+    _book_stops(batch, lent, outstanding, stopped, stop_month, defaults, last_payment,
+                line.risk)
 
 
 def _interest_free_instalments(principal: np.ndarray, instrument
