@@ -46,7 +46,9 @@ def loan_table(scenario: Scenario, batch, replications: list[int]) -> dict[str, 
     def month_ends(months: np.ndarray) -> np.ndarray:
         return month_end_dates(start, horizon, months)
 
-    line_names = np.array(line_ids, dtype=object)[rows["line"]]
+    # Text with few values as codes into its values (``runner.text_codes``).
+    line_names = pa.DictionaryArray.from_arrays(rows["line"].astype(np.int32),
+                                                pa.array(line_ids, type=pa.string()))
     project_ids = _project_ids(batch, rows["line"], rows["number"], line_ids)
     disbursed, repaid, written_off = (rows["loans_disbursed"], rows["principal_repaid"],
                                       rows["written_off"])
@@ -57,7 +59,8 @@ def loan_table(scenario: Scenario, batch, replications: list[int]) -> dict[str, 
         "replication": ids[rows["rep"]],
         "project_id": project_ids,
         "line": line_names,
-        "status": np.array(STATUSES, dtype=object)[rows["status"]],
+        "status": pa.DictionaryArray.from_arrays(rows["status"].astype(np.int32),
+                                                 pa.array(STATUSES, type=pa.string())),
         "application_date": days_of(start, horizon, offset, rows["arrival"]),
         "decision_date": days_of(start, horizon, offset, rows["decided"]),
         "commitment_date": rows["commit_day"],

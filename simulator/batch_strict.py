@@ -52,6 +52,7 @@ import pyarrow as pa
 
 from . import batch_flows as bf
 from .instruments import PERIOD_MONTHS
+from .metrics import is_text
 from .model import days_of
 from .scenario import Scenario
 from .state_aid import _DE_MINIMIS_2023_FROM, _DE_MINIMIS_CENTS
@@ -75,8 +76,8 @@ def replications_to_redo(scenario: Scenario, batch, loans: dict[str, np.ndarray]
     redo: set[int] = set()
     rejecting = lines_that(scenario, "reject")
     if rejecting and len(loans["replication"]):
-        over = np.asarray(loans["over_ceiling"], dtype=bool) & np.isin(
-            np.asarray(loans["line"], dtype=object), rejecting)
+        over = np.asarray(loans["over_ceiling"], dtype=bool) & np.any(
+            [is_text(loans["line"], line_id) for line_id in rejecting], axis=0)
         ids = set(np.asarray(loans["replication"])[over].tolist())
         redo.update(p for p, replication in enumerate(replications) if replication in ids)
     # Each line's bounds once, whichever reducing lines read them.

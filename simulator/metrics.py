@@ -12,6 +12,7 @@ import math
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 # name -> (unit, formula in words)
 KPI_DEFINITIONS: dict[str, tuple[str, str]] = {
@@ -141,7 +142,7 @@ def chunk_kpis(scenario, total: dict[str, np.ndarray], loans: dict[str, np.ndarr
     line_of = loans["line"]
     kpis: dict[str, np.ndarray] = {}
     for line_id in scenario.lines:
-        kpis[f"projects_financed_{line_id}"] = per_replication(where=line_of == line_id)
+        kpis[f"projects_financed_{line_id}"] = per_replication(where=is_text(line_of, line_id))
     public_loan, grant, cost = loans["public_loan"], loans["grant"], loans["eligible_cost"]
     private = per_replication(cost - public_loan - grant)
     disbursed, grants = last("loans_disbursed"), last("grants_paid")
@@ -174,8 +175,8 @@ def chunk_kpis(scenario, total: dict[str, np.ndarray], loans: dict[str, np.ndarr
                                         math.nan)
     kpis["esl_total_eur"] = per_replication(esl) / 100
     status = loans["status"]
-    kpis["projects_failed"] = per_replication(where=status == "failed")
-    kpis["projects_defaulted"] = per_replication(where=status == "defaulted")
+    kpis["projects_failed"] = per_replication(where=is_text(status, "failed"))
+    kpis["projects_defaulted"] = per_replication(where=is_text(status, "defaulted"))
     kpis["projects_over_de_minimis"] = per_replication(where=loans["over_ceiling"].astype(bool))
     kpis["rejected_state_aid"] = np.asarray(rejected_state_aid, dtype=float)
     kpis["reduced_state_aid"] = np.asarray(reduced_state_aid, dtype=float)
@@ -183,6 +184,15 @@ def chunk_kpis(scenario, total: dict[str, np.ndarray], loans: dict[str, np.ndarr
     kpis["legacy_period_returns_eur"] = _legacy_period_returns(scenario, total,
                                                                eligibility_month)
     return kpis
+
+
+def is_text(values, text: str) -> np.ndarray:
+    """``values == text`` for a text column given as numpy values or as Arrow codes into
+    its values (the batch engine's ``line`` and ``status``: ``runner.text_codes``)."""
+    if isinstance(values, pa.DictionaryArray):
+        found = values.dictionary.index(text).as_py()
+        return values.indices.to_numpy(zero_copy_only=False) == found
+    return np.asarray(values) == text
 
 
 def _legacy_period_returns(scenario, total: dict[str, np.ndarray],

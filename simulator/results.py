@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import tomli_w
 
@@ -195,6 +196,10 @@ def _schema(columns: dict[str, pa.DataType], nullable: bool = True) -> pa.Schema
                       for name, kind in columns.items()])
 
 
+# How a text column with few values travels: codes into its values (``runner.frames``).
+TEXT_CODES = pa.dictionary(pa.int32(), pa.string())
+
+
 def timeseries_schema(scenario: Scenario) -> pa.Schema:
     """Every cell has a value: the columns are required (in Parquet's terms), which
     also spares the writer a level per value."""
@@ -212,9 +217,53 @@ def travelling_timeseries_schema(scenario: Scenario) -> pa.Schema:
     Written to Parquet, a dictionary-coded column is stored as the file's
     text column is (``parquet_join.encode``), and read back as text.
     """
-    schema = timeseries_schema(scenario)
-    at = schema.get_field_index("line")
-    return schema.set(at, schema.field(at).with_type(pa.dictionary(pa.int32(), pa.string())))
+    return _coded(timeseries_schema(scenario), ("line",))
+
+
+def travelling_loans_schema() -> pa.Schema:
+    """:func:`loans_schema` with ``line`` and ``status`` dictionary-coded, as
+    :func:`travelling_timeseries_schema` (``runner.frames``): codes into the
+    scenario's lines and ``loanbook.STATUSES``, not a text object per loan."""
+    return _coded(loans_schema(), ("line", "status"))
+
+
+def _coded(schema: pa.Schema, names: tuple[str, ...]) -> pa.Schema:
+    for name in names:
+        at = schema.get_field_index(name)
+        schema = schema.set(at, schema.field(at).with_type(TEXT_CODES))
+    return schema
+
+
+def text_codes(values, labels: list[str]) -> pa.DictionaryArray:
+    """A text column (numpy or Arrow) as codes into ``labels``, which hold every value.
+
+    The dictionary is ``labels`` whichever engine or path made the column, so
+    a chunk's loan table is written to the same bytes either way; the batch
+    engine makes its columns so (``batch_loans``), and they pass as they are.
+    """
+    dictionary = pa.array(labels, type=pa.string())
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks()
+    if isinstance(values, pa.DictionaryArray) and values.type == TEXT_CODES \
+            and values.dictionary.equals(dictionary):
+        return values
+    if isinstance(values, pa.DictionaryArray):
+        values = values.cast(pa.string())
+    elif not isinstance(values, pa.Array):
+        values = pa.array(values, type=pa.string())
+    codes = pc.index_in(values, value_set=dictionary)
+    if codes.null_count:
+        unknown = sorted(set(pc.filter(values, pc.is_null(codes)).to_pylist()), key=str)
+        raise ValueError(f"text values {unknown} are none of {labels}")
+    return pa.DictionaryArray.from_arrays(codes.cast(pa.int32()), dictionary)
+
+
+def loan_text(scenario: Scenario) -> dict[str, list[str]]:
+    """The loan table's text columns with few values, and those values: what
+    :func:`text_codes` codes them into."""
+    from .loanbook import STATUSES
+
+    return {"line": list(scenario.lines), "status": list(STATUSES)}
 
 
 def decoded(table: pa.Table) -> pa.Table:
@@ -288,6 +337,12 @@ class RunWriter:
         (``executors.run_chunk(encode=True)``; ``encoded_kpis``: the KPIs);
         others are encoded here.
         """
+        if not isinstance(loans, Part):   # its text coded as a chunk's is: the same bytes
+            loans = _as_arrow(loans, self._schemas[1])
+            for name, labels in loan_text(self.scenario).items():
+                loans = loans.set_column(loans.schema.get_field_index(name),
+                                         pa.field(name, TEXT_CODES, nullable=False),
+                                         text_codes(loans[name], labels))
         for file, table, schema in ((self._ts, timeseries, self._schemas[0]),
                                     (self._loans, loans, self._schemas[1])):
             file.append(table if isinstance(table, Part) else

@@ -188,7 +188,12 @@ def frames(scenario: Scenario, replications: list[int],
     (``results.travelling_timeseries_schema``).
     """
     from .model import month_calendar
-    from .results import loans_schema, travelling_timeseries_schema
+    from .results import (
+        loan_text,
+        text_codes,
+        travelling_loans_schema,
+        travelling_timeseries_schema,
+    )
 
     names = [*scenario.lines, "total"]
     horizon = scenario.scenario.horizon_months
@@ -207,7 +212,9 @@ def frames(scenario: Scenario, replications: list[int],
         timeseries = arrow_table(columns, schema)
     else:
         timeseries = schema.empty_table()
-    loan_table = arrow_table(loans, loans_schema())
+    loans = {**loans, **{name: text_codes(loans[name], labels)
+                         for name, labels in loan_text(scenario).items()}}
+    loan_table = arrow_table(loans, travelling_loans_schema())
     return timeseries, loan_table, kpi_frame(kpis)
 
 
@@ -219,11 +226,15 @@ def kpi_frame(kpis: list[dict] | dict[str, np.ndarray]) -> pd.DataFrame:
 
 
 def arrow_table(columns: dict, schema: pa.Schema) -> pa.Table:
-    """An Arrow table of numpy columns (NaN and NaT become nulls)."""
-    return pa.Table.from_arrays(
-        [columns[field.name] if isinstance(columns[field.name], pa.Array) else
-         pa.array(columns[field.name], type=field.type, from_pandas=True) for field in schema],
-        schema=schema)
+    """An Arrow table of numpy columns (NaN and NaT become nulls) or Arrow arrays (cast
+    to the schema's type: coded text as text, say)."""
+    def column(field: pa.Field):
+        values = columns[field.name]
+        if not isinstance(values, pa.Array):
+            return pa.array(values, type=field.type, from_pandas=True)
+        return values if values.type == field.type else values.cast(field.type)
+
+    return pa.Table.from_arrays([column(field) for field in schema], schema=schema)
 
 
 def _replication_ids(scenario: Scenario, replications: int | None,
