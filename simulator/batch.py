@@ -62,7 +62,8 @@ from .model import (
 from .runner import frames
 from .scenario import Scenario, date_to_months
 
-# Positions after the head of a waiting list looked at before searching (``_fitted``).
+# Positions after the head of a waiting list looked at before searching (``_fitted``):
+# four, so that a list's four answers (one byte each) are one 32-bit word.
 _LOOK_AHEAD = np.arange(1, 5)
 
 
@@ -477,7 +478,9 @@ class ChunkBatch(MonthClosing):
         candidates = kept[:, None] + _LOOK_AHEAD
         fits = (candidates <= tail[:, None]) & (
             self.cum_exposure[np.minimum(candidates, tail[:, None])] <= budget[:, None])
-        fitted = kept + np.count_nonzero(fits, axis=1)
+        # The number of true answers in each row: the bits set in its word (~1 us for
+        # a thousand lists, where np.count_nonzero along the rows took ~15).
+        fitted = kept + np.bitwise_count(fits.view(np.uint32)[:, 0])
         further = np.flatnonzero(fits[:, -1])
         if len(further):
             fitted[further] = np.minimum(np.searchsorted(
