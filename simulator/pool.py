@@ -22,7 +22,6 @@ message for ever, which hung the interpreter's exit after Ctrl-C.
 
 from __future__ import annotations
 
-import _thread
 import contextlib
 import multiprocessing
 
@@ -81,11 +80,9 @@ def results_in_order(task: Callable[[Any], Any], chunks: Sequence[Any], helpers:
         for _ in range(helpers):
             started.append(_Helper.start(context, task, chunks, shared, start, started))
         # Reading threads start once every helper is forked (forking a process
-        # that runs threads is unsafe). Started without waiting for them to run, as
-        # threading.Thread.start() would: right after a fork that wait took ~2 ms, a
-        # delay to this process's first chunk, which a run on 2 processes feels.
+        # that runs threads is unsafe).
         for helper in started:
-            _thread.start_new_thread(_read, (helper.connection, inbox))
+            threading.Thread(target=_read, args=(helper.connection, inbox), daemon=True).start()
         for position in range(len(chunks)):
             yield inbox.decoded(_wait_for(position, task, chunks, shared, inbox, started))
             shared.slots.release()
