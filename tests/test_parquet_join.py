@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -110,6 +111,39 @@ def test_a_dictionary_coded_text_column_encodes_as_the_text_does():
     # The file records Parquet's types only: the column reads back as text.
     assert pq.read_metadata(pa.BufferReader(data)).metadata is None
     assert pq.read_table(pa.BufferReader(data)).equals(table)
+
+
+def test_text_is_coded_into_the_values_given_whatever_its_form():
+    from simulator.results import TEXT_CODES, text_codes
+
+    labels = ["active", "repaid", "failed"]
+    plain = ["failed", "failed", "repaid"]   # "active" unused, "failed" seen first
+    forms = [np.array(plain, dtype=object), pa.array(plain),
+             pa.chunked_array([pa.array(plain[:1]), pa.array(plain[1:])]),
+             pa.array(plain).dictionary_encode()]
+    for values in forms:
+        coded = text_codes(values, labels)
+        assert coded.type == TEXT_CODES
+        assert coded.dictionary.to_pylist() == labels
+        assert coded.indices.to_pylist() == [2, 2, 1]
+    assert text_codes(coded, labels) is coded   # already so: passed as it is
+    with pytest.raises(ValueError, match=r"\['defaulted'\] are none of"):
+        text_codes(np.array(["repaid", "defaulted"], dtype=object), labels)
+
+
+def test_money_that_moves_every_month_is_stored_as_its_changes():
+    from simulator.parquet_join import _MOVING
+
+    rows = 600
+    table = pa.table({name: pa.array(np.cumsum(np.arange(rows) % 7), pa.int64())
+                      for name in (*_MOVING, "fees_paid")})
+    metadata = pq.read_metadata(pa.BufferReader(encode(table, table.schema)))
+    encodings = {metadata.schema.column(i).name: metadata.row_group(0).column(i).encodings
+                 for i in range(metadata.num_columns)}
+    for name in _MOVING:
+        assert "DELTA_BINARY_PACKED" in encodings[name], name
+    assert "DELTA_BINARY_PACKED" not in encodings["fees_paid"]
+    assert pq.read_table(pa.BufferReader(encode(table, table.schema))).equals(table)
 
 
 def _footer_of(part: bytes) -> bytes:
