@@ -207,7 +207,30 @@ def timeseries_schema(scenario: Scenario) -> pa.Schema:
 
     columns = {"replication": pa.int32(), "date": pa.date32(), "line": pa.string()}
     columns.update({c: pa.int64() for c in timeseries_columns(scenario)})
-    return _schema(columns, nullable=False)
+    # Money that moves in most months once loans repay. Stored as changes, a revolving
+    # fund's timeseries writes in 33 ms a chunk instead of 38, in 10.8 MB instead of
+    # 12.3; the reference's in 3.0 MB instead of 3.6, for ~0.6 ms more.
+    return stored_as_changes(_schema(columns, nullable=False),
+                             ("cash", "loans_outstanding", "principal_repaid"))
+
+
+def stored_as_changes(schema: pa.Schema, names: tuple[str, ...]) -> pa.Schema:
+    """``schema`` with the columns ``names`` stored in Parquet as the differences between
+    successive values (its delta encoding; then compressed, as every column is).
+
+    For columns whose values spread over a wide range in small steps (running
+    totals, dates, each loan's amounts): compressed plain values leave most of
+    their bytes, the differences take a few bits each, written faster. Readers
+    see the same values; the choice travels with the schema as field metadata
+    (``parquet_join.encoded`` reads it), not in the file's schema.
+    """
+    from .parquet_join import ENCODING_KEY
+
+    for name in names:
+        at = schema.get_field_index(name)
+        schema = schema.set(at, schema.field(at).with_metadata(
+            {ENCODING_KEY: b"DELTA_BINARY_PACKED"}))
+    return schema
 
 
 def travelling_timeseries_schema(scenario: Scenario) -> pa.Schema:
@@ -295,8 +318,14 @@ def loans_schema() -> pa.Schema:
     # Dates of what has not happened (a first disbursement, an end), the share of aid
     # and the ceiling where there is none may be empty; every other cell has a value:
     # those columns are required, as the timeseries' are.
-    return pa.schema([pa.field(name, kind, nullable=name.endswith("_date") or name in (
+    schema = pa.schema([pa.field(name, kind, nullable=name.endswith("_date") or name in (
         "esl_pct", "de_minimis_ceiling")) for name, kind in columns.items()])
+    # The dates and the amounts every loan has, stored as changes: a revolving chunk's
+    # loan table writes in ~6.6 ms instead of 8.3, in a fifth fewer bytes.
+    return stored_as_changes(schema, tuple(
+        name for name in LOAN_COLUMNS if name.endswith("_date") or name in (
+            "eligible_cost", "public_loan", "bank_loan", "grant", "loans_disbursed",
+            "grant_paid", "principal_repaid", "interest_paid", "esl")))
 
 
 class RunWriter:

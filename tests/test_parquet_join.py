@@ -131,19 +131,22 @@ def test_text_is_coded_into_the_values_given_whatever_its_form():
         text_codes(np.array(["repaid", "defaulted"], dtype=object), labels)
 
 
-def test_money_that_moves_every_month_is_stored_as_its_changes():
-    from simulator.parquet_join import _MOVING
+def test_columns_the_schema_stores_as_changes_are_delta_encoded():
+    from simulator.results import stored_as_changes
 
     rows = 600
     table = pa.table({name: pa.array(np.cumsum(np.arange(rows) % 7), pa.int64())
-                      for name in (*_MOVING, "fees_paid")})
-    metadata = pq.read_metadata(pa.BufferReader(encode(table, table.schema)))
+                      for name in ("cash", "principal_repaid", "fees_paid")})
+    schema = stored_as_changes(table.schema, ("cash", "principal_repaid"))
+    data = encode(table, schema)
+    metadata = pq.read_metadata(pa.BufferReader(data))
     encodings = {metadata.schema.column(i).name: metadata.row_group(0).column(i).encodings
                  for i in range(metadata.num_columns)}
-    for name in _MOVING:
-        assert "DELTA_BINARY_PACKED" in encodings[name], name
+    assert "DELTA_BINARY_PACKED" in encodings["cash"]
+    assert "DELTA_BINARY_PACKED" in encodings["principal_repaid"]
     assert "DELTA_BINARY_PACKED" not in encodings["fees_paid"]
-    assert pq.read_table(pa.BufferReader(encode(table, table.schema))).equals(table)
+    assert pq.read_table(pa.BufferReader(data)).equals(table)   # the same values
+    assert metadata.metadata is None   # the choice is not written in the file
 
 
 def _footer_of(part: bytes) -> bytes:
