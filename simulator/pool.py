@@ -41,8 +41,10 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-# Every message starts with the chunk number it carries and the length of its payload.
-_HEADER = struct.Struct("<QQ")
+# Every message starts with the chunk number it carries, the length of its pickle and
+# the number of buffers that follow the pickle; then each buffer's length.
+_HEADER = struct.Struct("<QQQ")
+_LENGTH = struct.Struct("<Q")
 _CHANNEL_BYTES = 16 * 2**20   # room asked for in a helper's channel (the system caps it)
 _PATIENCE_S = 1.0         # how often a waiting process looks whether its parent is alive
 
@@ -178,7 +180,7 @@ class _Inbox:
             raise item.error
         if not isinstance(item, _Message):
             return item
-        result, error = pickle.loads(item.payload)
+        result, error = pickle.loads(item.payload, buffers=item.buffers)
         if error is not None:
             exception, text = error
             exception.add_note(f"raised in a helper process:\n{text}")
@@ -189,6 +191,7 @@ class _Inbox:
 @dataclass
 class _Message:
     payload: memoryview
+    buffers: list[bytearray]   # the pickle's large buffers, received as they are
 
 
 @dataclass
@@ -272,10 +275,16 @@ def _read(connection: socket.socket, inbox: _Inbox) -> None:
         while True:
             header = bytearray(_HEADER.size)
             _receive_into(connection, memoryview(header))
-            index, length = _HEADER.unpack(header)
+            index, length, count = _HEADER.unpack(header)
+            sizes = bytearray(_LENGTH.size * count)
+            _receive_into(connection, memoryview(sizes))
             payload = bytearray(length)
             _receive_into(connection, memoryview(payload))
-            inbox.put(index, _Message(memoryview(payload)))
+            buffers = []
+            for (size,) in _LENGTH.iter_unpack(sizes):
+                buffers.append(bytearray(size))
+                _receive_into(connection, memoryview(buffers[-1]))
+            inbox.put(index, _Message(memoryview(payload), buffers))
     except (EOFError, OSError):
         inbox.wake()   # the helper ended: the waiting process looks at its exit code
     finally:
@@ -309,13 +318,26 @@ def _helper_main(task, chunks, shared: _Shared, start, connection, readers,
                 break
             continue
         try:
-            result = pickle.dumps((task(chunks[index]), None), protocol=pickle.HIGHEST_PROTOCOL)
+            message = _pickled((task(chunks[index]), None))
         except Exception as exc:  # sent to the parent, which raises it
-            result = pickle.dumps((None, (_portable(exc), traceback.format_exc())),
-                                  protocol=pickle.HIGHEST_PROTOCOL)
-        connection.sendall(_HEADER.pack(index, len(result)))
-        connection.sendall(result)
+            message = _pickled((None, (_portable(exc), traceback.format_exc())))
+        payload, buffers = message
+        connection.sendall(_HEADER.pack(index, len(payload), len(buffers))
+                           + b"".join(_LENGTH.pack(len(b)) for b in buffers))
+        connection.sendall(payload)
+        for buffer in buffers:
+            connection.sendall(buffer)
     connection.close()
+
+
+def _pickled(value) -> tuple[bytes, list[memoryview]]:
+    """``value`` pickled, its large buffers apart (Parquet parts, arrays: pickle's
+    protocol 5). Sent as they are and received into buffers of their own, they are
+    never copied into or out of the pickle (~0.5 ms of this process's time for a
+    reference chunk's 3.4 MB, and of the receiving process's)."""
+    buffers: list[pickle.PickleBuffer] = []
+    payload = pickle.dumps(value, protocol=5, buffer_callback=buffers.append)
+    return payload, [buffer.raw() for buffer in buffers]
 
 
 def _end_with_parent() -> None:
