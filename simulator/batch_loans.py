@@ -46,7 +46,7 @@ def loan_table(scenario: Scenario, batch, replications: list[int]) -> dict[str, 
     def month_ends(months: np.ndarray) -> np.ndarray:
         return month_end_dates(start, horizon, months)
 
-    # Text with few values as codes into its values (``runner.text_codes``).
+    # Text with few values as codes into its values (``results.text_codes``).
     line_names = pa.DictionaryArray.from_arrays(rows["line"].astype(np.int32),
                                                 pa.array(line_ids, type=pa.string()))
     project_ids = _project_ids(batch, rows["line"], rows["number"], line_ids)

@@ -188,7 +188,7 @@ def chunk_kpis(scenario, total: dict[str, np.ndarray], loans: dict[str, np.ndarr
 
 def is_text(values, text: str) -> np.ndarray:
     """``values == text`` for a text column given as numpy values or as Arrow codes into
-    its values (the batch engine's ``line`` and ``status``: ``runner.text_codes``)."""
+    its values (the batch engine's ``line`` and ``status``: ``results.text_codes``)."""
     if isinstance(values, pa.DictionaryArray):
         found = values.dictionary.index(text).as_py()
         return values.indices.to_numpy(zero_copy_only=False) == found

@@ -318,10 +318,9 @@ def _helper_main(task, chunks, shared: _Shared, start, connection, readers,
                 break
             continue
         try:
-            message = _pickled((task(chunks[index]), None))
+            payload, buffers = _pickled((task(chunks[index]), None))
         except Exception as exc:  # sent to the parent, which raises it
-            message = _pickled((None, (_portable(exc), traceback.format_exc())))
-        payload, buffers = message
+            payload, buffers = _pickled((None, (_portable(exc), traceback.format_exc())))
         connection.sendall(_HEADER.pack(index, len(payload), len(buffers))
                            + b"".join(_LENGTH.pack(len(b)) for b in buffers))
         connection.sendall(payload)
