@@ -268,10 +268,10 @@ def text_codes(values, labels: list[str]) -> pa.DictionaryArray:
     if isinstance(values, pa.DictionaryArray) and values.type == TEXT_CODES \
             and values.dictionary.equals(dictionary):
         return values
-    if isinstance(values, pa.DictionaryArray):
-        values = values.cast(pa.string())
-    elif not isinstance(values, pa.Array):
+    if not isinstance(values, pa.Array):
         values = pa.array(values, type=pa.string())
+    elif values.type != pa.string():   # other codes; or no type, an empty column from pandas
+        values = values.cast(pa.string())
     codes = pc.index_in(values, value_set=dictionary)
     if codes.null_count:
         unknown = sorted(set(pc.filter(values, pc.is_null(codes)).to_pylist()), key=str)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -127,6 +128,8 @@ def test_text_is_coded_into_the_values_given_whatever_its_form():
         assert coded.dictionary.to_pylist() == labels
         assert coded.indices.to_pylist() == [2, 2, 1]
     assert text_codes(coded, labels) is coded   # already so: passed as it is
+    empty = pa.Table.from_pandas(pd.DataFrame({"status": pd.Series([], dtype=object)}))
+    assert text_codes(empty["status"], labels).dictionary.to_pylist() == labels
     with pytest.raises(ValueError, match=r"\['defaulted'\] are none of"):
         text_codes(np.array(["repaid", "defaulted"], dtype=object), labels)
 
