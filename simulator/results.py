@@ -29,7 +29,7 @@ import tomli_w
 
 from . import __version__
 from .errors import InputError, Problem
-from .parquet_join import ENCODING_KEY, JoinedParquet, Part, encode, encode_part
+from .parquet_join import ENCODING_KEY, JoinedParquet, Part, encode_part
 from .scenario import Scenario, load_scenario
 from .series_layout import SeriesLayout
 
@@ -279,12 +279,15 @@ def text_codes(values, labels: list[str]) -> pa.DictionaryArray:
     return pa.DictionaryArray.from_arrays(codes.cast(pa.int32()), dictionary)
 
 
-def loan_text(scenario: Scenario) -> dict[str, list[str]]:
-    """The loan table's text columns with few values, and those values: what
-    :func:`text_codes` codes them into."""
+def coded_loan_text(columns: dict, scenario: Scenario) -> dict:
+    """The loan table's ``columns`` with ``line`` and ``status`` as :func:`text_codes`
+    into the scenario's lines and ``loanbook.STATUSES`` (the columns of
+    :func:`travelling_loans_schema`)."""
     from .loanbook import STATUSES
 
-    return {"line": list(scenario.lines), "status": list(STATUSES)}
+    labels = {"line": list(scenario.lines), "status": list(STATUSES)}
+    return {name: text_codes(values, labels[name]) if name in labels else values
+            for name, values in columns.items()}
 
 
 def decoded(table: pa.Table) -> pa.Table:
@@ -365,15 +368,16 @@ class RunWriter:
         others are encoded here.
         """
         if not isinstance(loans, Part):   # its text coded as a chunk's is: the same bytes
-            loans = _as_arrow(loans, self._schemas[1])
-            for name, labels in loan_text(self.scenario).items():
-                loans = loans.set_column(loans.schema.get_field_index(name),
-                                         pa.field(name, TEXT_CODES, nullable=False),
-                                         text_codes(loans[name], labels))
+            from .runner import arrow_table
+
+            table = _as_arrow(loans, self._schemas[1])
+            loans = arrow_table(coded_loan_text(
+                {name: table[name].combine_chunks() for name in table.column_names},
+                self.scenario), travelling_loans_schema())
         for file, table, schema in ((self._ts, timeseries, self._schemas[0]),
                                     (self._loans, loans, self._schemas[1])):
             file.append(table if isinstance(table, Part) else
-                        encode(_as_arrow(table, schema), schema))
+                        encode_part(_as_arrow(table, schema), schema))
         self._kpis_file.append(encoded_kpis or kpis_part(kpis))
         self._kpis.append(kpis)
 

@@ -188,12 +188,7 @@ def frames(scenario: Scenario, replications: list[int],
     (``results.travelling_timeseries_schema``).
     """
     from .model import month_calendar
-    from .results import (
-        loan_text,
-        text_codes,
-        travelling_loans_schema,
-        travelling_timeseries_schema,
-    )
+    from .results import coded_loan_text, travelling_loans_schema, travelling_timeseries_schema
 
     names = [*scenario.lines, "total"]
     horizon = scenario.scenario.horizon_months
@@ -212,9 +207,7 @@ def frames(scenario: Scenario, replications: list[int],
         timeseries = arrow_table(columns, schema)
     else:
         timeseries = schema.empty_table()
-    loans = {**loans, **{name: text_codes(loans[name], labels)
-                         for name, labels in loan_text(scenario).items()}}
-    loan_table = arrow_table(loans, travelling_loans_schema())
+    loan_table = arrow_table(coded_loan_text(loans, scenario), travelling_loans_schema())
     return timeseries, loan_table, kpi_frame(kpis)
 
 
