@@ -129,6 +129,7 @@ def run(scenario_file: Path, out: Path | None, replications: int | None, only: t
         seed: int | None, overrides: tuple[str, ...], check: bool, workers: int | None,
         scheduler: str | None, strict: bool, no_report: bool) -> None:
     """Run a scenario and write a run folder; print the KPI summary."""
+    from .cli_progress import replication_progress
     from .executors import connect
     from .results import default_folder
     from .runner import run_to_folder
@@ -146,7 +147,9 @@ def run(scenario_file: Path, out: Path | None, replications: int | None, only: t
     count = len(set(only)) or replications or scenario.scenario.replications
     client = connect(scheduler) if scheduler else None
     try:
-        with _progress(count) as show:
+        with replication_progress(err_console) as show:
+            show.start("replicazioni", count)
+
             def advance(done: int) -> None:
                 if ctrl_c_pressed():   # pressed, but its KeyboardInterrupt got lost
                     raise KeyboardInterrupt
@@ -170,49 +173,6 @@ def run(scenario_file: Path, out: Path | None, replications: int | None, only: t
             # On a Dask cluster the report is still written here, on this machine's cores.
             write_report(folder, workers=None if client is not None else workers)
     console.print(f"Risultati in [bold]{escape(str(folder))}[/bold]")
-
-
-def _plain_progress(total: int, every_s: float = 15.0):
-    """Progress for logs: one short line at most every ``every_s`` seconds."""
-    import time
-
-    started = last = time.monotonic()
-
-    def report(done: int) -> None:
-        nonlocal last
-        now = time.monotonic()
-        if now - last < every_s or done >= total:
-            return
-        last = now
-        rate = done / max(now - started, 1e-9)
-        eta = (total - done) / rate if rate else float("inf")
-        err_console.print(f"replicazioni {done}/{total} ({done / total:.0%}), "
-                          f"{rate:.0f}/s, ancora ~{eta:.0f} s", highlight=False)
-    return report
-
-
-def _progress(total: int):
-    """A progress bar on a terminal; nothing in logs and CI."""
-    import contextlib
-
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
-    @contextlib.contextmanager
-    def bar():
-        if not err_console.is_terminal:
-            yield _plain_progress(total)
-            return
-        with Progress("replicazioni", BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                      TimeRemainingColumn(), console=err_console, transient=True) as progress:
-            task = progress.add_task("run", total=total)
-            yield lambda done: progress.update(task, completed=done)
-    return bar()
 
 
 @main.command()

@@ -105,40 +105,12 @@ def _client(scheduler: str | None) -> Iterator[Any]:
         client.close()
 
 
-class _Bar:
-    """A transient progress bar of replications on a terminal; nothing in logs and CI."""
+def _progress():
+    """Replications' progress on standard error (:mod:`simulator.cli_progress`), imported
+    when a verb runs: ``fesr-sim --help`` does not load numpy."""
+    from .cli_progress import replication_progress
 
-    def __init__(self, progress: Any):
-        self.progress, self.task = progress, None
-
-    def start(self, description: str, total: int) -> None:
-        if self.progress is None:
-            return
-        if self.task is not None:
-            self.progress.remove_task(self.task)
-        self.task = self.progress.add_task(description, total=total)
-
-    def __call__(self, done: int) -> None:
-        if self.progress is not None and self.task is not None:
-            self.progress.update(self.task, completed=done)
-
-
-@contextlib.contextmanager
-def _bar() -> Iterator[_Bar]:
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-    )
-
-    if not err_console.is_terminal:
-        yield _Bar(None)
-        return
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                  TimeElapsedColumn(), console=err_console, transient=True) as progress:
-        yield _Bar(progress)
+    return replication_progress(err_console)
 
 
 # -- formats ------------------------------------------------------------------------------------
@@ -245,7 +217,7 @@ def compare(sources: tuple[Path, ...], baseline: str | None, replications: int |
         note_engine(alt.scenario, said)
 
     try:
-        with _client(scheduler) as client, _bar() as bar:
+        with _client(scheduler) as client, _progress() as bar:
             result = comparing.compare(list(sources), baseline=baseline, seed=seed,
                                        replications=replications, workers=workers,
                                        client=client, progress=bar, on_start=announce)
@@ -331,16 +303,22 @@ def sweep(sweep_file: Path, vary: tuple[str, ...], overrides: tuple[str, ...],
 
     said: set[str] = set()
 
+    def count(point: Any) -> int:
+        return replications or point.scenario.scenario.replications
+
     def announce(point: Any, reused: bool) -> None:
         state = "già calcolato" if reused else "in esecuzione"
         err_console.print(f"punto {point.number}/{total} ({point.describe()}): {state}")
-        if not reused:
+        if reused:
+            bar.skip(count(point))
+        else:
             note_engine(point.scenario, said)
-            count = replications or point.scenario.scenario.replications
-            bar.start(f"punto {point.number}/{total}", count)
+            bar.part(f"punto {point.number}/{total}")
 
     try:
-        with _client(scheduler) as client, _bar() as bar:
+        with _client(scheduler) as client, _progress() as bar:
+            # One count for the whole sweep: its points' bars would flash by.
+            bar.start(f"punto 1/{total}", sum(count(point) for point in definition.points))
             result = run_sweep(definition, folder, replications=replications, seed=seed,
                                workers=workers, client=client, progress=bar,
                                on_point=announce, command=sys.argv)
@@ -449,6 +427,7 @@ def solve(scenario_file: Path, path: str, between: tuple[float, float], target: 
         shown = _value(e.statistic, unit_of(e.kpi))
         err_console.print(f"valutazione {e.number}: {path} = {e.x:.6g} -> {shown} "
                           f"(obiettivo {'raggiunto' if e.met else 'non raggiunto'})")
+        bar.start(f"valutazione {e.number + 1}", count)   # each one counts from zero
 
     from .scenario import load_scenario
 
@@ -457,8 +436,8 @@ def solve(scenario_file: Path, path: str, between: tuple[float, float], target: 
     note_engine(base, set())
     count = replications or base.scenario.replications
     try:
-        with _client(scheduler) as client, _bar() as bar:
-            bar.start("valutazione", count)
+        with _client(scheduler) as client, _progress() as bar:
+            bar.start("valutazione 1", count)
             solution = solving.solve(scenario_file, path, low, high, target, goal=goal,
                                      replications=replications, seed=seed, tol=tol,
                                      overrides=overrides, workers=workers, client=client,
