@@ -247,6 +247,18 @@ def _replication_ids(scenario: Scenario, replications: int | None,
     return ids
 
 
+def as_run(scenario: Scenario, seed: int, ids: list[int], drill_down: bool) -> Scenario:
+    """``scenario`` with the seed and number of replications the run used (``--seed``,
+    ``--replications``), as its run folder's ``scenario.toml`` records it: that file
+    runs again to the same results. A drill-down (chosen replications) keeps the
+    scenario's number; the manifest lists the replications run.
+    """
+    info = {"seed": seed} if drill_down else {"seed": seed, "replications": len(ids)}
+    if all(getattr(scenario.scenario, name) == value for name, value in info.items()):
+        return scenario
+    return scenario.model_copy(update={"scenario": scenario.scenario.model_copy(update=info)})
+
+
 def run(scenario: Scenario | str, replications: int | None = None, seed: int | None = None,
         check: bool = False, replication_ids: list[int] | None = None,
         workers: int | None = None, client=None, command: list[str] | None = None,
@@ -268,6 +280,7 @@ def run(scenario: Scenario | str, replications: int | None = None, seed: int | N
         scenario = load_scenario(scenario)
     seed = scenario.scenario.seed if seed is None else seed
     ids = _replication_ids(scenario, replications, replication_ids)
+    scenario = as_run(scenario, seed, ids, replication_ids is not None)
     started = dt.datetime.now()
     parts, done = [], 0
     with chunk_results(scenario, ids, seed, check, workers, client) as results:
@@ -308,6 +321,7 @@ def run_to_folder(scenario: Scenario, folder, replications: int | None = None,
 
     seed = scenario.scenario.seed if seed is None else seed
     ids = _replication_ids(scenario, replications, replication_ids)
+    scenario = as_run(scenario, seed, ids, replication_ids is not None)
     started = dt.datetime.now()
     with RunWriter(scenario, folder) as writer:
         done = 0

@@ -439,6 +439,7 @@ def test_bad_rates_file_names_the_rates_file(tmp_path):
 def test_run_folder_keeps_copies_of_the_pipeline_and_rates_files(tmp_path):
     from simulator import run as run_scenario
     from simulator.results import load_results
+    from simulator.runner import as_run
 
     source = tmp_path / "source"
     source.mkdir()
@@ -455,4 +456,7 @@ def test_run_folder_keeps_copies_of_the_pipeline_and_rates_files(tmp_path):
                   if p.suffix in (".csv", ".toml")) == ["pipeline_pipeline.csv",
                                                         "rates_flat.toml"]
     again = load_results(tmp_path / "run")
-    assert again.scenario.hash() == scenario.hash()
+    # The same scenario, with the one replication it ran.
+    assert again.scenario.scenario.replications == 1
+    assert again.scenario.hash() == as_run(scenario, scenario.scenario.seed, [0],
+                                           drill_down=False).hash()

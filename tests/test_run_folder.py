@@ -58,7 +58,10 @@ def test_run_folder_has_every_file_and_column(reference_run):
     manifest = json.loads((reference_run / "manifest.json").read_text())
     assert manifest["replications"] == 6
     assert manifest["scenario_hash"] == results.scenario.hash()
-    assert load_scenario(REFERENCE).hash() == results.scenario.hash()
+    # The scenario as run: the file's, with the 6 replications asked for.
+    assert results.scenario.scenario.replications == 6
+    assert load_scenario(REFERENCE, ["scenario.replications=6"]).hash() == \
+        results.scenario.hash()
 
 
 def test_total_is_the_sum_of_lines_and_dates_are_month_ends(reference_run):
@@ -97,6 +100,36 @@ def test_same_seed_gives_identical_files_and_other_seed_differs(tmp_path):
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
     assert (tmp_path / "a" / "loans.parquet").read_bytes() != \
         (tmp_path / "c" / "loans.parquet").read_bytes()
+
+
+def test_run_folder_scenario_runs_again_to_the_same_files(tmp_path):
+    # --replications and --seed are recorded in scenario.toml: running that file again
+    # (without them) gives the same files; the hash is the scenario's as run.
+    runner = CliRunner()
+    first = runner.invoke(main, ["run", REFERENCE, "-n", "4", "--seed", "77", "--out",
+                                 str(tmp_path / "first"), "--no-report"])
+    assert first.exit_code == 0, first.output
+    ran = load_scenario(tmp_path / "first" / "scenario.toml")
+    assert (ran.scenario.replications, ran.scenario.seed) == (4, 77)
+    again = runner.invoke(main, ["run", str(tmp_path / "first" / "scenario.toml"), "--out",
+                                 str(tmp_path / "again"), "--no-report"])
+    assert again.exit_code == 0, again.output
+    for name in ("timeseries.parquet", "loans.parquet", "kpis.parquet", "summary.csv",
+                 "scenario.toml"):
+        assert (tmp_path / "first" / name).read_bytes() == \
+            (tmp_path / "again" / name).read_bytes(), name
+    manifests = [json.loads((tmp_path / f / "manifest.json").read_text())
+                 for f in ("first", "again")]
+    assert manifests[0]["scenario_hash"] == manifests[1]["scenario_hash"] == ran.hash()
+    assert ran.hash() != load_scenario(REFERENCE).hash()
+    # A drill-down keeps the scenario's number of replications (the manifest lists its own).
+    drill = runner.invoke(main, ["run", REFERENCE, "--replication", "3", "--out",
+                                 str(tmp_path / "drill"), "--no-report"])
+    assert drill.exit_code == 0, drill.output
+    kept = load_scenario(tmp_path / "drill" / "scenario.toml")
+    assert kept.scenario.replications == load_scenario(REFERENCE).scenario.replications
+    assert json.loads((tmp_path / "drill" / "manifest.json").read_text())[
+        "replication_ids"] == [3]
 
 
 def test_one_replication_drill_down_gives_the_same_numbers(tmp_path, reference_run):
