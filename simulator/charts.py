@@ -539,6 +539,16 @@ def kpi_distribution_data(results, lang: str = "it") -> pd.DataFrame:
     })
 
 
+def count_bins(values: np.ndarray, most: int = 25) -> np.ndarray:
+    """Histogram bin edges for whole numbers: each bin holds ``width`` consecutive values
+    (1, or more to keep at most about ``most`` bins), centred between integers, the
+    first from the smallest value, the last up to and including the largest."""
+    lo, hi = int(values.min()), int(values.max())
+    width = max(1, (hi - lo + 1) // most + 1)
+    count = -(-(hi - lo + 1) // width)
+    return lo - 0.5 + width * np.arange(count + 1)
+
+
 def kpi_distribution_chart(results, lang: str = "it", region: Region | None = None) -> Chart:
     """Histograms over replications of three KPIs, median and P5/P95 marked.
 
@@ -564,8 +574,7 @@ def kpi_distribution_chart(results, lang: str = "it", region: Region | None = No
         for ax, (col, title) in zip(axes, titles.items(), strict=True):
             values = data[col].to_numpy(float)
             if col == "projects_financed":
-                lo, hi = int(values.min()), int(values.max())
-                bins = np.arange(lo - 0.5, hi + 1.5, max(1, (hi - lo + 1) // 25 + 1))
+                bins = count_bins(values)
             else:
                 bins = min(30, max(8, int(np.sqrt(len(values))) + 2))
                 if np.ptp(values) == 0:
@@ -582,7 +591,8 @@ def kpi_distribution_chart(results, lang: str = "it", region: Region | None = No
                 fmt = lambda v: format_number(v, lang)  # noqa: E731
             else:
                 euro_axis(ax, lang, axis="x")
-                ax.xaxis.get_major_locator().set_params(nbins=4)
+                # Three panels side by side: wide labels (a large fund's "1.000,0 M€") need room.
+                ax.xaxis.get_major_locator().set_params(nbins=3)
                 fmt = lambda v: format_euros_short(v, lang)  # noqa: E731
             ax.set_xlabel(_t(lang, f"mediana {fmt(p50)}\nP5-P95: {fmt(p5)} - {fmt(p95)}",
                              f"median {fmt(p50)}\nP5-P95: {fmt(p5)} - {fmt(p95)}"),

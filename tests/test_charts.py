@@ -335,6 +335,18 @@ def test_kpi_distribution_chart_has_three_histograms_of_all_replications(results
     assert any(re.fullmatch(r"\d+,\d M€", t) for t in texts)
 
 
+@given(hnp.arrays(np.int64, st.integers(1, 300), elements=st.integers(0, 100_000)))
+def test_count_bins_hold_every_value_between_whole_numbers(values):
+    edges = charts.count_bins(values)
+    counts, _ = np.histogram(values, edges)
+    assert counts.sum() == len(values)          # the largest value too
+    assert np.all(edges % 1 == 0.5)             # no value sits on an edge
+    widths = np.diff(edges)
+    assert np.all(widths == widths[0]) and widths[0] >= 1
+    assert len(widths) <= 26
+    assert edges[0] < values.min() < edges[0] + 1
+
+
 # --------------------------------------------------------------------------- all
 
 
