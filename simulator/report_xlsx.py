@@ -36,7 +36,7 @@ EURO = '#,##0 "€"'
 EURO_CENTS = '#,##0.00 "€"'
 COUNT = "#,##0"
 DECIMAL = "#,##0.00"
-SHARE = "0.0%"
+SHARE = "0.0 %"   # with a space, as the ESL's "0.00 %" and Italian usage
 DATE = "dd/mm/yyyy"
 
 HEADER_ROW = 3          # zero-based: the header is on the 4th row
@@ -173,12 +173,15 @@ def _cells(series: pd.Series) -> list:
 def _width(label: str, series: pd.Series, num_format: str | None) -> float:
     if num_format == DATE:
         body = 11
-    elif num_format in (EURO, EURO_CENTS):
-        peak = float(np.nanmax(np.abs(series.to_numpy(float)))) if len(series) and \
-            series.notna().any() else 0.0
-        body = len(f"{peak:,.0f}") + (5 if num_format == EURO_CENTS else 2)
     elif series.dtype == object:
         body = int(series.astype(str).str.len().quantile(0.95)) if len(series) else 8
+    elif pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series):
+        # Wide enough for the largest value (a 1 bn€ fund's 1.000.000.000 €): a
+        # narrower column shows ##### in Excel.
+        peak = float(np.nanmax(np.abs(series.to_numpy(float)))) if len(series) and \
+            series.notna().any() else 0.0
+        suffix = {EURO: 2, EURO_CENTS: 5, DECIMAL: 3}.get(num_format, 0)   # " €", ",00 €"
+        body = max(len(f"{peak:,.0f}") + suffix, 10)
     else:
         body = 10
     head = max((len(w) for w in label.split()), default=8)
@@ -375,8 +378,8 @@ def write_chart_sheet(book: Book, name: str, title: str, caption: str, data: pd.
     formats: dict[str, str | None] = {}
     for col in data.columns:
         series = data[col]
-        if col == "replication":
-            formats[col] = "0"
+        if col in ("replication", "year"):
+            formats[col] = "0"   # 2018, not 2.018 €
         elif col.startswith("projects"):
             formats[col] = COUNT
         elif pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series):

@@ -187,7 +187,7 @@ def test_workbook_sheets_layout_and_formats(workbook):
     row = column(sintesi, "Codice").index("fund_value_end_eur") + FIRST
     assert sintesi.cell(row=row, column=6).number_format == '#,##0 "€"'
     row = column(sintesi, "Codice").index("absorption_at_eligibility_end") + FIRST
-    assert sintesi.cell(row=row, column=6).number_format == "0.0%"
+    assert sintesi.cell(row=row, column=6).number_format == "0.0 %"
 
 
 def test_workbook_summary_equals_summary_csv(workbook, results):
@@ -272,6 +272,30 @@ def test_workbook_chart_sheets_equal_the_chart_csvs(workbook, reported):
         for col in saved.select_dtypes("number").columns:
             np.testing.assert_allclose(np.array(column(ws, col), float), saved[col],
                                        atol=0.006, err_msg=f"{spec.slug}.{col}")
+
+
+def test_workbook_years_and_replications_are_plain_numbers(workbook):
+    ws = workbook["05_commissioni"]
+    headers = [c.value for c in ws[HEADER_ROW + 1]]
+    year = ws.cell(row=FIRST, column=headers.index("year") + 1)
+    assert year.value == 2018 and year.number_format == "0"   # not 2.018 €
+    ws = workbook["06_distribuzione_indicatori"]
+    headers = [c.value for c in ws[HEADER_ROW + 1]]
+    assert ws.cell(row=FIRST, column=headers.index("replication") + 1).number_format == "0"
+
+
+def test_workbook_columns_are_wide_enough_for_the_largest_amount(tmp_path):
+    # A 1 bn€ fund's amounts in the summary's columns, whose format changes by row.
+    from simulator.report_xlsx import EURO, SHARE, Book
+
+    book = Book(tmp_path / "wide.xlsx")
+    frame = pd.DataFrame({"kpi": ["fund_value_end_eur", "absorption"],
+                          "mean": [1_000_000_000.0, 0.8], "count": [18_879, 3]})
+    book.table("Sintesi", "t", "n", frame, row_formats={"mean": [EURO, SHARE]})
+    book.close()
+    ws = load_workbook(tmp_path / "wide.xlsx")["Sintesi"]
+    assert ws.column_dimensions["B"].width >= len("1.000.000.000 €") + 1
+    assert ws.column_dimensions["C"].width >= len("18.879") + 1
 
 
 def test_a_workbook_without_the_charts_computes_their_data_without_drawing(
