@@ -121,32 +121,53 @@ def _value(value: float, unit: str) -> str:
     return kpi_value(value, unit)
 
 
-def _signed(value: float, unit: str, short: bool = False) -> str:
-    """A difference with its sign: +1,2 M€, -3,0; a difference that shows as 0 has none."""
-    text = _short(value, unit) if short else _value(value, unit)
+def _signed(value: float, unit: str, short: bool = False, like: float | None = None) -> str:
+    """A difference with its sign: +1,2 M€, -3,0; a difference that shows as 0 has none.
+
+    A difference of shares or percentages is in percentage points (``+28,9 p.p.``):
+    "+28,9 %" would read as a relative change. ``like``: the amount whose unit
+    (M€, k€, €) a short amount takes, so the two ends of an interval share one.
+    """
+    if unit in ("share", "%"):
+        text = _points(value, unit)
+    else:
+        text = _short(value, unit, like) if short else _value(value, unit)
     if not any(c in "123456789" for c in text):
         return text.lstrip("-")
     return f"+{text}" if value > 0 else text
 
 
+def _points(value: float, unit: str) -> str:
+    """A difference of shares (0.25) or of percentages (25.0) in percentage points."""
+    from .money import format_number
+
+    if math.isnan(value):
+        return _value(value, unit)
+    points = value * 100 if unit == "share" else value
+    return f"{format_number(points, 'it', 1 if unit == 'share' else 2)} p.p."
+
+
 def _interval(low: float, high: float, unit: str, signed: bool = False) -> str:
     if math.isnan(low) or math.isnan(high):
         return "-"
+    like = max(abs(low), abs(high))
     if signed:
-        return f"[{_signed(low, unit, True)}; {_signed(high, unit, True)}]"
-    return f"[{_short(low, unit)}; {_short(high, unit)}]"
+        return f"[{_signed(low, unit, True, like)}; {_signed(high, unit, True, like)}]"
+    return f"[{_short(low, unit, like)}; {_short(high, unit, like)}]"
 
 
-def _short(value: float, unit: str) -> str:
-    """A compact value for wide tables: 4,25 M€, 850 k€; other units as usual."""
+def _short(value: float, unit: str, like: float | None = None) -> str:
+    """A compact value for wide tables: 4,25 M€, 850 k€; other units as usual. ``like``:
+    the amount whose size chooses the unit (default: ``value``'s own)."""
     from .money import format_keur, format_meur
 
     if unit != "EUR" or math.isnan(value):
         return _value(value, unit)
     cents = round(value * 100)
-    if abs(value) >= 1_000_000:
+    size = abs(value) if like is None else like
+    if size >= 1_000_000:
         return format_meur(cents, digits=2)
-    if abs(value) >= 10_000:
+    if size >= 10_000:
         return format_keur(cents, digits=0)
     return _value(value, unit)
 
@@ -228,7 +249,8 @@ def compare(sources: tuple[Path, ...], baseline: str | None, replications: int |
     _wide()
     for table in _comparison_tables(result):
         console.print(table)
-    console.print("IC 90 % della media: intervallo di confidenza (t di Student) della "
+    console.print("p.p.: punti percentuali. "
+                  "IC 90 % della media: intervallo di confidenza (t di Student) della "
                   "differenza media; 90 % delle repliche: P5-P95 delle differenze appaiate.")
     console.print(f"Confronto in [bold]{folder}[/bold]")
 

@@ -142,3 +142,17 @@ def test_cli_errors_are_one_line_each(files, tmp_path):
     assert result.exit_code == 2
     assert "missing.toml: file not found" in result.output
     assert "Traceback" not in result.output
+
+
+def test_terminal_differences_of_shares_in_points_and_intervals_in_one_unit():
+    from simulator.cli_decide import _interval, _signed
+
+    # 2,64 % -> 31,49 %: +28,85 points, not "+28,85 %" (a relative change of 1,093 %).
+    assert _signed(28.85, "%", True) == "+28,85 p.p."
+    assert _signed(-0.016, "share", True) == "-1,6 p.p."
+    assert _signed(0.0, "share", True) == "0,0 p.p."
+    assert _interval(-0.05, 0.125, "share", signed=True) == "[-5,0 p.p.; +12,5 p.p.]"
+    # Both ends of an interval in the unit of the larger one.
+    assert _interval(-148_000.0, 8_605.0, "EUR", signed=True) == "[-148 k€; +9 k€]"
+    assert _interval(-2_500_000.0, 40_000.0, "EUR", signed=True) == "[-2,50 M€; +0,04 M€]"
+    assert _signed(1_200_000.0, "EUR", True) == "+1,20 M€"
