@@ -69,6 +69,11 @@ KPI_LABELS_EN = {
 }
 
 
+# The sources of a line's money (``disbursed_<source>_eur``), in Italian and English.
+SOURCE_NAMES = {"eu": ("UE", "EU"), "state": ("Stato", "State"),
+                "region": ("Regione", "Region"), "fsc": ("FSC", "FSC")}
+
+
 def kpi_label(name: str, unit: str = "", lang: str = "it") -> str:
     """A KPI's name for people; unknown names are shown as they are."""
     if name.startswith("projects_financed_"):
@@ -77,8 +82,10 @@ def kpi_label(name: str, unit: str = "", lang: str = "it") -> str:
             f"Projects financed, line {line}"
     if name.startswith("disbursed_") and name.endswith("_eur"):
         source = name.removeprefix("disbursed_").removesuffix("_eur")
-        source = source.upper() if len(source) <= 3 else source.capitalize()  # EU, State
-        return f"Erogato da fonte {source}" if lang == "it" else f"Paid out of {source}"
+        named = SOURCE_NAMES.get(source)
+        if named is None:   # a source without a name of its own: its code
+            named = (source.upper(),) * 2 if len(source) <= 3 else (source.capitalize(),) * 2
+        return f"Erogato da fonte {named[0]}" if lang == "it" else f"Paid out of {named[1]}"
     labels = KPI_LABELS_IT if lang == "it" else KPI_LABELS_EN
     return labels.get(name, name)
 

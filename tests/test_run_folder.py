@@ -249,3 +249,13 @@ def test_a_run_folder_has_the_permissions_of_any_new_folder(tmp_path):
     run_to_folder(load_scenario("scenarios/wecare_fesr_2018.toml"), tmp_path / "run",
                   replications=3, workers=1)
     assert stat.S_IMODE((tmp_path / "run").stat().st_mode) == expected
+
+
+def test_sources_of_money_are_named_in_the_users_language():
+    from simulator.labels import kpi_label
+
+    assert [kpi_label(f"disbursed_{s}_eur", "EUR") for s in ("eu", "state", "region", "fsc")] \
+        == ["Erogato da fonte UE", "Erogato da fonte Stato", "Erogato da fonte Regione",
+            "Erogato da fonte FSC"]
+    assert kpi_label("disbursed_state_eur", "EUR", "en") == "Paid out of State"
+    assert kpi_label("disbursed_bei_eur", "EUR") == "Erogato da fonte BEI"   # not named
