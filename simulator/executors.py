@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import threading
 from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -337,18 +338,87 @@ def _dask(tasks: list[Task], options, client) -> Iterator[ChunkFrames]:
         tasks, window)
 
 
-def connect(scheduler: str):
-    """A Dask client for ``tcp://host:port`` (a clear error if Dask is not installed)."""
+def connect(scheduler: str, timeout_s: float = 10.0):
+    """A Dask client for ``tcp://host:port``, checked before a run depends on it.
+
+    Each way this can fail is one line naming ``--scheduler`` (an
+    :class:`~simulator.errors.InputError`), within about ``timeout_s``
+    seconds each: Dask not installed, an address that is not one, nothing
+    answering, something answering that is not a Dask scheduler (its
+    dashboard's port, say: Dask itself would wait for ever), a scheduler
+    without workers, workers that cannot import this fesr-sim version.
+    """
     from .errors import InputError, Problem
+
+    def refuse(why: str) -> InputError:
+        return InputError([Problem("--scheduler", scheduler, why)])
 
     try:
         from dask.distributed import Client
     except ImportError:
-        raise InputError([Problem("--scheduler", scheduler,
-                                  "Dask is not installed: pip install 'fesr-sim[dask]'")]) \
-            from None
+        raise refuse("Dask is not installed: pip install '.[dask]' in the project's "
+                     "folder (or pip install 'fesr-sim[dask]')") from None
+    scheme, _, place = scheduler.partition("://")
+    host, _, port = place.rpartition(":")
+    if scheme not in ("tcp", "tls", "ws", "wss") or not host or not port.isdigit():
+        raise refuse("not a scheduler address: write tcp://HOST:PORT, e.g. "
+                     "tcp://192.168.1.20:8786")
+    outcome: dict = {}
+
+    def start() -> None:
+        try:
+            outcome["client"] = Client(scheduler, timeout=f"{timeout_s:g}s")
+        except Exception as exc:  # reported below, in the caller's thread
+            outcome["error"] = exc
+
+    # In a thread of its own: Dask waits without limit for an answer from a port that
+    # accepts connections but is not a scheduler's.
+    thread = threading.Thread(target=start, daemon=True, name="dask-connect")
+    thread.start()
+    waited = 1.5 * timeout_s + 1   # Dask's own time limit first, where it has one
+    thread.join(waited)
+    if "client" not in outcome:
+        if "error" in outcome:
+            raise refuse(f"cannot reach the Dask scheduler: {outcome['error']}")
+        raise refuse(f"no Dask scheduler answers there within {waited:g} s "
+                     "(its port is 8786 unless set otherwise; 8787 is its dashboard)")
+    client = outcome["client"]
     try:
-        return Client(scheduler, timeout="10s")
-    except OSError as exc:
-        raise InputError([Problem("--scheduler", scheduler,
-                                  f"cannot reach the Dask scheduler: {exc}")]) from None
+        _check_workers(client, timeout_s)
+    except BaseException:
+        client.close()
+        raise
+    return client
+
+
+def _check_workers(client, timeout_s: float) -> None:
+    """The scheduler has workers and each runs this version of fesr-sim (else InputError)."""
+    from . import __version__
+    from .errors import InputError, Problem
+
+    def refuse(why: str) -> InputError:
+        return InputError([Problem("--scheduler", client.scheduler.address, why)])
+
+    try:
+        client.wait_for_workers(1, timeout=timeout_s)
+    except (TimeoutError, OSError):
+        raise refuse(f"the Dask scheduler has no workers (none joined within "
+                     f"{timeout_s:g} s): start some with dask worker ADDRESS") from None
+    try:
+        versions = client.run(_worker_version)
+    except Exception as exc:
+        raise refuse(f"its workers cannot run fesr-sim ({type(exc).__name__}: {exc}): "
+                     f"install fesr-sim {__version__} where they run") from None
+    other = {worker: version for worker, version in versions.items()
+             if version != __version__}
+    if other:
+        worker, version = next(iter(other.items()))
+        raise refuse(f"worker {worker} runs fesr-sim {version}, this is {__version__}: "
+                     f"every worker needs the same version (the same numbers)")
+
+
+def _worker_version() -> str:
+    """This package's version, where a Dask worker runs it (:func:`_check_workers`)."""
+    from . import __version__
+
+    return __version__

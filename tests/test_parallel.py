@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +39,28 @@ def test_serial_and_two_local_workers_write_identical_files(scenario, tmp_path):
     run_to_folder(scenario, tmp_path / "serial", replications=600, workers=1)
     run_to_folder(scenario, tmp_path / "pool", replications=600, workers=2)
     assert _bytes(tmp_path / "serial") == _bytes(tmp_path / "pool")
+
+
+def test_workers_decide_how_many_processes_simulate(scenario, tmp_path, monkeypatch):
+    # Each chunk notes the process that simulated it (helpers are forked: they run the
+    # patched function too).
+    from simulator import executors
+
+    log = tmp_path / "pids"
+    simulate = executors.run_chunk
+
+    def noted(*args, **kwargs):
+        with open(log, "a", encoding="utf-8") as out:
+            out.write(f"{os.getpid()}\n")
+        return simulate(*args, **kwargs)
+
+    monkeypatch.setattr(executors, "run_chunk", noted)
+    run_to_folder(scenario, tmp_path / "serial", replications=1500, workers=1)
+    assert log.read_text().split() == [str(os.getpid())] * 6
+    log.unlink()
+    run_to_folder(scenario, tmp_path / "pool", replications=1500, workers=2)
+    pids = log.read_text().split()
+    assert len(pids) == 6 and len(set(pids)) == 2   # this process and one helper
 
 
 def test_in_memory_save_writes_the_same_bytes_as_a_streamed_run(scenario, tmp_path):
@@ -118,8 +141,14 @@ def test_dask_local_cluster_gives_the_same_files(scenario, simpy_scenario, tmp_p
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
                                   dashboard_address=None) as cluster, \
             distributed.Client(cluster) as client:
-        results = run_to_folder(scenario, tmp_path / "dask", replications=600, client=client)
+        with distributed.get_task_stream(client) as stream:
+            results = run_to_folder(scenario, tmp_path / "dask", replications=600,
+                                    client=client)
         on_dask = _kpis_of_runs(runs, client=client)
+        workers = set(cluster.scheduler_info["workers"])
+    # The three chunks ran as tasks on the cluster's workers, not here.
+    chunks = [task for task in stream.data if task["key"].startswith("run_chunk")]
+    assert len(chunks) == 3 and {task["worker"] for task in chunks} <= workers
     assert _bytes(tmp_path / "serial") == _bytes(tmp_path / "dask")
     assert results.manifest["backend"].startswith("dask")
     for serial, dask in zip(_kpis_of_runs(runs, workers=1), on_dask, strict=True):
@@ -163,7 +192,6 @@ def test_chunked_run_summary_equals_in_memory_computation(tmp_path):
     _summary_matches(tmp_path / "run", 500)
 
 
-@pytest.mark.slow
 def test_ten_thousand_replications_in_chunks(tmp_path):
     scenario = load_scenario(REFERENCE, ["scenario.horizon_months=40"])
     run_to_folder(scenario, tmp_path / "run", replications=10_000)
