@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from . import __version__
-from .console import ctrl_c_pressed
+from .console import ctrl_c_pressed, exit_code
 from .errors import InputError
 
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -161,7 +161,7 @@ def run(scenario_file: Path, out: Path | None, replications: int | None, only: t
                                     progress=advance)
     except KeyboardInterrupt:
         err_console.print("interrupted: no run folder was written")
-        sys.exit(130)
+        sys.exit(exit_code())
     finally:
         if client is not None:
             client.close()
@@ -169,9 +169,15 @@ def run(scenario_file: Path, out: Path | None, replications: int | None, only: t
     if not no_report:
         from .report import write_report
 
-        with console.status("grafici e rapporti..."):
-            # On a Dask cluster the report is still written here, on this machine's cores.
-            write_report(folder, workers=None if client is not None else workers)
+        try:
+            with console.status("grafici e rapporti..."):
+                # On a Dask cluster the report is still written here, on this machine's cores.
+                write_report(folder, workers=None if client is not None else workers)
+        except KeyboardInterrupt:
+            err_console.print(f"interrupted while writing the report: the run folder "
+                              f"{escape(str(folder))} is complete; fesr-sim report "
+                              f"{escape(str(folder))} writes its charts and reports")
+            sys.exit(exit_code())
     console.print(f"Risultati in [bold]{escape(str(folder))}[/bold]")
 
 

@@ -3,8 +3,9 @@
 Plain click commands, registered on the ``fesr-sim`` group by :mod:`simulator.cli`.
 As every verb, they turn an :class:`~simulator.errors.InputError` into one
 line per mistake on standard error and exit code 2, without a traceback;
-Ctrl-C exits with 130 and leaves no half-written folder (a sweep keeps the
-points it finished, and resumes from them).
+Ctrl-C exits with 130 (a termination request with 143) and leaves no
+half-written folder (a sweep keeps the points it finished, and resumes from
+them).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from .console import exit_code
 from .errors import InputError, Problem
 
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -40,7 +42,6 @@ def note_engine(scenario: Any, said: set[str]) -> None:
         err_console.print(f"[cyan]note[/cyan] {escape(note)}", markup=True)
 
 EXIT_INPUT = 2
-EXIT_INTERRUPTED = 130
 
 #: KPIs shown in the sweep's terminal table unless --kpi says otherwise.
 SWEEP_KPIS = ("fund_value_end_eur", "grants_paid_eur", "losses_eur", "net_public_cost_eur")
@@ -245,7 +246,7 @@ def compare(sources: tuple[Path, ...], baseline: str | None, replications: int |
             folder = result.save(out or comparing.default_folder(), command=sys.argv)
     except KeyboardInterrupt:
         err_console.print("interrotto: nessuna cartella di confronto scritta")
-        sys.exit(EXIT_INTERRUPTED)
+        sys.exit(exit_code())
     _wide()
     for table in _comparison_tables(result):
         console.print(table)
@@ -347,7 +348,7 @@ def sweep(sweep_file: Path, vary: tuple[str, ...], overrides: tuple[str, ...],
     except KeyboardInterrupt:
         err_console.print(f"interrotto: i punti completati restano in {folder / 'points'}; "
                           "rilancia lo stesso comando per riprendere")
-        sys.exit(EXIT_INTERRUPTED)
+        sys.exit(exit_code())
     _wide()
     console.print(_sweep_table(result, shown))
     console.print(f"{len(result.computed)} punti calcolati, {len(result.reused)} ripresi "
@@ -472,7 +473,7 @@ def solve(scenario_file: Path, path: str, between: tuple[float, float], target: 
         raise
     except KeyboardInterrupt:
         err_console.print("interrotto: nessun risultato scritto")
-        sys.exit(EXIT_INTERRUPTED)
+        sys.exit(exit_code())
     _wide()
     _print_solution(solution)
     folder = solution.save(out or solving.default_folder(solution.found.scenario.name),

@@ -4,7 +4,10 @@ Ctrl-C ends the command quietly (exit code 130) at any moment, including
 while it is still importing its libraries or reading the scenario: a user
 who changes their mind sees one line, not a traceback nor click's
 "Aborted!" with exit code 1. Commands that write files say themselves what
-they left on disk.
+they left on disk. A termination request (SIGTERM: ``kill``, a batch
+system's time limit) or a closed terminal (SIGHUP) stops the command the
+same way, cleaning up as for Ctrl-C, with exit code 128 + the signal's
+number (143, 129), as shells report them.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import sys
 
 INTERRUPTED = 130   # 128 + SIGINT, what shells report for a program stopped by Ctrl-C
 _pressed = False
+_stopped_by = signal.SIGINT
 
 
 def ctrl_c_pressed() -> bool:
@@ -26,15 +30,25 @@ def ctrl_c_pressed() -> bool:
     return _pressed
 
 
+def exit_code() -> int:
+    """The exit code of a command stopped by a signal: 128 + its number (130 for Ctrl-C)."""
+    return 128 + int(_stopped_by)
+
+
 def _on_ctrl_c(signum, frame) -> None:
-    global _pressed
+    global _pressed, _stopped_by
     _pressed = True
+    _stopped_by = signum
     raise KeyboardInterrupt
 
 
 def main() -> None:
     if signal.getsignal(signal.SIGINT) is signal.default_int_handler:   # not ignored
         signal.signal(signal.SIGINT, _on_ctrl_c)
+    for stop in (signal.SIGTERM, getattr(signal, "SIGHUP", None)):
+        # Not where the command was started to ignore them (nohup ignores SIGHUP).
+        if stop is not None and signal.getsignal(stop) is signal.SIG_DFL:
+            signal.signal(stop, _on_ctrl_c)
     try:
         import click
 
@@ -51,4 +65,4 @@ def main() -> None:
         sys.exit(code if isinstance(code, int) else 0)
     except KeyboardInterrupt:
         sys.stderr.write("interrupted\n")
-        sys.exit(INTERRUPTED)
+        sys.exit(exit_code())

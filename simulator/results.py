@@ -444,14 +444,27 @@ def staging_folder(parent: Path, prefix: str, suffix: str = "") -> Path:
 
 @contextlib.contextmanager
 def atomic_folder(folder: Path) -> Iterator[Path]:
-    """Yield a temporary sibling folder; rename it to ``folder`` only on success."""
+    """Yield a temporary sibling folder; rename it to ``folder`` only on success.
+
+    On failure nothing is left: neither the temporary folder nor the parent
+    folders made for it (``--out new/deep/run``), if they are still empty.
+    """
+    made = [parent for parent in folder.absolute().parents if not parent.exists()]
     folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = staging_folder(folder.parent, prefix=f".{folder.name}.", suffix=".partial")
     try:
-        yield tmp
-        os.rename(tmp, folder)
+        tmp = staging_folder(folder.parent, prefix=f".{folder.name}.", suffix=".partial")
+        try:
+            yield tmp
+            os.rename(tmp, folder)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        for parent in made:   # deepest first
+            try:
+                parent.rmdir()
+            except OSError:   # not empty: something else was put there meanwhile
+                break
         raise
 
 

@@ -39,6 +39,34 @@ def test_ctrl_c_stops_workers_and_leaves_nothing(tmp_path):
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+@pytest.mark.parametrize(("stop", "code"), [(signal.SIGTERM, 143), (signal.SIGHUP, 129)])
+def test_a_termination_request_cleans_up_as_ctrl_c_does(tmp_path, stop, code):
+    # kill, a batch system's time limit, a closed terminal: sent to the command alone.
+    command = shutil.which("fesr-sim", path=str(Path(sys.executable).parent))
+    process = subprocess.Popen(
+        [command, "run", str(ROOT / "scenarios" / "revolving.toml"), "-n", "200000",
+         "--workers", "2", "--out", str(tmp_path / "run"), "--no-report"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    time.sleep(3)
+    assert process.poll() is None, "the run ended before it could be stopped"
+    process.send_signal(stop)
+    _, err = process.communicate(timeout=30)
+    assert process.returncode == code
+    assert b"no run folder was written" in err
+    assert b"Traceback" not in err
+    assert list(tmp_path.iterdir()) == []   # no hidden .partial folder either
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:   # the helper ends with its parent
+        try:
+            os.killpg(process.pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.1)
+    else:
+        pytest.fail("a helper outlived the command")
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 def test_ctrl_c_while_the_command_starts_is_one_line_not_a_traceback(tmp_path):
     command = shutil.which("fesr-sim", path=str(Path(sys.executable).parent))
     process = subprocess.Popen(
@@ -111,3 +139,23 @@ def test_a_ctrl_c_whose_interrupt_got_lost_still_stops_the_run(monkeypatch, tmp_
         signal.signal(signal.SIGINT, previous)   # main() installs its own handler
     assert ended.value.code == 130
     assert list(tmp_path.iterdir()) == []
+
+
+def test_ctrl_c_while_the_report_is_written_says_the_run_folder_is_complete(
+        monkeypatch, tmp_path):
+    from click.testing import CliRunner
+
+    import simulator.report
+    from simulator.cli import main
+
+    def stopped(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(simulator.report, "write_report", stopped)
+    out = tmp_path / "run"
+    result = CliRunner().invoke(main, ["run", str(ROOT / "scenarios" / "wecare_fesr_2018.toml"),
+                                       "-n", "3", "--out", str(out)])
+    assert result.exit_code == 130
+    assert "the run folder" in result.stderr and "is complete" in result.stderr
+    assert f"fesr-sim report {out}" in result.stderr.replace("\n", " ")
+    assert (out / "summary.csv").exists() and not (out / "report.pdf").exists()

@@ -207,6 +207,13 @@ def test_interrupted_run_leaves_no_folder(scenario, tmp_path):
         run_to_folder(scenario, tmp_path / "run", replications=150, workers=2,
                       progress=interrupt)
     assert list(tmp_path.iterdir()) == []
+    # Nor the folders made for it; one that was there stays.
+    (tmp_path / "kept").mkdir()
+    with pytest.raises(KeyboardInterrupt):
+        run_to_folder(scenario, tmp_path / "kept" / "new" / "deep" / "run", replications=150,
+                      workers=2, progress=interrupt)
+    assert list(tmp_path.iterdir()) == [tmp_path / "kept"]
+    assert list((tmp_path / "kept").iterdir()) == []
 
 
 @pytest.mark.parametrize("kwargs", [{"replications": 0}, {"replication_ids": []},
