@@ -251,11 +251,22 @@ def default_workers() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def backend_name(workers: int | None, client=None) -> str:
+def processes_used(workers: int | None, client=None, chunks: int | None = None) -> int | None:
+    """How many local processes simulate: ``workers`` (default all cores), no more than
+    there are ``chunks`` (a chunk is one process's work); None on a Dask cluster."""
+    if client is not None:
+        return None
+    count = workers or default_workers()
+    return count if chunks is None else max(1, min(count, chunks))
+
+
+def backend_name(workers: int | None, client=None, chunks: int | None = None) -> str:
+    """What ran the chunks, as the manifest says it: ``serial``, ``local processes (2)``
+    (those that did, see :func:`processes_used`) or ``dask (tcp://...)``."""
     if client is not None:
         return f"dask ({getattr(client, 'scheduler', None) and client.scheduler.address})"
-    workers = workers or default_workers()
-    return "serial" if workers == 1 else f"local processes ({workers})"
+    count = processes_used(workers, client, chunks)
+    return "serial" if count == 1 else f"local processes ({count})"
 
 
 # A chunk to run: (scenario, replication ids, seed).

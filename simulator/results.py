@@ -506,7 +506,7 @@ def default_folder(scenario: Scenario, root: Path = Path("results")) -> Path:
 
 def manifest(scenario: Scenario, seed: int, replications: list[int], started: dt.datetime,
              ended: dt.datetime, backend: str, command: list[str] | None = None,
-             workers: int = 1) -> dict:
+             workers: int | None = 1) -> dict:
     return {
         "tool": "fesr-sim",
         "version": __version__,

@@ -271,7 +271,7 @@ def run(scenario: Scenario | str, replications: int | None = None, seed: int | N
     is called with the number of replications done. For runs too large for
     memory use :func:`run_to_folder`.
     """
-    from .executors import backend_name, chunk_results
+    from .executors import backend_name, chunk_results, processes_used
     from .metrics import summarise
     from .results import Results, manifest
     from .scenario import load_scenario
@@ -293,9 +293,11 @@ def run(scenario: Scenario | str, replications: int | None = None, seed: int | N
     loans = _to_pandas([p.loans for p in parts])
     kpis = pd.concat([p.kpis for p in parts], ignore_index=True)
     ended = dt.datetime.now()
+    chunks = len(parts)
     return Results(scenario, timeseries, loans, kpis, summarise(kpis),
-                   manifest(scenario, seed, ids, started, ended, backend_name(workers, client),
-                            command, workers))
+                   manifest(scenario, seed, ids, started, ended,
+                            backend_name(workers, client, chunks), command,
+                            processes_used(workers, client, chunks)))
 
 
 def _to_pandas(tables: list[pa.Table]) -> pd.DataFrame:
@@ -316,7 +318,7 @@ def run_to_folder(scenario: Scenario, folder, replications: int | None = None,
     timeseries and the loan book go to disk chunk by chunk, so memory does
     not grow with the number of replications.
     """
-    from .executors import backend_name, chunk_results
+    from .executors import backend_name, chunk_results, processes_used
     from .results import RunWriter, manifest
 
     seed = scenario.scenario.seed if seed is None else seed
@@ -324,15 +326,17 @@ def run_to_folder(scenario: Scenario, folder, replications: int | None = None,
     scenario = as_run(scenario, seed, ids, replication_ids is not None)
     started = dt.datetime.now()
     with RunWriter(scenario, folder) as writer:
-        done = 0
+        done = chunks = 0
         with chunk_results(scenario, ids, seed, check, workers, client,
                            encode=True) as results:
             for chunk in results:
                 writer.add(chunk.timeseries, chunk.loans, chunk.kpis, chunk.kpis_part)
                 done += len(chunk.replications)
+                chunks += 1
                 if progress is not None:
                     progress(done)
             # While helper processes end (chunk_results waits for them after this).
             writer.finish(manifest(scenario, seed, ids, started, dt.datetime.now(),
-                                   backend_name(workers, client), command, workers))
+                                   backend_name(workers, client, chunks), command,
+                                   processes_used(workers, client, chunks)))
     return writer.results

@@ -58,9 +58,17 @@ def test_workers_decide_how_many_processes_simulate(scenario, tmp_path, monkeypa
     run_to_folder(scenario, tmp_path / "serial", replications=1500, workers=1)
     assert log.read_text().split() == [str(os.getpid())] * 6
     log.unlink()
-    run_to_folder(scenario, tmp_path / "pool", replications=1500, workers=2)
+    pool = run_to_folder(scenario, tmp_path / "pool", replications=1500, workers=2)
     pids = log.read_text().split()
     assert len(pids) == 6 and len(set(pids)) == 2   # this process and one helper
+    assert (pool.manifest["backend"], pool.manifest["workers"]) == ("local processes (2)", 2)
+    # A run of one chunk runs here, whatever was asked for; the manifest says so.
+    log.unlink()
+    small = run_to_folder(scenario, tmp_path / "small", replications=3, workers=4)
+    assert log.read_text().split() == [str(os.getpid())]
+    assert (small.manifest["backend"], small.manifest["workers"]) == ("serial", 1)
+    three = run_in_memory(scenario, replications=600, workers=8)
+    assert (three.manifest["backend"], three.manifest["workers"]) == ("local processes (3)", 3)
 
 
 def test_in_memory_save_writes_the_same_bytes_as_a_streamed_run(scenario, tmp_path):
@@ -151,6 +159,7 @@ def test_dask_local_cluster_gives_the_same_files(scenario, simpy_scenario, tmp_p
     assert len(chunks) == 3 and {task["worker"] for task in chunks} <= workers
     assert _bytes(tmp_path / "serial") == _bytes(tmp_path / "dask")
     assert results.manifest["backend"].startswith("dask")
+    assert results.manifest["workers"] is None   # no local process simulated
     for serial, dask in zip(_kpis_of_runs(runs, workers=1), on_dask, strict=True):
         pd.testing.assert_frame_equal(serial, dask)
 
