@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from . import __version__
-from .console import ctrl_c_pressed, exit_code
+from .console import ctrl_c_pressed, exit_code, note_more_workers_than_cores
 from .errors import InputError
 
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -116,6 +116,7 @@ def _print_summary(summary, title: str) -> None:
 @click.option("--check", is_flag=True,
               help="Assert the ledger invariants at every month of every replication.")
 @click.option("--workers", "-w", type=click.IntRange(min=1), default=None,
+              callback=note_more_workers_than_cores,
               help="Processes that simulate and write the report, this one included "
                    "(default: all cores; 1 = serial).")
 @click.option("--scheduler", metavar="tcp://HOST:PORT", default=None,
@@ -202,6 +203,7 @@ def demo(ctx: click.Context, replications: int) -> None:
 @click.option("--replication", type=click.IntRange(min=0), default=None,
               help="Replication shown in the loan book sheet (default: the median one).")
 @click.option("--workers", "-w", type=click.IntRange(min=1), default=None,
+              callback=note_more_workers_than_cores,
               help="Processes that write the files, this one included "
                    "(default: all cores; 1 = one after the other).")
 @_input_errors_exit

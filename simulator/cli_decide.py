@@ -22,7 +22,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from .console import exit_code
+from .console import exit_code, note_more_workers_than_cores
 from .errors import InputError, Problem
 
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -80,6 +80,7 @@ def _run_options(func: Callable) -> Callable:
                      help="Master seed, the same for every scenario (default: the "
                           "scenario's)."),
         click.option("--workers", "-w", type=click.IntRange(min=1), default=None,
+                     callback=note_more_workers_than_cores,
                      help="Processes that simulate, this one included "
                           "(default: all cores; 1 = serial)."),
         click.option("--scheduler", metavar="tcp://HOST:PORT", default=None,

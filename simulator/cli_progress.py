@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import math
+import os
 import time
 from collections.abc import Callable, Iterator
 
@@ -60,13 +61,24 @@ def _rate(task: Task) -> float | None:
     return task.completed / elapsed
 
 
+def rate_text(rate: float) -> str:
+    """Replications per second in Italian number format: ``1.234 repl./s``, ``2,5 repl./s``,
+    ``0,25 repl./s`` (a large fund's replication takes seconds: never ``0 repl./s``)."""
+    digits = 0 if rate >= 10 else 1 if rate >= 1 else 2
+    return f"{format_number(rate, 'it', digits)} repl./s"
+
+
+def _clock_time(seconds: float) -> str:
+    """``0:22:34``, as the bar shows times."""
+    return str(dt.timedelta(seconds=math.ceil(seconds)))
+
+
 class RateColumn(ProgressColumn):
-    """Replications per second, in Italian number format (``1.234 repl./s``)."""
+    """Replications per second (:func:`rate_text`)."""
 
     def render(self, task: Task) -> Text:
         rate = _rate(task)
-        shown = "" if rate is None else f"{format_number(rate, 'it', 0)} repl./s"
-        return Text(shown, style="progress.data.speed")
+        return Text("" if rate is None else rate_text(rate), style="progress.data.speed")
 
 
 class TimeLeftColumn(ProgressColumn):
@@ -79,7 +91,7 @@ class TimeLeftColumn(ProgressColumn):
         elif rate is None or task.total is None:
             left = "-:--:--"
         else:
-            left = str(dt.timedelta(seconds=math.ceil((task.total - task.completed) / rate)))
+            left = _clock_time((task.total - task.completed) / rate)
         return Text(left, style="progress.remaining")
 
 
@@ -143,11 +155,25 @@ class Tracker:
     def line(self, done: int, elapsed_s: float) -> str:
         """The log line for ``done`` replications after ``elapsed_s`` seconds."""
         rate = done / elapsed_s if elapsed_s > 0 else 0.0
-        left = f"ancora ~{format_number((self._total - done) / rate, 'it', 0)} s" if rate \
+        left = f"ancora ~{_clock_time((self._total - done) / rate)}" if rate \
             else "tempo restante non ancora stimato"
         return (f"{self._description}: {done}/{self._total} "
-                f"({format_pct(done / self._total, 'it', 0)}), "
-                f"{format_number(rate, 'it', 0)} repl./s, {left}")
+                f"({format_pct(done / self._total, 'it', 0)}), {rate_text(rate)}, {left}")
+
+
+def interactive(console: Console) -> bool:
+    """Whether ``console`` is a terminal someone watches.
+
+    rich takes ``FORCE_COLOR`` (which some CI services set, for colours in
+    their logs) to mean a terminal; a bar redrawn ten times a second is
+    noise in a log file, so then it must really be one.
+    """
+    if not console.is_terminal:
+        return False
+    if "FORCE_COLOR" not in os.environ:
+        return True
+    isatty = getattr(console.file, "isatty", None)
+    return bool(isatty and isatty())
 
 
 @contextlib.contextmanager
@@ -155,7 +181,7 @@ def replication_progress(console: Console, every_s: float = LOG_EVERY_S,
                          clock: Callable[[], float] = time.monotonic) -> Iterator[Tracker]:
     """A :class:`Tracker` that writes to ``console``: a bar if it is a terminal, else
     log lines (see the module's docstring). ``clock``: seconds, for both."""
-    if not console.is_terminal:
+    if not interactive(console):
         yield Tracker(console, None, every_s, clock)
         return
     with Progress(*bar_columns(), console=console, transient=True, get_time=clock) as bar:

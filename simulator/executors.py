@@ -21,7 +21,6 @@ whether it ran serially, on all local cores or on a Dask cluster.
 from __future__ import annotations
 
 import ctypes
-import os
 import threading
 from collections import deque
 from collections.abc import Iterator
@@ -245,10 +244,10 @@ def runs_results(runs: list[Run], check: bool = False, workers: int | None = Non
 
 
 def default_workers() -> int:
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not on Linux
-        return max(1, os.cpu_count() or 1)
+    """All cores (:func:`simulator.console.cores`)."""
+    from .console import cores
+
+    return cores()
 
 
 def processes_used(workers: int | None, client=None, chunks: int | None = None) -> int | None:

@@ -63,8 +63,8 @@ def test_log_gets_a_line_at_most_every_15_seconds_and_none_at_the_end():
             clock.now = now
             tracker(done)
     lines = log.file.getvalue().splitlines()
-    assert lines == ["replicazioni: 1600/4000 (40 %), 100 repl./s, ancora ~24 s",
-                     "replicazioni: 3200/4000 (80 %), 100 repl./s, ancora ~8 s"]
+    assert lines == ["replicazioni: 1600/4000 (40 %), 100 repl./s, ancora ~0:00:24",
+                     "replicazioni: 3200/4000 (80 %), 100 repl./s, ancora ~0:00:08"]
 
 
 def test_log_line_restarts_its_rate_with_each_count():
@@ -77,7 +77,7 @@ def test_log_line_restarts_its_rate_with_each_count():
         clock.now = 120.0
         tracker(400)
     assert log.file.getvalue().splitlines() == [
-        "punto 2/2: 400/1000 (40 %), 20 repl./s, ancora ~30 s"]
+        "punto 2/2: 400/1000 (40 %), 20 repl./s, ancora ~0:00:30"]
 
 
 def test_run_writes_no_bar_and_no_progress_line_into_a_log(tmp_path):
@@ -127,6 +127,39 @@ def test_a_count_in_parts_adds_up_and_skipped_parts_leave_the_total():
         shown = _shown(bar.bar)
     # Logged at 20 s (none at 10 s: too soon), then at 50 s.
     assert log.file.getvalue().splitlines() == [
-        "punto 1/3: 1000/3000 (33 %), 50 repl./s, ancora ~40 s",
-        "punto 3/3: 1500/2000 (75 %), 30 repl./s, ancora ~17 s"]
+        "punto 1/3: 1000/3000 (33 %), 50 repl./s, ancora ~0:00:40",
+        "punto 3/3: 1500/2000 (75 %), 30 repl./s, ancora ~0:00:17"]
     assert "punto 3/3" in shown and "1500/2000" in shown and "30 repl./s" in shown
+
+
+def test_a_slow_run_shows_its_rate_with_decimals_and_hours_left():
+    # A 1 bn€ fund: a replication takes seconds.
+    clock = Clock()
+    log = Console(file=io.StringIO(), force_terminal=False, width=200)
+    with replication_progress(log, clock=clock) as tracker:
+        tracker.start("replicazioni", 300)
+        clock.now = 16.0
+        tracker(4)
+    assert log.file.getvalue().splitlines() == [
+        "replicazioni: 4/300 (1 %), 0,25 repl./s, ancora ~0:19:44"]
+
+
+def test_force_color_does_not_put_a_bar_into_a_log(monkeypatch):
+    monkeypatch.setenv("FORCE_COLOR", "1")
+    log = Console(file=io.StringIO(), width=200)   # a file, which FORCE_COLOR calls a terminal
+    assert log.is_terminal
+    with replication_progress(log) as tracker:
+        assert tracker.bar is None
+
+
+def test_more_workers_than_cores_get_a_note(tmp_path):
+    from simulator.console import cores
+
+    many = cores() + 3
+    result = CliRunner().invoke(main, ["run", REFERENCE, "-n", "3", "--workers", str(many),
+                                       "--out", str(tmp_path / "run"), "--no-report"])
+    assert result.exit_code == 0, result.output
+    assert f"note --workers {many}: this machine has {cores()} cores" in result.stderr
+    fitting = CliRunner().invoke(main, ["run", REFERENCE, "-n", "3", "--workers", "1",
+                                        "--out", str(tmp_path / "one"), "--no-report"])
+    assert "note --workers" not in fitting.stderr
