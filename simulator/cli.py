@@ -82,7 +82,7 @@ def _print_warnings(scenario) -> None:
         err_console.print(f"[yellow]warning[/yellow] {escape(str(warning))}", markup=True)
 
 
-def _print_summary(summary, title: str) -> None:
+def _print_summary(summary, title: str, replications: int) -> None:
     from rich.table import Table
 
     from .labels import kpi_label, kpi_value
@@ -99,6 +99,16 @@ def _print_summary(summary, title: str) -> None:
     if not console.is_terminal:
         console.width = max(console.width, 110)  # files and pipes: no wrapped rows
     console.print(table)
+    from .metrics import FEW_REPLICATIONS
+
+    subset = [f"{kpi_label(row.kpi, row.unit)}: {row.replications}"
+              for row in summary.itertuples(index=False) if row.replications < replications]
+    if subset:
+        console.print(f"Solo sulle replicazioni in cui l'indicatore ha un valore (su "
+                      f"{replications}): " + "; ".join(subset) + ".")
+    if replications < FEW_REPLICATIONS:
+        console.print(f"[red]Con meno di {FEW_REPLICATIONS} replicazioni i percentili sono "
+                      "stime grezze: per una decisione usarne almeno 1.000.[/red]")
 
 
 @main.command()
@@ -166,7 +176,7 @@ def run(scenario_file: Path, out: Path | None, replications: int | None, only: t
     finally:
         if client is not None:
             client.close()
-    _print_summary(results.summary, f"{scenario.title} - {count} replicazioni")
+    _print_summary(results.summary, f"{scenario.title} - {count} replicazioni", count)
     if not no_report:
         from .report import write_report
 

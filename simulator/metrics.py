@@ -246,6 +246,11 @@ def loan_resources(scenario) -> int:
     return round(total)
 
 
+# Below this many replications, P5 and P95 rest on fewer than five replications on each
+# side: the reports say the percentiles are rough.
+FEW_REPLICATIONS = 100
+
+
 def summarise(kpis: pd.DataFrame) -> pd.DataFrame:
     """One row per KPI: unit, mean, P5, P50, P95 and how many replications define it.
 

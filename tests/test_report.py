@@ -119,6 +119,8 @@ def test_pdf_has_cover_summary_charts_and_annex(reported, results, pdf_pages):
 
 
 def test_pdf_summary_cites_kpis_with_ranges_and_assumptions(results, pdf_pages):
+    # 20 replications: the summary says the percentiles are rough.
+    assert "percentili sono stime grezze" in " ".join(pdf_pages[1].split())
     page = pdf_pages[1]
     summary = results.summary.set_index("kpi")
     assert "Sintesi" in page and "Intervallo P5 - P95" in page

@@ -259,3 +259,20 @@ def test_sources_of_money_are_named_in_the_users_language():
             "Erogato da fonte FSC"]
     assert kpi_label("disbursed_state_eur", "EUR", "en") == "Paid out of State"
     assert kpi_label("disbursed_bei_eur", "EUR") == "Erogato da fonte BEI"   # not named
+
+
+def test_summary_says_which_kpis_cover_fewer_replications_and_when_there_are_few(tmp_path):
+    few = CliRunner().invoke(main, ["run", REFERENCE, "-n", "30", "--out",
+                                    str(tmp_path / "few"), "--no-report"])
+    assert few.exit_code == 0, few.output
+    summary = pd.read_csv(tmp_path / "few" / "summary.csv")
+    partial = summary[summary["replications"] < 30]
+    assert len(partial)   # months to the desk's exhaustion: only where it ran dry
+    text = " ".join(few.output.split())
+    assert "Solo sulle replicazioni in cui l'indicatore ha un valore (su 30)" in text
+    for row in partial.itertuples():
+        assert f": {row.replications}" in text
+    assert "Con meno di 100 replicazioni i percentili sono stime grezze" in text
+    enough = CliRunner().invoke(main, ["run", REFERENCE, "-n", "100", "--out",
+                                       str(tmp_path / "enough"), "--no-report"])
+    assert "stime grezze" not in enough.output
