@@ -323,8 +323,12 @@ def sweep_line_chart(table: pd.DataFrame, param: str, kpi: str, lang: str = "it"
                      by: str | None = None) -> Chart:
     """One KPI along a swept parameter: median with markers and the P5-P95 band.
 
-    With ``by`` (a second swept path), one line per value of it.  Data:
-    ``param, [by], p5, p50, p95`` as drawn.
+    With ``by`` (a second swept path), one line per value of it, each with
+    its P5-P95 as error bars; the lines are moved apart a little along the
+    axis, so that lines with the same values (a KPI the second path does not
+    change) stay visible side by side instead of hiding one another, and
+    their ranges do not blur into one band.  Data: ``param, [by], p5, p50,
+    p95`` as drawn (at the parameter's values, not moved).
     """
     check_lang(lang)
     rows, unit = _kpi_rows(table, kpi)
@@ -340,24 +344,33 @@ def sweep_line_chart(table: pd.DataFrame, param: str, kpi: str, lang: str = "it"
         numeric = all(isinstance(v, int | float | np.number) for v in xs)
         position = {v: (float(v) if numeric else i) for i, v in enumerate(xs)}
         handles, labels = [], []
+        places = sorted(position.values())
+        step = min(np.diff(places)) if len(places) > 1 else 1.0
         for i, (key, d) in enumerate(groups):
-            color = LINE_COLORS[i % len(LINE_COLORS)] if by is not None else BLUE
-            xx = [position[v] for v in d[param]]
-            band = ax.fill_between(xx, d["p5"], d["p95"], color=color, alpha=0.15, lw=0)
-            (line,) = ax.plot(xx, d["p50"], color=color, marker="o", ms=4.5)
+            xx = np.array([position[v] for v in d[param]], dtype=float)
             if by is None:
+                band = ax.fill_between(xx, d["p5"], d["p95"], color=BLUE, alpha=0.15, lw=0)
+                (line,) = ax.plot(xx, d["p50"], color=BLUE, marker="o", ms=4.5)
                 handles += [line, band]
                 labels += [_t(lang, "Mediana", "Median"), "P5-P95"]
-            else:
-                handles.append(line)
-                labels.append(f"{param_label(by, lang)}: {_param_values([key], by, lang)[0]}")
+                continue
+            color = LINE_COLORS[i % len(LINE_COLORS)]
+            xx += step * 0.06 * (i - (len(groups) - 1) / 2)   # apart, centred on the value
+            p50 = d["p50"].to_numpy(float)
+            spread = np.vstack([p50 - d["p5"].to_numpy(float), d["p95"].to_numpy(float) - p50])
+            ax.errorbar(xx, p50, yerr=np.clip(spread, 0, None), fmt="none", ecolor=color,
+                        elinewidth=1.0, capsize=2.5, alpha=0.8)
+            (line,) = ax.plot(xx, p50, color=color, marker="o", ms=4.5)
+            handles.append(line)
+            labels.append(f"{param_label(by, lang)}: {_param_values([key], by, lang)[0]}")
         ax.set_xticks([position[v] for v in xs], _param_values(xs, param, lang))
         ax.set_xlabel(param_label(param, lang))
         ax.set_ylabel(label)
         _value_axis(ax, unit, lang)
         if by is not None:
-            labels.append(_t(lang, "bande: P5-P95", "bands: P5-P95"))
-            handles.append(_bar_handle())
+            labels.append(_t(lang, "linee: mediana; barre: P5-P95",
+                             "lines: median; bars: P5-P95"))
+            handles.append(_errorbar_handle())
         fr.legend(handles, labels, ncols=min(len(labels), 3))
     return Chart(fr.root, data)
 

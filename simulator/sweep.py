@@ -512,8 +512,10 @@ def _write_charts(folder: Path, sweep: Sweep, table: pd.DataFrame,
     replications = int(table["replications"].max()) if "replications" in table else 0
     tmp = staging_folder(folder, prefix=".charts.")
     try:
-        write_sweep_charts(table, list(sweep.dims), tmp, replications,
-                           subtitle=Path(sweep.label).name, workers=workers)
+        # The scenario varied, as the run's charts name it, and the sweep file.
+        subtitle = f"{sweep.points[0].scenario.title} ({Path(sweep.label).name})"
+        write_sweep_charts(table, list(sweep.dims), tmp, replications, subtitle=subtitle,
+                           workers=workers)
         shutil.rmtree(folder / "charts", ignore_errors=True)
         tmp.rename(folder / "charts")
     finally:

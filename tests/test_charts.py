@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from matplotlib.axes import Axes
 from matplotlib.collections import PolyCollection
+from matplotlib.container import ErrorbarContainer
 from matplotlib.figure import Figure, FigureBase
 from matplotlib.lines import Line2D
 
@@ -445,7 +446,18 @@ def test_sweep_line_chart_with_and_without_a_second_parameter():
                                  by="lines.A.instrument.coverage", lang="en")
     texts = all_texts(drawn(fig))
     (ax,) = chart_axes(fig)
-    assert len(data_lines(ax)) == 2 and len(bands(ax)) == 2
+    # One median line per coverage, each with its P5-P95 as error bars (bands of several
+    # lines blur into one), moved apart a little so equal lines do not hide each other.
+    lines = [line for line in data_lines(ax) if line.get_marker() == "o"]   # not the caps
+    assert len(lines) == 2 and bands(ax) == []
+    assert len([c for c in ax.containers if isinstance(c, ErrorbarContainer)]) == 2
+    shares = sorted(SWEEP["lines.A.instrument.grant_share"].unique())
+    step = min(np.diff(shares))
+    first, second = (np.asarray(line.get_xdata(), float) for line in lines)
+    assert np.all(first < second)
+    assert np.allclose((first + second) / 2, shares)
+    assert np.all(second - first < 0.2 * step)
+    assert "lines: median; bars: P5-P95" in texts
     assert "Share of cost financed, line A: 60%" in texts
     with pytest.raises(ValueError, match="not in the sweep"):
         sweep_line_chart(SWEEP, "lines.A.instrument.grant_share", "leverage", source="s")
