@@ -119,3 +119,49 @@ def test_the_check_finds_touching_tick_labels_and_overlapping_texts():
     assert any("xtick '1.000,0 M€' and xtick '1.000,0 M€' overlap" in p for p in problems)
     assert any("'a note' and text 'another' overlap" in p for p in problems)
     assert any("'runs off the right edge' leaves the figure" in p for p in problems)
+
+
+@pytest.fixture(scope="module")
+def decided(tmp_path_factory):
+    """A sweep of the shipped grant-share file and a comparison of two shipped scenarios,
+    20 replications each, made as a user makes them."""
+    from click.testing import CliRunner
+
+    from simulator.cli import main
+
+    folder = tmp_path_factory.mktemp("decided")
+    for args in (["sweep", str(SCENARIOS / "sweep_grant_share.toml"), "--out",
+                  str(folder / "sweep")],
+                 ["compare", str(SCENARIOS / "wecare_fesr_2018.toml"),
+                  str(SCENARIOS / "grant_heavy.toml"), "--out", str(folder / "cmp")]):
+        result = CliRunner().invoke(main, [*args, "-n", "20", "-w", "1"])
+        assert result.exit_code == 0, result.output
+    return folder
+
+
+@pytest.mark.parametrize("lang", ["it", "en"])
+def test_sweep_and_comparison_charts_are_legible(decided, lang):
+    import pandas as pd
+
+    from simulator.charts_compare import (
+        SWEEP_KPIS,
+        compare_kpi_chart,
+        sweep_heatmap_chart,
+        sweep_line_chart,
+    )
+
+    table = pd.read_parquet(decided / "sweep" / "sweep.parquet")
+    share, coverage = "lines.A.instrument.grant_share", "lines.A.instrument.coverage"
+    problems = []
+    for kpi in SWEEP_KPIS:
+        for chart in (sweep_line_chart(table, coverage, kpi, lang, source="s", subtitle="t",
+                                       by=share),
+                      sweep_line_chart(table[table[coverage] == 0.6], share, kpi, lang,
+                                       source="s", subtitle="t"),
+                      sweep_heatmap_chart(table, coverage, share, kpi, lang, source="s",
+                                          subtitle="t")):
+            problems += [f"{kpi}: {p}" for p in layout_problems(chart.figure)]
+    comparison = pd.read_csv(decided / "cmp" / "comparison.csv")
+    problems += [f"comparison: {p}" for p in layout_problems(
+        compare_kpi_chart(comparison, lang=lang, source="s", subtitle="t").figure)]
+    assert problems == []
