@@ -99,14 +99,18 @@ def _dates(values: pd.Series | list) -> np.ndarray:
 
 
 def _deadline_lines(ax: Axes, facts: RunFacts, lang: str) -> list[tuple[Line2D, str]]:
-    """Mark the eligibility deadline and the revolving cut-off; return legend entries."""
+    """Mark the eligibility deadline and the revolving cut-off; return legend entries.
+
+    Not a date at the horizon's end (a desk open to the last month): its line
+    would lie on the plot's border, unseen, with an entry in the legend.
+    """
     entries = []
     lo, hi = facts.start, facts.end
-    if lo <= facts.eligibility_end <= hi:
+    if lo <= facts.eligibility_end < hi:
         h = ax.axvline(np.datetime64(facts.eligibility_end), color=INK, lw=0.9, ls="--")
         entries.append((h, _t(lang, "Termine di ammissibilità", "Eligibility deadline")
                         + f" ({format_day(facts.eligibility_end)})"))
-    if facts.revolving_until is not None and lo <= facts.revolving_until <= hi:
+    if facts.revolving_until is not None and lo <= facts.revolving_until < hi:
         h = ax.axvline(np.datetime64(facts.revolving_until), color=GREY, lw=0.9, ls=":")
         entries.append((h, _t(lang, "Fine rotazione", "End of revolving")
                         + f" ({format_day(facts.revolving_until)})"))

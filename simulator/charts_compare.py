@@ -233,7 +233,7 @@ def compare_cash_chart(medians: pd.DataFrame, lang: str = "it", region: Region |
         for date, style, it, en in ((eligibility_end, "--", "Termine di ammissibilità",
                                      "Eligibility deadline"),
                                     (revolving_until, ":", "Fine rotazione", "End of revolving")):
-            if date is not None and start <= date <= end:
+            if date is not None and start <= date < end:   # not on the border (charts.py)
                 handles.append(ax.axvline(np.datetime64(date), color=GREY, lw=0.9, ls=style))
                 labels.append(f"{_t(lang, it, en)} ({format_day(date)})")
         ax.set_ylim(bottom=0)

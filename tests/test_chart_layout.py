@@ -165,3 +165,14 @@ def test_sweep_and_comparison_charts_are_legible(decided, lang):
     problems += [f"comparison: {p}" for p in layout_problems(
         compare_kpi_chart(comparison, lang=lang, source="s", subtitle="t").figure)]
     assert problems == []
+
+
+def test_a_cut_off_at_the_horizons_end_is_not_drawn_on_the_border(runs):
+    # The revolving scenario's desk is open to its horizon's last day (31/12/2035); the
+    # reference's rotation ends four years before its horizon.
+    def legend(results) -> list[str]:
+        fig = charts.fund_cash_chart(results).figure
+        return [text.get_text() for text, kind in drawn_texts(fig) if kind == "legend"]
+
+    assert not any(t.startswith("Fine rotazione") for t in legend(runs["revolving.toml"]))
+    assert "Fine rotazione (31/12/2031)" in legend(runs["wecare_fesr_2018.toml"])
