@@ -69,6 +69,111 @@ KPI_LABELS_EN = {
 }
 
 
+# The formulas of ``metrics.KPI_DEFINITIONS``, in Italian (the workbook's Sintesi sheet).
+KPI_DEFINITIONS_IT = {
+    "projects_financed_<line>": "progetti con finanziamento concesso sulla linea nell'orizzonte",
+    "public_committed_eur": (
+        "somma sui progetti ammessi a finanziamento dell'esposizione del fondo "
+        "(finanziamento pubblico + contributo)"),
+    "loans_disbursed_eur": "quote di finanziamento del fondo erogate ai destinatari finali",
+    "grants_paid_eur": "contributi a fondo perduto erogati ai destinatari finali",
+    "private_cofinancing_eur": (
+        "finanziamenti bancari + mezzi propri dei destinatari dei progetti ammessi "
+        "(costo ammissibile - finanziamento pubblico - contributo)"),
+    "leverage": (
+        "(finanziamenti erogati + contributi erogati + cofinanziamento privato) / dotazione: "
+        "risorse che raggiungono i destinatari finali per euro del fondo (variante del "
+        "Regolamento finanziario, con l'intera dotazione come contributo pubblico)"),
+    "revolving_multiplier": (
+        "finanziamenti del fondo erogati in totale / risorse destinate ai finanziamenti, "
+        "dove le risorse destinate ai finanziamenti = somma sulle linee di dotazione x "
+        "finanziamento pubblico / (finanziamento pubblico + contributo) dello strumento "
+        "della linea"),
+    "absorption_at_eligibility_end": (
+        "(finanziamenti erogati + contributi erogati) entro la fine del mese del termine di "
+        "ammissibilità / dotazione"),
+    "desk_exhausted_month": (
+        "mesi dall'avvio fino alla prima domanda ammessa che ha trovato la linea senza "
+        "risorse (respinta o in lista d'attesa); vuoto se non è mai accaduto"),
+    "rejected_no_funds": (
+        "domande ammesse respinte per mancanza di fondi, comprese quelle uscite dalla lista "
+        "d'attesa dopo max_wait_months"),
+    "losses_eur": "capitale svalutato (default, revoche) - recuperi",
+    "fees_eur": ("commissioni di gestione maturate nell'orizzonte (a carico del fondo o "
+                 "della Regione, come dice lo scenario)"),
+    "net_public_cost_eur": (
+        "contributi erogati - contributi recuperati + perdite + commissioni - interessi "
+        "incassati - interessi di tesoreria"),
+    "fund_value_end_eur": (
+        "liquidità + crediti in bonis in essere all'orizzonte (risorse legacy escluse)"),
+    "legacy_eur": "rientri accantonati dopo revolving_until, all'orizzonte",
+    "esl_mean_pct": (
+        "media sui progetti finanziati dell'equivalente sovvenzione lordo (ESL) in "
+        "percentuale del costo ammissibile"),
+    "esl_total_eur": "somma degli equivalenti sovvenzione lordi dei progetti finanziati",
+    "projects_failed": "progetti ammessi non completati (revoca prima della conclusione)",
+    "projects_defaulted": "finanziamenti andati in default durante il preammortamento o "
+                          "il rimborso",
+    "projects_over_de_minimis": (
+        "progetti finanziati il cui aiuto supera il massimale de minimis in vigore alla "
+        "concessione: ESL + aiuti già ricevuti dal beneficiario nel periodo > massimale "
+        "(colonna over_ceiling di loans.parquet; 0 in un'esecuzione strict sulle linee che "
+        "riducono o respingono)"),
+    "rejected_state_aid": (
+        "domande non ammesse in un'esecuzione strict perché il loro aiuto supera il "
+        "massimale de minimis (over_ceiling = \"reject\", oppure \"reduce\" senza margine "
+        "residuo)"),
+    "reduced_state_aid": (
+        "progetti ammessi con contributo o finanziamento del fondo ridotto in "
+        "un'esecuzione strict perché l'aiuto rientri nel massimale de minimis "
+        "(over_ceiling = \"reduce\")"),
+    "fees_grant_part_eur": (
+        "commissioni sulla parte a fondo perduto: grant_rate annuo sui contributi erogati, "
+        "entro grant_cap x contributi erogati (comprese in fees_eur)"),
+    "contribution_paid_in_eur": (
+        "contributo del programma versato al fondo entro l'orizzonte (la dotazione, salvo "
+        "[fund.payments] phased = true)"),
+    "idle_cash_mean_eur": (
+        "media sui mesi fino al termine di ammissibilità della liquidità non impegnata del "
+        "fondo (liquidità - impegni non ancora erogati)"),
+    "disbursed_<source>_eur": (
+        "finanziamenti e contributi erogati ai destinatari finali a valere su ciascuna "
+        "fonte ([fund.funding], quote in vigore mese per mese), es. disbursed_eu_eur"),
+    "absorption_eligible_at_eligibility_end": (
+        "erogazioni ai destinatari finali dalle fonti ammissibili alla chiusura "
+        "([fund.funding] eligible) entro il termine di ammissibilità / dotazione"),
+    "legacy_period_returns_eur": (
+        "capitale rimborsato + interessi + recuperi + contributi recuperati dalla fine del "
+        "mese di eligibility_end alla fine del mese legacy_years anni dopo (art. 45 RDC: "
+        "rientri che devono continuare a servire il programma), oppure fino all'orizzonte "
+        "se finisce prima (un avviso di validazione segnala il periodo troncato)"),
+}
+
+# Units of the KPIs (``metrics.KPI_DEFINITIONS``) in words.
+UNIT_LABELS = {"count": ("numero", "count"), "EUR": ("euro", "euros"),
+               "ratio": ("rapporto", "ratio"), "share": ("quota", "share"),
+               "months": ("mesi", "months"), "%": ("%", "%")}
+
+
+def kpi_definition(name: str, lang: str = "it") -> str:
+    """A KPI's formula in words (``metrics.KPI_DEFINITIONS``), in the user's language."""
+    from .metrics import KPI_DEFINITIONS
+
+    key = name
+    if name.startswith("projects_financed_"):
+        key = "projects_financed_<line>"
+    elif name.startswith("disbursed_") and name.endswith("_eur"):
+        key = "disbursed_<source>_eur"
+    if lang == "it" and key in KPI_DEFINITIONS_IT:
+        return KPI_DEFINITIONS_IT[key]
+    return KPI_DEFINITIONS.get(key, ("", ""))[1]
+
+
+def unit_label(unit: str, lang: str = "it") -> str:
+    names = UNIT_LABELS.get(unit)
+    return unit if names is None else names[0 if lang == "it" else 1]
+
+
 # The sources of a line's money (``disbursed_<source>_eur``), in Italian and English.
 SOURCE_NAMES = {"eu": ("UE", "EU"), "state": ("Stato", "State"),
                 "region": ("Regione", "Region"), "fsc": ("FSC", "FSC")}

@@ -29,8 +29,14 @@ from xlsxwriter.workbook import Workbook
 from xlsxwriter.worksheet import Worksheet
 
 from .charts_data import percentiles_by_month
-from .labels import kpi_label, loan_label, series_label, status_label
-from .metrics import KPI_DEFINITIONS
+from .labels import (
+    kpi_definition,
+    kpi_label,
+    loan_label,
+    series_label,
+    status_label,
+    unit_label,
+)
 
 EURO = '#,##0 "€"'
 EURO_CENTS = '#,##0.00 "€"'
@@ -193,20 +199,16 @@ def _width(label: str, series: pd.Series, num_format: str | None) -> float:
 
 def summary_frame(summary: pd.DataFrame, lang: str) -> pd.DataFrame:
     """The ``Sintesi`` table: summary.csv with the KPI's name for people and its definition."""
-    defs = []
-    for name in summary["kpi"]:
-        key = "projects_financed_<line>" if name.startswith("projects_financed_") else name
-        defs.append(KPI_DEFINITIONS.get(key, ("", ""))[1])
     out = pd.DataFrame({
         "indicatore": [kpi_label(k, u, lang) for k, u in zip(summary["kpi"], summary["unit"],
                                                                strict=True)],
-        "kpi": summary["kpi"], "unit": summary["unit"],
+        "kpi": summary["kpi"], "unit": [unit_label(u, lang) for u in summary["unit"]],
         "mean": summary["mean"], "p5": summary["p5"], "p50": summary["p50"],
         "p95": summary["p95"],
     })
     if "replications" in summary.columns:
         out["replications"] = summary["replications"]
-    out["definition"] = defs
+    out["definition"] = [kpi_definition(name, lang) for name in summary["kpi"]]
     return out
 
 
@@ -223,7 +225,7 @@ def write_summary(book: Book, summary: pd.DataFrame, title: str, lang: str) -> N
                "p5": "P5", "p50": _t(lang, "Mediana (P50)", "Median (P50)"), "p95": "P95",
                "replications": _t(lang, "Replicazioni con valore", "Replications with a value"),
                "definition": _t(lang, "Definizione (formula)", "Definition (formula)")}
-    unit_formats = [_unit_format(u) for u in data["unit"]]
+    unit_formats = [_unit_format(u) for u in summary["unit"]]
     book.table("Sintesi", title,
                _t(lang, "Indicatori sulle replicazioni: media, 5°, 50° e 95° percentile. "
                   "Importi in euro.", "Indicators over the replications: mean, 5th, 50th "

@@ -202,6 +202,22 @@ def test_workbook_summary_equals_summary_csv(workbook, results):
         np.testing.assert_allclose(got, results.summary[col].to_numpy(float), rtol=1e-9)
     assert column(ws, "Indicatore")[codes.index("net_public_cost_eur")] == \
         "Costo pubblico netto"
+    # Every KPI defined, in Italian, with its unit in words.
+    definitions = column(ws, "Definizione (formula)")
+    assert all(definitions), [c for c, d in zip(codes, definitions, strict=True) if not d]
+    assert definitions[codes.index("net_public_cost_eur")].startswith("contributi erogati")
+    assert definitions[codes.index("disbursed_eu_eur")].startswith("finanziamenti e contributi")
+    assert set(column(ws, "Unità")) <= {"numero", "euro", "rapporto", "quota", "mesi", "%"}
+
+
+def test_every_kpi_definition_has_its_italian_text():
+    from simulator.labels import KPI_DEFINITIONS_IT, kpi_definition
+    from simulator.metrics import KPI_DEFINITIONS
+
+    assert set(KPI_DEFINITIONS_IT) == set(KPI_DEFINITIONS)
+    assert kpi_definition("leverage", "en") == KPI_DEFINITIONS["leverage"][1]
+    assert kpi_definition("projects_financed_B", "it") == \
+        KPI_DEFINITIONS_IT["projects_financed_<line>"]
 
 
 def test_workbook_series_are_percentiles_by_line_in_euros(workbook, results):
