@@ -9,7 +9,7 @@ Notebook use::
     results.save("results/my-run")
 """
 
-__version__ = "0.5.4"
+__version__ = "0.5.5"
 
 __all__ = ["__version__", "load_scenario", "run"]
 
