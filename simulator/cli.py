@@ -101,8 +101,11 @@ def _print_summary(summary, title: str, replications: int) -> None:
     console.print(table)
     from .metrics import FEW_REPLICATIONS
 
-    subset = [f"{kpi_label(row.kpi, row.unit)}: {row.replications}"
-              for row in summary.itertuples(index=False) if row.replications < replications]
+    counts = summary["replications"] if "replications" in summary else [replications] * \
+        len(summary)
+    subset = [f"{kpi_label(kpi, unit)}: {count}" for kpi, unit, count
+              in zip(summary["kpi"], summary["unit"], counts, strict=True)
+              if count < replications]
     if subset:
         console.print(f"Solo sulle replicazioni in cui l'indicatore ha un valore (su "
                       f"{replications}): " + "; ".join(subset) + ".")

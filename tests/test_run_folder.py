@@ -229,7 +229,7 @@ def test_a_narrow_terminal_wraps_kpi_labels_never_numbers(monkeypatch):
                             "p5": [7646684.0, 2.88], "p50": [9361968.0, 3.41],
                             "p95": [10622383.0, 3.7]})
     with out.capture() as captured:
-        cli._print_summary(summary, "riepilogo")
+        cli._print_summary(summary, "riepilogo", 1000)
     text = captured.get()
     for row in summary.itertuples():
         for value in (row.mean, row.p5, row.p50, row.p95):
