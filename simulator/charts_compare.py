@@ -247,7 +247,9 @@ def compare_cash_chart(medians: pd.DataFrame, lang: str = "it", region: Region |
 # --------------------------------------------------------------------------- sweep
 
 
-def _param_values(values: Sequence, path: str, lang: str) -> list[str]:
+def param_values(values: Sequence, path: str, lang: str) -> list[str]:
+    """Swept values for people: shares as ``10 %``, amounts as ``1,2 M€``, numbers with the
+    locale's decimal mark."""
     leaf = path.rsplit(".", 1)[-1]
     out = []
     for v in values:
@@ -301,8 +303,8 @@ def sweep_heatmap_chart(table: pd.DataFrame, x: str, y: str, kpi: str, lang: str
             light = vmax > vmin and (v - vmin) / (vmax - vmin) > 0.55
             ax.text(j, i, value_text(v, unit, lang), ha="center", va="center", fontsize=8,
                     color="white" if light else INK)
-        ax.set_xticks(range(len(xs)), _param_values(xs, x, lang))
-        ax.set_yticks(range(len(ys)), _param_values(ys, y, lang))
+        ax.set_xticks(range(len(xs)), param_values(xs, x, lang))
+        ax.set_yticks(range(len(ys)), param_values(ys, y, lang))
         ax.set_xlabel(param_label(x, lang))
         ax.set_ylabel(param_label(y, lang))
         ax.grid(False)
@@ -362,8 +364,8 @@ def sweep_line_chart(table: pd.DataFrame, param: str, kpi: str, lang: str = "it"
                         elinewidth=1.0, capsize=2.5, alpha=0.8)
             (line,) = ax.plot(xx, p50, color=color, marker="o", ms=4.5)
             handles.append(line)
-            labels.append(f"{param_label(by, lang)}: {_param_values([key], by, lang)[0]}")
-        ax.set_xticks([position[v] for v in xs], _param_values(xs, param, lang))
+            labels.append(f"{param_label(by, lang)}: {param_values([key], by, lang)[0]}")
+        ax.set_xticks([position[v] for v in xs], param_values(xs, param, lang))
         ax.set_xlabel(param_label(param, lang))
         ax.set_ylabel(label)
         _value_axis(ax, unit, lang)

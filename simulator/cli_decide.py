@@ -271,11 +271,11 @@ def _check_kpis(kpis: tuple[str, ...], scenario: Any) -> list[str]:
 
 
 def _sweep_table(result: Any, kpis: list[str]) -> Table:
-    from .decide import value_text
+    from .charts_compare import param_values
+    from .labels import param_label
 
     paths = list(result.sweep.dims)
-    shorts = [p.rsplit(".", 1)[-1] for p in paths]
-    names = shorts if len(set(shorts)) == len(shorts) else paths
+    names = [param_label(path) for path in paths]   # as the charts name them
     table = Table(title=f"{result.sweep.label}: {len(result.sweep.points)} punti, media "
                   "[P5; P95]", title_justify="left", header_style="bold")
     table.add_column("#", justify="right")
@@ -287,11 +287,12 @@ def _sweep_table(result: Any, kpis: list[str]) -> Table:
             for row in result.table[["point", "kpi", "mean", "p5", "p95", "unit"]]
             .to_dict("records") if row["kpi"] in kpis}
     for point in result.sweep.points:
-        cells = [str(point.number), *(value_text(point.values[p]) for p in paths)]
+        cells = [str(point.number), *(param_values([point.values[p]], p, "it")[0]
+                                      for p in paths)]
         for kpi in kpis:
             row = rows[(point.number, kpi)]
             cells.append(f"{_short(row['mean'], row['unit'])}\n"
-                         f"[{_short(row['p5'], row['unit'])}; {_short(row['p95'], row['unit'])}]")
+                         f"{_interval(row['p5'], row['p95'], row['unit'])}")
         table.add_row(*cells)
     return table
 

@@ -258,6 +258,9 @@ def test_cli_prints_the_table_and_reuses_points(tmp_path):
     first = CliRunner().invoke(sweep_command, args)
     assert first.exit_code == 0, first.output
     assert "Contributi erogati" in first.output and "grant_share" in first.output
+    # The table (standard output) names the swept value and shows it as the charts do.
+    assert "Quota di contributo" in first.stdout and "10 %" in first.stdout
+    assert "0.1" not in first.stdout
     assert "4 punti calcolati, 0 ripresi" in first.output
     second = CliRunner().invoke(sweep_command, args)
     assert "0 punti calcolati, 4 ripresi" in second.output
