@@ -219,16 +219,21 @@ def demo(ctx: click.Context, replications: int) -> None:
               callback=note_more_workers_than_cores,
               help="Processes that write the files, this one included "
                    "(default: all cores; 1 = one after the other).")
+@click.option("--out", type=click.Path(path_type=Path), default=None,
+              help="Folder to write them into (default: the run folder, whose report they "
+                   "replace), e.g. --lang en --out RUN_DIR/en to keep both languages.")
 @_input_errors_exit
-def report(run_dir: Path, lang: str, replication: int | None, workers: int | None) -> None:
-    """Write charts/, report.pdf and report.xlsx into a run folder."""
+def report(run_dir: Path, lang: str, replication: int | None, workers: int | None,
+           out: Path | None) -> None:
+    """Write charts/, report.pdf and report.xlsx into a run folder (or --out)."""
     from .report import write_report
     from .results import load_results
 
     load_results(run_dir, lazy=True)  # a clear error if this is not a run folder
-    paths = write_report(run_dir, lang=lang, replication=replication, workers=workers)
+    paths = write_report(run_dir, lang=lang, replication=replication, workers=workers,
+                         out=out)
     for path in paths:
-        console.print(f"scritto {escape(str(path))}")
+        console.print(f"{'scritto' if lang == 'it' else 'written'} {escape(str(path))}")
 
 
 from .cli_decide import compare, note_engine, solve, sweep  # noqa: E402  (the verbs that compare runs)

@@ -47,8 +47,10 @@ _COUNT_CHARTS = ("04_progetti",)
 
 
 def write_report(folder: Path | str, lang: str = "it", replication: int | None = None,
-                 today: dt.date | None = None, workers: int | None = None) -> list[Path]:
-    """Write ``charts/``, ``report.pdf`` and ``report.xlsx`` into a run folder.
+                 today: dt.date | None = None, workers: int | None = None,
+                 out: Path | str | None = None) -> list[Path]:
+    """Write ``charts/``, ``report.pdf`` and ``report.xlsx`` into a run folder (or into
+    ``out``: a report in another language next to the run folder's, say).
 
     ``replication`` chooses the loan book of the ``Progetti`` sheet (default:
     the median replication, as in the sources-and-uses chart).  ``workers``:
@@ -65,10 +67,12 @@ def write_report(folder: Path | str, lang: str = "it", replication: int | None =
         raise ValueError(f"replication {replication} is not in the run "
                          f"({results.kpis['replication'].min()}..."
                          f"{results.kpis['replication'].max()})")
-    tmp = staging_folder(folder, prefix=".report-", suffix=".partial")
+    target = folder if out is None else Path(out)
+    target.mkdir(parents=True, exist_ok=True)
+    tmp = staging_folder(target, prefix=".report-", suffix=".partial")
     try:
         _write_parts(results, tmp, lang, today, replication, workers)
-        return _move_into_place(tmp, folder)
+        return _move_into_place(tmp, target)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

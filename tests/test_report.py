@@ -171,6 +171,26 @@ def test_pdf_in_english(results, tmp_path):
     assert "Figure 1." in "\n".join(text) and "Annex - resolved scenario" in "\n".join(text)
 
 
+def test_an_english_report_next_to_the_italian_one(run_folder, tmp_path):
+    from click.testing import CliRunner
+
+    from simulator.cli import main
+
+    folder = tmp_path / "run"
+    shutil.copytree(run_folder, folder)
+    italian = CliRunner().invoke(main, ["report", str(folder), "-w", "1"])
+    assert italian.exit_code == 0, italian.output
+    before = (folder / "report.pdf").read_bytes()
+    english = CliRunner().invoke(main, ["report", str(folder), "--lang", "en", "-w", "1",
+                                        "--out", str(folder / "en")])
+    assert english.exit_code == 0, english.output
+    assert f"written {folder / 'en' / 'report.pdf'}" in english.output
+    assert (folder / "report.pdf").read_bytes() == before   # the Italian one is kept
+    assert "Summary" in PdfReader(folder / "en" / "report.pdf").pages[1].extract_text()
+    assert sorted(p.name for p in (folder / "en").iterdir()) == ["charts", "report.pdf",
+                                                                 "report.xlsx"]
+
+
 # --------------------------------------------------------------------------- workbook
 
 
