@@ -512,9 +512,13 @@ def fees_chart(results, lang: str = "it", region: Region | None = None) -> Chart
         loan = ax.bar(years, data["loan_part_p50"], color=LINE_COLORS[0], width=0.7)
         grant = ax.bar(years, data["grant_part_p50"], bottom=data["loan_part_p50"],
                        color=OCHRE, width=0.7)
-        spread = ax.errorbar(years, data["total_p50"],
-                             yerr=[data["total_p50"] - data["total_p5"],
-                                   data["total_p95"] - data["total_p50"]],
+        # Ranges only for the years where the replications differ (caps on a zero-height
+        # range are specks on the axis).
+        varies = (data["total_p95"] > data["total_p5"]).to_numpy()
+        shown = data[varies]
+        spread = ax.errorbar(years[varies], shown["total_p50"],
+                             yerr=[shown["total_p50"] - shown["total_p5"],
+                                   shown["total_p95"] - shown["total_p50"]],
                              fmt="none", ecolor=INK, elinewidth=1, capsize=2)
         ax.set_ylabel(_t(lang, "Commissioni nell'anno", "Fees in the year"))
         ax.set_ylim(bottom=0)

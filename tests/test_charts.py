@@ -336,6 +336,15 @@ def test_kpi_distribution_chart_has_three_histograms_of_all_replications(results
     assert any(re.fullmatch(r"\d+,\d M€", t) for t in texts)
 
 
+def test_fees_chart_shows_ranges_only_where_replications_differ(results):
+    fig, data = charts.fees_chart(results)
+    (ax,) = chart_axes(drawn(fig))
+    (ranges,) = [c for c in ax.containers if isinstance(c, ErrorbarContainer)]
+    varies = data["total_p95"] > data["total_p5"]
+    assert 0 < varies.sum() < len(data)   # the last years charge nothing in every future
+    assert len(ranges.lines[2][0].get_segments()) == varies.sum()
+
+
 @given(hnp.arrays(np.int64, st.integers(1, 300), elements=st.integers(0, 100_000)))
 def test_count_bins_hold_every_value_between_whole_numbers(values):
     edges = charts.count_bins(values)
