@@ -247,24 +247,37 @@ def compare_cash_chart(medians: pd.DataFrame, lang: str = "it", region: Region |
 # --------------------------------------------------------------------------- sweep
 
 
-def param_values(values: Sequence, path: str, lang: str) -> list[str]:
+def param_values(values: Sequence, path: str, lang: str, exact: bool = False) -> list[str]:
     """Swept values for people: shares as ``10 %``, amounts as ``1,2 M€``, numbers with the
-    locale's decimal mark."""
+    locale's decimal mark; other values (texts, distributions) as in the sweep's files.
+
+    ``exact``: with every decimal the value has (a table to choose a value
+    from: 0.0025 is ``0,25 %``, not ``0,3 %``; 1.234.567 € in full), where a
+    chart's tick labels round.
+    """
+    from .decide import value_text
+    from .money import format_eur
+
     leaf = path.rsplit(".", 1)[-1]
     out = []
     for v in values:
-        if isinstance(v, int | float) and not isinstance(v, bool) and (
-                leaf.endswith(("share", "_rate", "coverage"))):
-            out.append(format_pct(v, lang, 0 if round(v * 100, 6).is_integer() else 1))
-        elif isinstance(v, int | float) and not isinstance(v, bool) and (
-                leaf in ("allocation", "endowment", "min_cost", "max_cost", "max_public_loan",
-                         "max_grant")):
-            out.append(format_euros_short(float(v), lang))
-        elif isinstance(v, float):
-            out.append(format_number(v, lang, 0 if v.is_integer() else 2))
+        if not isinstance(v, int | float) or isinstance(v, bool):
+            out.append(value_text(v))
+        elif leaf.endswith(("share", "_rate", "coverage")):
+            percent = float(v) * 100
+            out.append(format_pct(float(v), lang, _digits(percent, 4 if exact else 1)))
+        elif leaf in ("allocation", "endowment", "min_cost", "max_cost", "max_public_loan",
+                      "max_grant"):
+            out.append(format_eur(round(float(v) * 100), lang, decimals=False) if exact
+                       else format_euros_short(float(v), lang))
         else:
-            out.append(str(v))
+            out.append(format_number(float(v), lang, _digits(float(v), 6 if exact else 2)))
     return out
+
+
+def _digits(value: float, most: int) -> int:
+    """The fewest decimals (up to ``most``) that show ``value`` as it is."""
+    return next((d for d in range(most + 1) if abs(round(value, d) - value) < 1e-9), most)
 
 
 def _kpi_rows(table: pd.DataFrame, kpi: str) -> tuple[pd.DataFrame, str]:

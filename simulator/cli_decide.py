@@ -276,6 +276,8 @@ def _sweep_table(result: Any, kpis: list[str]) -> Table:
 
     paths = list(result.sweep.dims)
     names = [param_label(path) for path in paths]   # as the charts name them
+    if len(set(names)) < len(names):   # two paths that read the same: their codes
+        names = paths
     table = Table(title=f"{result.sweep.label}: {len(result.sweep.points)} punti, media "
                   "[P5; P95]", title_justify="left", header_style="bold")
     table.add_column("#", justify="right")
@@ -287,7 +289,7 @@ def _sweep_table(result: Any, kpis: list[str]) -> Table:
             for row in result.table[["point", "kpi", "mean", "p5", "p95", "unit"]]
             .to_dict("records") if row["kpi"] in kpis}
     for point in result.sweep.points:
-        cells = [str(point.number), *(param_values([point.values[p]], p, "it")[0]
+        cells = [str(point.number), *(param_values([point.values[p]], p, "it", exact=True)[0]
                                       for p in paths)]
         for kpi in kpis:
             row = rows[(point.number, kpi)]

@@ -266,3 +266,15 @@ def test_cli_prints_the_table_and_reuses_points(tmp_path):
     assert "0 punti calcolati, 4 ripresi" in second.output
     bad = CliRunner().invoke(sweep_command, [*args, "--kpi", "fund_value"])
     assert bad.exit_code == 2 and "--kpi: fund_value: unknown KPI" in bad.output
+
+
+def test_cli_table_shows_whole_and_fine_values_exactly(tmp_path):
+    # TOML reads 0 as an integer; a rate of 0.0025 is 0,25 % (not 0,3 %).
+    path = _sweep_file(tmp_path, '"lines.A.risk.default_rate" = [0, 0.0025, 0.05]\n')
+    result = CliRunner().invoke(sweep_command, [str(path), "--out", str(tmp_path / "out"),
+                                                "-w", "1", "--kpi", "losses_eur"])
+    assert result.exit_code == 0, result.output
+    assert "Traceback" not in result.output
+    rows = [line for line in result.stdout.splitlines() if line.startswith("│")]
+    assert [row.split("│")[2].strip() for row in rows if row.split("│")[1].strip()] == \
+        ["0 %", "0,25 %", "5 %"]
