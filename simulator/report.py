@@ -9,9 +9,10 @@
 * ``report.xlsx``: sheets ``Sintesi``, ``Serie``, ``Progetti``, ``Scenario``
   and one sheet per chart (:mod:`simulator.report_xlsx`).
 
-Everything is first written into a hidden temporary folder inside the run
-folder and moved into place only when all of it has been written: a failure
-leaves the previous report (or none) and no half-written file.
+Everything is first written into a hidden temporary folder inside the folder
+it goes to (the run folder, or ``out``) and moved into place only when all
+of it has been written: a failure leaves the previous report (or none), no
+half-written file, and no folder made for ``out``.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import pandas as pd
 
 from .charts import CHARTS, Chart, median_replication
 from .charts_style import DPI, check_lang, forget_text_measures, house_style, save_figure
+from .errors import InputError, Problem
 from .report_pdf import write_pdf
 from .report_xlsx import (
     Book,
@@ -35,7 +37,7 @@ from .report_xlsx import (
     write_series,
     write_summary,
 )
-from .results import Results, load_results, staging_folder
+from .results import Results, load_results, missing_folders, remove_if_empty, staging_folder
 
 __all__ = ["REPORT_FILES", "write_charts", "write_doc_figures", "write_report",
            "write_workbook"]
@@ -68,13 +70,40 @@ def write_report(folder: Path | str, lang: str = "it", replication: int | None =
                          f"({results.kpis['replication'].min()}..."
                          f"{results.kpis['replication'].max()})")
     target = folder if out is None else Path(out)
+    _check_target(folder, target)
+    made = missing_folders(target)
     target.mkdir(parents=True, exist_ok=True)
-    tmp = staging_folder(target, prefix=".report-", suffix=".partial")
     try:
-        _write_parts(results, tmp, lang, today, replication, workers)
-        return _move_into_place(tmp, target)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        tmp = staging_folder(target, prefix=".report-", suffix=".partial")
+        try:
+            _write_parts(results, tmp, lang, today, replication, workers)
+            return _move_into_place(tmp, target)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    except BaseException:
+        remove_if_empty(made)
+        raise
+
+
+def _check_target(folder: Path, target: Path) -> None:
+    """A report replaces the ``charts/``, PDF and workbook of the folder it goes to: another
+    folder than the run's must hold nothing else (it could be another run's, or a
+    user's documents, whose files would go)."""
+    if not target.exists() or target.resolve() == folder.resolve():
+        return
+    if not target.is_dir():
+        raise InputError([Problem("--out", str(target), "is a file: name a folder")])
+    others = sorted(path.name for path in target.iterdir()
+                    if path.name not in REPORT_FILES and not path.name.startswith(".report-"))
+    charts = target / "charts"
+    if charts.is_dir():   # replaced whole: only a report's charts may be in it
+        drawn = {f"{spec.slug}{suffix}" for spec in CHARTS for suffix in (".png", ".svg", ".csv")}
+        others += sorted(f"charts/{path.name}" for path in charts.iterdir()
+                         if path.name not in drawn)
+    if others:
+        raise InputError([Problem("--out", str(target), f"holds other files ({others[0]}"
+                                  f"{' ...' if len(others) > 1 else ''}): name a new or empty "
+                                  "folder, or one that holds only a report")])
 
 
 # The report's files as parts that processes take as they come free: the two

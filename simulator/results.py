@@ -449,7 +449,7 @@ def atomic_folder(folder: Path) -> Iterator[Path]:
     On failure nothing is left: neither the temporary folder nor the parent
     folders made for it (``--out new/deep/run``), if they are still empty.
     """
-    made = [parent for parent in folder.absolute().parents if not parent.exists()]
+    made = missing_folders(folder.parent)
     folder.parent.mkdir(parents=True, exist_ok=True)
     try:
         tmp = staging_folder(folder.parent, prefix=f".{folder.name}.", suffix=".partial")
@@ -460,12 +460,24 @@ def atomic_folder(folder: Path) -> Iterator[Path]:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
     except BaseException:
-        for parent in made:   # deepest first
-            try:
-                parent.rmdir()
-            except OSError:   # not empty: something else was put there meanwhile
-                break
+        remove_if_empty(made)
         raise
+
+
+def missing_folders(folder: Path) -> list[Path]:
+    """``folder`` and the folders above it that do not exist yet, deepest first: what
+    ``mkdir(parents=True)`` would make, for :func:`remove_if_empty` to take back."""
+    return [path for path in (folder.absolute(), *folder.absolute().parents)
+            if not path.exists()]
+
+
+def remove_if_empty(folders: list[Path]) -> None:
+    """Remove ``folders`` (deepest first) as long as they are empty."""
+    for path in folders:
+        try:
+            path.rmdir()
+        except OSError:   # not empty (something else was put there meanwhile), or gone
+            break
 
 
 def write_tables(scenario: Scenario, folder: Path, summary: pd.DataFrame,

@@ -189,6 +189,34 @@ def test_an_english_report_next_to_the_italian_one(run_folder, tmp_path):
     assert "Summary" in PdfReader(folder / "en" / "report.pdf").pages[1].extract_text()
     assert sorted(p.name for p in (folder / "en").iterdir()) == ["charts", "report.pdf",
                                                                  "report.xlsx"]
+    # Again into the same folder: it holds only a report, which is replaced.
+    again = CliRunner().invoke(main, ["report", str(folder), "--lang", "en", "-w", "1",
+                                      "--out", str(folder / "en")])
+    assert again.exit_code == 0, again.output
+    # A folder with other files, another run's say, is refused: nothing of it goes.
+    other = tmp_path / "documents"
+    (other / "charts").mkdir(parents=True)
+    (other / "charts" / "budget.xlsx").write_bytes(b"mine")
+    (other / "notes.txt").write_text("mine")
+    refused = CliRunner().invoke(main, ["report", str(folder), "--out", str(other)])
+    assert refused.exit_code == 2
+    assert f"--out: {other}: holds other files (notes.txt ...)" in refused.stderr
+    (other / "notes.txt").unlink()   # a charts/ folder of other files is not a report's either
+    refused = CliRunner().invoke(main, ["report", str(folder), "--out", str(other)])
+    assert refused.exit_code == 2
+    assert "holds other files (charts/budget.xlsx)" in refused.stderr
+    assert (other / "charts" / "budget.xlsx").read_bytes() == b"mine"
+    assert sorted(p.name for p in other.iterdir()) == ["charts"]
+
+
+def test_a_failed_report_into_a_new_folder_leaves_no_folder(run_folder, tmp_path, monkeypatch):
+    def broken(*args, **kwargs):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(report, "write_pdf", broken)
+    with pytest.raises(RuntimeError, match="disk full"):
+        report.write_report(run_folder, out=tmp_path / "new" / "deep" / "en", workers=1)
+    assert list(tmp_path.iterdir()) == []
 
 
 # --------------------------------------------------------------------------- workbook
