@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from . import __version__
-from .console import ctrl_c_pressed, exit_code, note_more_workers_than_cores
+from .console import ctrl_c_pressed, note_more_workers_than_cores, stopped
 from .errors import InputError
 
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -174,8 +174,7 @@ def run(scenario_file: Path, out: Path | None, replications: int | None, only: t
                                     workers=workers, client=client, command=sys.argv,
                                     progress=advance)
     except KeyboardInterrupt:
-        err_console.print("interrupted: no run folder was written")
-        sys.exit(exit_code())
+        stopped("interrupted: no run folder was written")
     finally:
         if client is not None:
             client.close()
@@ -188,10 +187,8 @@ def run(scenario_file: Path, out: Path | None, replications: int | None, only: t
                 # On a Dask cluster the report is still written here, on this machine's cores.
                 write_report(folder, workers=None if client is not None else workers)
         except KeyboardInterrupt:
-            err_console.print(f"interrupted while writing the report: the run folder "
-                              f"{escape(str(folder))} is complete; fesr-sim report "
-                              f"{escape(str(folder))} writes its charts and reports")
-            sys.exit(exit_code())
+            stopped(f"interrupted while writing the report: the run folder {folder} is "
+                    f"complete; fesr-sim report {folder} writes its charts and reports")
     console.print(f"Risultati in [bold]{escape(str(folder))}[/bold]")
 
 

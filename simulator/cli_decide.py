@@ -22,7 +22,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from .console import exit_code, note_more_workers_than_cores
+from .console import note_more_workers_than_cores, stopped
 from .errors import InputError, Problem
 
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -246,8 +246,7 @@ def compare(sources: tuple[Path, ...], baseline: str | None, replications: int |
                                        client=client, progress=bar, on_start=announce)
             folder = result.save(out or comparing.default_folder(), command=sys.argv)
     except KeyboardInterrupt:
-        err_console.print("interrotto: nessuna cartella di confronto scritta")
-        sys.exit(exit_code())
+        stopped("interrotto: nessuna cartella di confronto scritta")
     _wide()
     for table in _comparison_tables(result):
         console.print(table)
@@ -350,9 +349,8 @@ def sweep(sweep_file: Path, vary: tuple[str, ...], overrides: tuple[str, ...],
                                workers=workers, client=client, progress=bar,
                                on_point=announce, command=sys.argv)
     except KeyboardInterrupt:
-        err_console.print(f"interrotto: i punti completati restano in {folder / 'points'}; "
-                          "rilancia lo stesso comando per riprendere")
-        sys.exit(exit_code())
+        stopped(f"interrotto: i punti completati restano in {folder / 'points'}; "
+                "rilancia lo stesso comando per riprendere")
     _wide()
     console.print(_sweep_table(result, shown))
     console.print(f"{len(result.computed)} punti calcolati, {len(result.reused)} ripresi "
@@ -476,8 +474,7 @@ def solve(scenario_file: Path, path: str, between: tuple[float, float], target: 
                                              lambda x: f"{x:g}"))
         raise
     except KeyboardInterrupt:
-        err_console.print("interrotto: nessun risultato scritto")
-        sys.exit(exit_code())
+        stopped("interrotto: nessun risultato scritto")
     _wide()
     _print_solution(solution)
     folder = solution.save(out or solving.default_folder(solution.found.scenario.name),

@@ -15,8 +15,8 @@ from __future__ import annotations
 import os
 import signal
 import sys
+from typing import NoReturn
 
-INTERRUPTED = 130   # 128 + SIGINT, what shells report for a program stopped by Ctrl-C
 _pressed = False
 _stopped_by = signal.SIGINT
 
@@ -54,20 +54,56 @@ def exit_code() -> int:
     return 128 + int(_stopped_by)
 
 
+def stopped(message: str) -> NoReturn:
+    """Say why the command stops and exit with :func:`exit_code`.
+
+    Written even if standard error is gone: when a closed terminal stopped
+    the command, writing to it fails, and the exit code must still be 129.
+    """
+    try:
+        sys.stderr.write(message + "\n")
+        sys.stderr.flush()
+    except (OSError, ValueError):   # a terminal that hung up, a closed stream
+        pass
+    sys.exit(exit_code())
+
+
 def _on_ctrl_c(signum, frame) -> None:
     global _pressed, _stopped_by
+    if _pressed:
+        # Already stopping: a second Ctrl-C, or the SIGHUP a closing terminal sends
+        # twice, must not cut short the clean-up of the first (it left a hidden
+        # half-written folder). A KeyboardInterrupt a library swallowed is caught
+        # up with where long loops look at ctrl_c_pressed().
+        return
     _pressed = True
     _stopped_by = signum
     raise KeyboardInterrupt
 
 
+_fork_hook = False   # registered once per process (it cannot be taken back)
+_STOPS = (signal.SIGTERM, *((signal.SIGHUP,) if hasattr(signal, "SIGHUP") else ()))
+
+
+def _stops_end_child_processes() -> None:
+    """In a forked child (a helper), a termination request ends it at once, as before the
+    command's handlers: the parent cleans up."""
+    for stop in _STOPS:
+        if signal.getsignal(stop) is _on_ctrl_c:
+            signal.signal(stop, signal.SIG_DFL)
+
+
 def main() -> None:
     if signal.getsignal(signal.SIGINT) is signal.default_int_handler:   # not ignored
         signal.signal(signal.SIGINT, _on_ctrl_c)
-    for stop in (signal.SIGTERM, getattr(signal, "SIGHUP", None)):
+    for stop in _STOPS:
         # Not where the command was started to ignore them (nohup ignores SIGHUP).
-        if stop is not None and signal.getsignal(stop) is signal.SIG_DFL:
+        if signal.getsignal(stop) is signal.SIG_DFL:
             signal.signal(stop, _on_ctrl_c)
+    global _fork_hook
+    if not _fork_hook and hasattr(os, "register_at_fork"):
+        os.register_at_fork(after_in_child=_stops_end_child_processes)
+        _fork_hook = True
     try:
         import click
 
@@ -83,5 +119,4 @@ def main() -> None:
             sys.exit(error.exit_code)
         sys.exit(code if isinstance(code, int) else 0)
     except KeyboardInterrupt:
-        sys.stderr.write("interrupted\n")
-        sys.exit(exit_code())
+        stopped("interrupted")

@@ -13,6 +13,28 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+STOPS = [signal.SIGINT, signal.SIGTERM, *([signal.SIGHUP] if hasattr(signal, "SIGHUP") else [])]
+
+
+@pytest.fixture(autouse=True)
+def _own_signal_handlers():
+    """Tests that call the command's entry point in this process install its handlers:
+    put pytest's back, so a later SIGTERM (a CI time limit) is not a KeyboardInterrupt."""
+    import simulator.console as console
+
+    saved = {stop: signal.getsignal(stop) for stop in STOPS}
+    state = console._pressed, console._stopped_by
+    yield
+    for stop, handler in saved.items():
+        signal.signal(stop, handler)
+    console._pressed, console._stopped_by = state
+
+
+def _default_stops() -> None:
+    # A shell (or nohup) may start the test with some of them ignored: the command must
+    # see them as a terminal's user would.
+    for stop in STOPS:
+        signal.signal(stop, signal.SIG_DFL)
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
@@ -41,16 +63,29 @@ def test_ctrl_c_stops_workers_and_leaves_nothing(tmp_path):
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 @pytest.mark.parametrize(("stop", "code"), [(signal.SIGTERM, 143), (signal.SIGHUP, 129)])
 def test_a_termination_request_cleans_up_as_ctrl_c_does(tmp_path, stop, code):
-    # kill, a batch system's time limit, a closed terminal: sent to the command alone.
+    # kill, a batch system's time limit, a closed terminal: sent to the command alone,
+    # twice (a closing terminal's shell forwards SIGHUP, and the kernel sends one too).
     command = shutil.which("fesr-sim", path=str(Path(sys.executable).parent))
     process = subprocess.Popen(
         [command, "run", str(ROOT / "scenarios" / "revolving.toml"), "-n", "200000",
          "--workers", "2", "--out", str(tmp_path / "run"), "--no-report"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
-    time.sleep(3)
-    assert process.poll() is None, "the run ended before it could be stopped"
-    process.send_signal(stop)
-    _, err = process.communicate(timeout=30)
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
+        preexec_fn=_default_stops)
+    try:
+        deadline = time.monotonic() + 60
+        while not list(tmp_path.glob(".run.*.partial")):   # the run is writing its folder
+            assert process.poll() is None, "the run ended before it could be stopped"
+            assert time.monotonic() < deadline, "the run did not start within a minute"
+            time.sleep(0.05)
+        time.sleep(0.5)
+        process.send_signal(stop)
+        time.sleep(0.02)
+        process.send_signal(stop)
+        _, err = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
     assert process.returncode == code
     assert b"no run folder was written" in err
     assert b"Traceback" not in err
@@ -64,6 +99,33 @@ def test_a_termination_request_cleans_up_as_ctrl_c_does(tmp_path, stop, code):
         time.sleep(0.1)
     else:
         pytest.fail("a helper outlived the command")
+
+
+def test_a_second_stop_signal_does_not_cut_the_first_ones_clean_up_short(monkeypatch):
+    import simulator.console as console
+
+    monkeypatch.setattr(console, "_pressed", False)
+    with pytest.raises(KeyboardInterrupt):
+        console._on_ctrl_c(signal.SIGHUP, None)
+    assert console._on_ctrl_c(signal.SIGHUP, None) is None   # ignored: already stopping
+    assert console.exit_code() == 129
+
+
+def test_the_stop_message_to_a_terminal_that_hung_up_keeps_the_exit_code(monkeypatch):
+    import simulator.console as console
+
+    class HungUp:
+        def write(self, text):
+            raise OSError(5, "Input/output error")
+
+        def flush(self):
+            raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(console, "_stopped_by", signal.SIGHUP)
+    monkeypatch.setattr(sys, "stderr", HungUp())
+    with pytest.raises(SystemExit) as ended:
+        console.stopped("interrupted")
+    assert ended.value.code == 129
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
