@@ -28,6 +28,12 @@ PERCENTILES = (5, 25, 50, 75, 95)
 
 
 
+def _chosen(replications: pd.Series) -> tuple[int, ...]:
+    """The replication numbers of a drill-down (not 0 to N - 1); () for a whole run."""
+    ids = sorted(int(r) for r in replications.unique())
+    return () if ids == list(range(len(ids))) else tuple(ids)
+
+
 @dataclass(frozen=True)
 class RunFacts:
     """What every chart of a run needs to know besides its own data."""
@@ -43,6 +49,8 @@ class RunFacts:
     revolving_until: dt.date | None
     endowment_eur: float
     lines: tuple[str, ...]
+    # The replications run, when they are chosen ones (a drill-down), not 0 to N - 1.
+    chosen: tuple[int, ...] = ()
 
     @classmethod
     def of(cls, results) -> RunFacts:
@@ -61,7 +69,12 @@ class RunFacts:
             revolving_until=scenario.fund.revolving_until,
             endowment_eur=float(scenario.fund.endowment),
             lines=tuple(scenario.lines),
+            chosen=_chosen(results.kpis["replication"]),
         )
+
+    @property
+    def drill_down(self) -> bool:
+        return bool(self.chosen)
 
     def source(self, lang: str) -> str:
         return source_line(self.version, self.name, self.hash, self.replications, lang)

@@ -82,7 +82,7 @@ def _print_warnings(scenario) -> None:
         err_console.print(f"[yellow]warning[/yellow] {escape(str(warning))}", markup=True)
 
 
-def _print_summary(summary, title: str, replications: int) -> None:
+def _print_summary(summary, title: str, replications: int, drill_down: bool = False) -> None:
     from rich.table import Table
 
     from .labels import kpi_label, kpi_value
@@ -109,7 +109,7 @@ def _print_summary(summary, title: str, replications: int) -> None:
     if subset:
         console.print(f"Solo sulle replicazioni in cui l'indicatore ha un valore (su "
                       f"{replications}): " + "; ".join(subset) + ".")
-    if replications < FEW_REPLICATIONS:
+    if replications < FEW_REPLICATIONS and not drill_down:   # few by choice: no warning
         console.print(f"[red]Con meno di {FEW_REPLICATIONS} replicazioni i percentili sono "
                       "stime grezze: per una decisione usarne almeno 1.000.[/red]")
 
@@ -178,7 +178,8 @@ def run(scenario_file: Path, out: Path | None, replications: int | None, only: t
     finally:
         if client is not None:
             client.close()
-    _print_summary(results.summary, f"{scenario.title} - {count} replicazioni", count)
+    _print_summary(results.summary, f"{scenario.title} - {count} replicazioni", count,
+                   drill_down=bool(only))
     if not no_report:
         from .report import write_report
 

@@ -5,16 +5,18 @@ Every verb that runs replications (``run``, ``compare``, ``sweep``,
 
 * on an interactive terminal, a rich bar that disappears when done: what
   runs (``replicazioni``, ``punto 3/8``...), replications done of the total,
-  the rate (replications per second over the last half minute, rich's own
-  estimate), time elapsed and time left;
+  the rate since the count started (not rich's estimate over the last
+  updates: chunks arrive together), time elapsed and time left at that rate;
 * when standard error is not a terminal (a log file, CI), one line at most
   every ``every_s`` seconds with the same figures, and none at all for
   what ends sooner: a log holds what a reader needs to follow a long run,
   not one line per chunk.
 
 The runners call the tracker with the replications done so far
-(``progress=``); each new thing to run (a sweep's point, a comparison's
-scenario) starts afresh with :meth:`Tracker.start`.
+(``progress=``). A comparison's scenarios and a goal search's evaluations
+each start a count of their own (:meth:`Tracker.start`); a sweep is one
+count whose points are its parts (:meth:`Tracker.part`), the points found
+done left out (:meth:`Tracker.skip`).
 """
 
 from __future__ import annotations

@@ -251,8 +251,9 @@ def default_workers() -> int:
 
 
 def processes_used(workers: int | None, client=None, chunks: int | None = None) -> int | None:
-    """How many local processes simulate: ``workers`` (default all cores), no more than
-    there are ``chunks`` (a chunk is one process's work); None on a Dask cluster."""
+    """How many local processes are started to simulate: ``workers`` (default all cores),
+    no more than there are ``chunks`` (a helper with no chunk left ends at once); None on
+    a Dask cluster."""
     if client is not None:
         return None
     count = workers or default_workers()
@@ -368,18 +369,26 @@ def connect(scheduler: str, timeout_s: float = 10.0):
     except ImportError:
         raise refuse("Dask is not installed: pip install '.[dask]' in the project's "
                      "folder (or pip install 'fesr-sim[dask]')") from None
-    scheme, _, place = scheduler.partition("://")
+    address = scheduler if "://" in scheduler else f"tcp://{scheduler}"   # as Dask reads it
+    scheme, _, place = address.partition("://")
     host, _, port = place.rpartition(":")
     if scheme not in ("tcp", "tls", "ws", "wss") or not host or not port.isdigit():
         raise refuse("not a scheduler address: write tcp://HOST:PORT, e.g. "
                      "tcp://192.168.1.20:8786")
     outcome: dict = {}
+    lock = threading.Lock()   # the answer is taken, or given up on, not both
 
     def start() -> None:
         try:
-            outcome["client"] = Client(scheduler, timeout=f"{timeout_s:g}s")
+            client = Client(address, timeout=f"{timeout_s:g}s")
         except Exception as exc:  # reported below, in the caller's thread
             outcome["error"] = exc
+            return
+        with lock:
+            if outcome.get("given_up"):   # too late: nobody would use or close it
+                client.close()
+            else:
+                outcome["client"] = client
 
     # In a thread of its own: Dask waits without limit for an answer from a port that
     # accepts connections but is not a scheduler's.
@@ -387,6 +396,8 @@ def connect(scheduler: str, timeout_s: float = 10.0):
     thread.start()
     waited = 1.5 * timeout_s + 1   # Dask's own time limit first, where it has one
     thread.join(waited)
+    with lock:
+        outcome["given_up"] = "client" not in outcome
     if "client" not in outcome:
         if "error" in outcome:
             raise refuse(f"cannot reach the Dask scheduler: {outcome['error']}")

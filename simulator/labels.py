@@ -73,12 +73,12 @@ KPI_LABELS_EN = {
 KPI_DEFINITIONS_IT = {
     "projects_financed_<line>": "progetti con finanziamento concesso sulla linea nell'orizzonte",
     "public_committed_eur": (
-        "somma sui progetti ammessi a finanziamento dell'esposizione del fondo "
+        "somma sui progetti finanziati dell'esposizione del fondo "
         "(finanziamento pubblico + contributo)"),
     "loans_disbursed_eur": "quote di finanziamento del fondo erogate ai destinatari finali",
     "grants_paid_eur": "contributi a fondo perduto erogati ai destinatari finali",
     "private_cofinancing_eur": (
-        "finanziamenti bancari + mezzi propri dei destinatari dei progetti ammessi "
+        "finanziamenti bancari + mezzi propri dei destinatari dei progetti finanziati "
         "(costo ammissibile - finanziamento pubblico - contributo)"),
     "leverage": (
         "(finanziamenti erogati + contributi erogati + cofinanziamento privato) / dotazione: "
@@ -111,7 +111,7 @@ KPI_DEFINITIONS_IT = {
         "media sui progetti finanziati dell'equivalente sovvenzione lordo (ESL) in "
         "percentuale del costo ammissibile"),
     "esl_total_eur": "somma degli equivalenti sovvenzione lordi dei progetti finanziati",
-    "projects_failed": "progetti ammessi non completati (revoca prima della conclusione)",
+    "projects_failed": "progetti finanziati non completati (revoca prima della conclusione)",
     "projects_defaulted": "finanziamenti andati in default durante il preammortamento o "
                           "il rimborso",
     "projects_over_de_minimis": (
@@ -120,11 +120,11 @@ KPI_DEFINITIONS_IT = {
         "(colonna over_ceiling di loans.parquet; 0 in un'esecuzione strict sulle linee che "
         "riducono o respingono)"),
     "rejected_state_aid": (
-        "domande non ammesse in un'esecuzione strict perché il loro aiuto supera il "
+        "domande non finanziate in un'esecuzione strict perché il loro aiuto supera il "
         "massimale de minimis (over_ceiling = \"reject\", oppure \"reduce\" senza margine "
         "residuo)"),
     "reduced_state_aid": (
-        "progetti ammessi con contributo o finanziamento del fondo ridotto in "
+        "progetti finanziati con contributo o finanziamento del fondo ridotto in "
         "un'esecuzione strict perché l'aiuto rientri nel massimale de minimis "
         "(over_ceiling = \"reduce\")"),
     "fees_grant_part_eur": (

@@ -338,7 +338,7 @@ def summary_page(results, facts: RunFacts, lang: str) -> Figure:
                       "replications: median and range between the 5th and the 95th "
                       "percentile (9 simulated cases out of 10 fall in the range)."),
                    size=8.5, color=GREY, width_chars=110)
-    if facts.replications < FEW_REPLICATIONS:
+    if facts.replications < FEW_REPLICATIONS and not facts.drill_down:   # few, by choice
         page.paragraph(_t(lang, f"Con meno di {FEW_REPLICATIONS} replicazioni i percentili "
                           "sono stime grezze: per una decisione usarne almeno 1.000.",
                           f"With fewer than {FEW_REPLICATIONS} replications the percentiles "
@@ -510,6 +510,13 @@ def write_pdf(results, path: Path, lang: str = "it", today: dt.date | None = Non
     toml_path = results.path / "scenario.toml" if results.path else None
     toml_text = toml_path.read_text(encoding="utf-8") if toml_path and toml_path.exists() \
         else results.scenario.resolved_toml()
+    if facts.drill_down:   # the file's number of replications is not the run's
+        shown = ", ".join(str(r) for r in facts.chosen[:20]) + (" ..." if len(facts.chosen)
+                                                                > 20 else "")
+        toml_text = _t(lang, f"# Eseguite solo le replicazioni {shown} (come nell'esecuzione "
+                       "completa):\n# replications qui sotto è il numero dello scenario.\n",
+                       f"# Only replications {shown} were run (as in the whole run):\n"
+                       "# replications below is the scenario's number.\n") + toml_text
     count = 0
     with house_style(), PdfPages(path, metadata={
             "Title": f"{facts.title} - fesr-sim", "Author": "fesr-sim " + facts.version,

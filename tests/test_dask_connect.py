@@ -22,8 +22,8 @@ def _refused(address: str, timeout_s: float = 1.0) -> str:
     return str(problem)
 
 
-@pytest.mark.parametrize("address", ["foo", "127.0.0.1:8786", "http://127.0.0.1",
-                                     "tcp://127.0.0.1:notaport"])
+@pytest.mark.parametrize("address", ["foo", "http://127.0.0.1:8786", "tcp://127.0.0.1",
+                                     "tcp://127.0.0.1:notaport", "127.0.0.1:port"])
 def test_an_address_that_is_not_one(address):
     assert "not a scheduler address: write tcp://HOST:PORT" in _refused(address)
 
@@ -65,4 +65,9 @@ def test_workers_of_another_version_or_without_fesr_sim(monkeypatch):
         assert "its workers cannot run fesr-sim (ModuleNotFoundError" in message
         monkeypatch.undo()
         client = executors.connect(cluster.scheduler_address, timeout_s=5.0)
+        client.close()
+        # HOST:PORT without its scheme, as Dask itself takes it.
+        client = executors.connect(cluster.scheduler_address.removeprefix("tcp://"),
+                                   timeout_s=5.0)
+        assert client.scheduler.address == cluster.scheduler_address
         client.close()

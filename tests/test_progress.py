@@ -162,4 +162,5 @@ def test_more_workers_than_cores_get_a_note(tmp_path):
     assert f"note --workers {many}: this machine has {cores()} cores" in result.stderr
     fitting = CliRunner().invoke(main, ["run", REFERENCE, "-n", "3", "--workers", "1",
                                         "--out", str(tmp_path / "one"), "--no-report"])
+    assert fitting.exit_code == 0, fitting.output
     assert "note --workers" not in fitting.stderr

@@ -162,6 +162,16 @@ def test_pdf_annex_holds_the_resolved_scenario(reported, pdf_pages):
             assert line in annex, line
 
 
+def test_pdf_of_a_drill_down_says_which_replications_ran(tmp_path):
+    scenario = simulator.load_scenario(SCENARIOS / "wecare_fesr_2018.toml")
+    folder = simulator.run(scenario, replication_ids=[3, 7], workers=1).save(tmp_path / "d")
+    write_pdf(load_results(folder), tmp_path / "d.pdf", today=TODAY)
+    text = " ".join(" ".join(page.extract_text() for page in
+                             PdfReader(tmp_path / "d.pdf").pages).split())
+    assert "Eseguite solo le replicazioni 3, 7" in text
+    assert "stime grezze" not in text   # few by choice
+
+
 def test_pdf_in_english(results, tmp_path):
     pages = write_pdf(results, tmp_path / "en.pdf", lang="en", today=TODAY)
     text = [p.extract_text() for p in PdfReader(tmp_path / "en.pdf").pages]

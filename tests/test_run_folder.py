@@ -270,9 +270,17 @@ def test_summary_says_which_kpis_cover_fewer_replications_and_when_there_are_few
     assert len(partial)   # months to the desk's exhaustion: only where it ran dry
     text = " ".join(few.output.split())
     assert "Solo sulle replicazioni in cui l'indicatore ha un valore (su 30)" in text
+    from simulator.labels import kpi_label
+
     for row in partial.itertuples():
-        assert f": {row.replications}" in text
+        assert f"{kpi_label(row.kpi, row.unit)}: {row.replications}" in text
     assert "Con meno di 100 replicazioni i percentili sono stime grezze" in text
     enough = CliRunner().invoke(main, ["run", REFERENCE, "-n", "100", "--out",
                                        str(tmp_path / "enough"), "--no-report"])
+    assert enough.exit_code == 0, enough.output
     assert "stime grezze" not in enough.output
+    # A drill-down is few replications by choice: no warning.
+    drill = CliRunner().invoke(main, ["run", REFERENCE, "--replication", "17", "--out",
+                                      str(tmp_path / "drill"), "--no-report"])
+    assert drill.exit_code == 0, drill.output
+    assert "1 replicazioni" in drill.output and "stime grezze" not in drill.output
