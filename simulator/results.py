@@ -15,7 +15,9 @@ import dataclasses
 import datetime as dt
 import json
 import os
+import re
 import shutil
+import socket
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -434,12 +436,54 @@ def staging_folder(parent: Path, prefix: str, suffix: str = "") -> Path:
     ``tempfile.mkdtemp`` makes it private (mode 700); once renamed it is a
     results folder like any other, so it gets the permissions a folder made
     with ``mkdir`` would have (colleagues on a shared drive can read it).
+    Its name says which process writes it (:func:`remove_abandoned`, run
+    first, takes away those whose process is gone).
     """
-    tmp = Path(tempfile.mkdtemp(prefix=prefix, suffix=suffix, dir=parent))
+    remove_abandoned(parent)
+    tmp = Path(tempfile.mkdtemp(prefix=f"{prefix}{_writer()}.", suffix=suffix, dir=parent))
     umask = os.umask(0)
     os.umask(umask)
     tmp.chmod(0o777 & ~umask)
     return tmp
+
+
+def _writer(pid: int | None = None) -> str:
+    """``host-pid`` of the process writing a staging folder (dots of the host name as _)."""
+    return f"{socket.gethostname().replace('.', '_')}-{os.getpid() if pid is None else pid}"
+
+
+# The end of a staging folder's name: its writer's pid, mkdtemp's 8 characters, a suffix.
+_STAGING_END = re.compile(r"-(?P<pid>\d+)\.[a-z0-9_]{8}(?:\.partial)?")
+
+
+def remove_abandoned(parent: Path) -> list[Path]:
+    """Remove the hidden staging folders in ``parent`` that a process of this machine
+    left when it was killed without a chance to clean up (SIGKILL, the out-of-memory
+    killer, a power cut): hidden, they would fill the disk unseen. Folders of live
+    processes, of other machines (a shared drive) or of older versions stay."""
+    removed: list[Path] = []
+    if os.name != "posix" or not parent.is_dir():
+        return removed
+    for path in parent.glob(".*"):
+        end = _STAGING_END.search(path.name)
+        if end is None or end.end() != len(path.name) or not path.is_dir():
+            continue
+        pid = int(end["pid"])
+        if f"{_writer(pid)}." not in path.name or _alive(pid):
+            continue
+        shutil.rmtree(path, ignore_errors=True)
+        removed.append(path)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:   # another user's process: alive
+        return True
+    return True
 
 
 @contextlib.contextmanager

@@ -284,3 +284,28 @@ def test_summary_says_which_kpis_cover_fewer_replications_and_when_there_are_few
                                       str(tmp_path / "drill"), "--no-report"])
     assert drill.exit_code == 0, drill.output
     assert "1 replicazioni" in drill.output and "stime grezze" not in drill.output
+
+
+def test_folders_left_by_a_killed_run_are_removed_by_the_next_one(tmp_path):
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    from simulator.runner import run_to_folder
+
+    host = socket.gethostname().replace(".", "_")
+    ended = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                           capture_output=True, text=True, check=True)
+    dead = int(ended.stdout)   # a process that has ended (SIGKILL'd, say)
+    abandoned = tmp_path / f".old.{host}-{dead}.ab12cd34.partial"
+    writing = tmp_path / f".other.{host}-{os.getpid()}.zz99yy88.partial"   # alive: stays
+    elsewhere = tmp_path / f".shared.otherhost-{dead}.qq11ww22.partial"   # other machine
+    untagged = tmp_path / ".older.k3j4h5g6.partial"   # an older version's: not ours to judge
+    for folder in (abandoned, writing, elsewhere, untagged):
+        (folder / "sub").mkdir(parents=True)
+        (folder / "sub" / "timeseries.parquet").write_bytes(b"x" * 1000)
+    run_to_folder(load_scenario(REFERENCE), tmp_path / "new", replications=2, workers=1)
+    assert not abandoned.exists()
+    assert writing.exists() and elsewhere.exists() and untagged.exists()
+    assert (tmp_path / "new" / "summary.csv").exists()
