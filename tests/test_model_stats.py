@@ -10,6 +10,7 @@ import math
 from unittest.mock import patch
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -161,3 +162,28 @@ def test_random_scenarios_never_break_an_invariant(make_scenario, case):
         - total["fees_paid"][-1] + total["grants_recovered"][-1]
         + total["principal_repaid"][-1] + total["interest_received"][-1]
         + total["recoveries"][-1] + total["treasury_interest"][-1])
+
+
+@pytest.mark.slow
+def test_batch_engine_arrivals_are_poisson_over_200000_replications(make_scenario):
+    """The batch engine's applications, to a fraction of a per cent: with money for all
+    of them and every one admitted, the projects financed by a replication are its
+    arrivals in the desk's 12 months, Poisson(per_month x 12)."""
+    from simulator.batch import unsupported
+    from simulator.decide import run_kpis
+
+    per_month, months, reps = 0.25, 12, 200_000   # 3 a replication: 5 % have none
+    scenario = make_scenario({"fund": {"endowment": 500_000_000}, "lines": {"A": {
+        "allocation": 500_000_000, "desk_opens": "2020-01-01", "desk_closes": "2021-01-01",
+        "applications": {"per_month": per_month}}}})
+    assert unsupported(scenario) is None   # the batch engine runs it
+    counts = run_kpis(scenario, list(range(reps)), 7)["projects_financed_A"].to_numpy()
+    expected = per_month * months
+    # The total is Poisson(expected x reps): sd sqrt(expected x reps).
+    assert abs(counts.sum() - expected * reps) <= Z * math.sqrt(expected * reps)
+    # Poisson: the variance equals the mean, within the sample variance's own error.
+    assert abs(np.var(counts, ddof=1) - counts.mean()) <= \
+        Z * counts.mean() * math.sqrt(2 / (reps - 1)) + Z
+    # And the share of replications with no project is exp(-expected), within its error.
+    none = np.exp(-expected)
+    assert abs(np.mean(counts == 0) - none) <= Z * math.sqrt(none * (1 - none) / reps) + 1 / reps
