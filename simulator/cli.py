@@ -85,7 +85,7 @@ def _print_warnings(scenario) -> None:
 def _print_summary(summary, title: str, replications: int, drill_down: bool = False) -> None:
     from rich.table import Table
 
-    from .labels import kpi_label, kpi_value
+    from .labels import kpi_label, kpi_value, rough_percentiles_note
 
     table = Table(title=escape(title), title_justify="left", header_style="bold")
     # A narrow terminal wraps the labels, never a number.
@@ -110,8 +110,7 @@ def _print_summary(summary, title: str, replications: int, drill_down: bool = Fa
         console.print(f"Solo sulle replicazioni in cui l'indicatore ha un valore (su "
                       f"{replications}): " + "; ".join(subset) + ".")
     if replications < FEW_REPLICATIONS and not drill_down:   # few by choice: no warning
-        console.print(f"[red]Con meno di {FEW_REPLICATIONS} replicazioni i percentili sono "
-                      "stime grezze: per una decisione usarne almeno 1.000.[/red]")
+        console.print(f"[red]{rough_percentiles_note()}[/red]")
 
 
 @main.command()

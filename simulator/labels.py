@@ -169,6 +169,18 @@ def kpi_definition(name: str, lang: str = "it") -> str:
     return KPI_DEFINITIONS.get(key, ("", ""))[1]
 
 
+def rough_percentiles_note(lang: str = "it") -> str:
+    """What a run of fewer than ``metrics.FEW_REPLICATIONS`` replications says of its
+    percentiles (the terminal's summary, the PDF's)."""
+    from .metrics import FEW_REPLICATIONS
+
+    if lang == "it":
+        return (f"Con meno di {FEW_REPLICATIONS} replicazioni i percentili sono stime "
+                "grezze: per una decisione usarne almeno 1.000.")
+    return (f"With fewer than {FEW_REPLICATIONS} replications the percentiles are rough "
+            "estimates: use at least 1,000 for a decision.")
+
+
 def unit_label(unit: str, lang: str = "it") -> str:
     names = UNIT_LABELS.get(unit)
     return unit if names is None else names[0 if lang == "it" else 1]

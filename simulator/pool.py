@@ -305,12 +305,9 @@ def _receive_into(connection: socket.socket, buffer: memoryview) -> None:
 
 def _helper_main(task, chunks, shared: _Shared, start, connection, readers,
                  parent: int) -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)   # the parent stops us
-    # A termination request ends a helper at once (the command's own handlers, inherited
-    # by the fork, would turn it into a KeyboardInterrupt to clean up after).
-    for stop in (signal.SIGTERM, getattr(signal, "SIGHUP", None)):
-        if stop is not None:
-            signal.signal(stop, signal.SIG_DFL)
+    # The parent stops us. (A termination request ends a helper at once: the command's
+    # own handlers are undone at the fork, console._stops_end_child_processes.)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     for reader in readers:
         reader.close()
     _end_with_parent()

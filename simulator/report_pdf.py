@@ -28,7 +28,7 @@ from matplotlib.figure import Figure
 
 from .charts import CHARTS, RunFacts
 from .charts_style import BLUE, GREY, INK, RED, format_day, house_style
-from .labels import kpi_label, kpi_value, line_label
+from .labels import kpi_label, kpi_value, line_label, rough_percentiles_note
 from .metrics import FEW_REPLICATIONS
 from .money import format_eur, format_number, format_pct
 
@@ -339,11 +339,7 @@ def summary_page(results, facts: RunFacts, lang: str) -> Figure:
                       "percentile (9 simulated cases out of 10 fall in the range)."),
                    size=8.5, color=GREY, width_chars=110)
     if facts.replications < FEW_REPLICATIONS and not facts.drill_down:   # few, by choice
-        page.paragraph(_t(lang, f"Con meno di {FEW_REPLICATIONS} replicazioni i percentili "
-                          "sono stime grezze: per una decisione usarne almeno 1.000.",
-                          f"With fewer than {FEW_REPLICATIONS} replications the percentiles "
-                          "are rough estimates: use at least 1,000 for a decision."),
-                       size=8.5, color=RED, width_chars=110)
+        page.paragraph(rough_percentiles_note(lang), size=8.5, color=RED, width_chars=110)
     page.space(0.12)
     summary = results.summary.set_index("kpi")
     rows = []

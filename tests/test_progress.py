@@ -21,6 +21,15 @@ class Clock:
         return self.now
 
 
+def _log() -> Console:
+    """Standard error as a log file: not a terminal."""
+    return Console(file=io.StringIO(), force_terminal=False, width=200)
+
+
+def _terminal() -> Console:
+    return Console(file=io.StringIO(), force_terminal=True, width=140)
+
+
 def _shown(bar) -> str:
     out = Console(file=io.StringIO(), width=140)
     out.print(bar.get_renderable())
@@ -29,7 +38,7 @@ def _shown(bar) -> str:
 
 def test_bar_on_a_terminal_shows_done_rate_elapsed_and_time_left():
     clock = Clock()
-    terminal = Console(file=io.StringIO(), force_terminal=True, width=140)
+    terminal = _terminal()
     with replication_progress(terminal, clock=clock) as tracker:
         tracker.start("replicazioni", 4000)
         clock.now = 1.0
@@ -55,7 +64,7 @@ def test_bar_on_a_terminal_shows_done_rate_elapsed_and_time_left():
 
 def test_log_gets_a_line_at_most_every_15_seconds_and_none_at_the_end():
     clock = Clock()
-    log = Console(file=io.StringIO(), force_terminal=False, width=200)
+    log = _log()
     with replication_progress(log, clock=clock) as tracker:
         assert tracker.bar is None
         tracker.start("replicazioni", 4000)
@@ -69,7 +78,7 @@ def test_log_gets_a_line_at_most_every_15_seconds_and_none_at_the_end():
 
 def test_log_line_restarts_its_rate_with_each_count():
     clock = Clock()
-    log = Console(file=io.StringIO(), force_terminal=False, width=200)
+    log = _log()
     with replication_progress(log, clock=clock) as tracker:
         tracker.start("punto 1/2", 100)
         clock.now = 100.0
@@ -95,7 +104,7 @@ def test_bar_rate_is_steady_when_two_chunks_arrive_together():
     # A sweep's point may get two chunks at once as it starts (they began while the
     # previous point ended): the rate is counted from the point's start, not between them.
     clock = Clock()
-    terminal = Console(file=io.StringIO(), force_terminal=True, width=140)
+    terminal = _terminal()
     with replication_progress(terminal, clock=clock) as tracker:
         tracker.start("punto 2/8", 3000)
         clock.now = 0.5
@@ -110,8 +119,8 @@ def test_bar_rate_is_steady_when_two_chunks_arrive_together():
 def test_a_count_in_parts_adds_up_and_skipped_parts_leave_the_total():
     # A sweep of three points of 1,000 replications, the second found done.
     clock = Clock()
-    log = Console(file=io.StringIO(), force_terminal=False, width=200)
-    terminal = Console(file=io.StringIO(), force_terminal=True, width=140)
+    log = _log()
+    terminal = _terminal()
     with replication_progress(log, clock=clock) as lines, \
             replication_progress(terminal, clock=clock) as bar:
         for tracker in (lines, bar):
@@ -135,7 +144,7 @@ def test_a_count_in_parts_adds_up_and_skipped_parts_leave_the_total():
 def test_a_slow_run_shows_its_rate_with_decimals_and_hours_left():
     # A 1 bn€ fund: a replication takes seconds.
     clock = Clock()
-    log = Console(file=io.StringIO(), force_terminal=False, width=200)
+    log = _log()
     with replication_progress(log, clock=clock) as tracker:
         tracker.start("replicazioni", 300)
         clock.now = 16.0
